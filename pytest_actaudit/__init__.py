@@ -1,0 +1,43 @@
+"""pytest-actaudit: audit Keras image classifiers by class maximization.
+
+Importing this package does not import TensorFlow; ``maximize`` and
+``load_model`` import it when called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .audit import AuditFailure, CheckRecord, ClassAudit
+from .errors import ActauditError, OptimizationError
+
+__all__ = [
+    "ActauditError",
+    "AuditFailure",
+    "CheckRecord",
+    "ClassAudit",
+    "OptimizationError",
+    "load_model",
+    "maximize",
+]
+__version__ = "0.1.0"
+
+
+def load_model(path: Any, *, safe_mode: bool = True) -> Any:
+    """Load a Keras model file (``.keras``, ``.h5``, SavedModel folder); safe mode on."""
+    from .model import load_model as _load
+
+    return _load(path, safe_mode=safe_mode)
+
+
+def maximize(model: Any, targets: Any, **kwargs: Any) -> list[ClassAudit]:
+    """Class-maximization images per target; see :func:`pytest_actaudit.runner.maximize`."""
+    from .runner import maximize as _maximize
+
+    return _maximize(model, targets, **kwargs)
+
+
+maximize.__doc__ = (
+    "maximize(model, targets, *, seeds=3, steps=None, labels=None, **settings)\n\n"
+    "Class-maximization images per target, without pytest: one ClassAudit per target."
+)

@@ -1,0 +1,157 @@
+"""``ClassAudit`` and ``AuditFailure``: the result of one maximization and the
+checks users assert on it. numpy only; no pytest, no TensorFlow.
+
+Every ``assert_*`` records its outcome (passed or failed) before raising, so the
+report shows each check a test made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import metrics
+
+
+class AuditFailure(AssertionError):
+    """A check on a class-maximization result did not hold."""
+
+
+@dataclass
+class CheckRecord:
+    """One check as the report shows it: metric, per-seed values, threshold, outcome."""
+
+    name: str
+    metric: str
+    values: list[float]
+    threshold: float
+    comparison: str  # ">=" or "<="
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "values": [float(v) for v in self.values],
+            "threshold": float(self.threshold),
+            "comparison": self.comparison,
+            "passed": self.passed,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ClassAudit:
+    """Class-maximization images of one target, from several seeds, and their checks.
+
+    ``images`` is uint8 seeds × H × W × C as the model sees it (after clipping to its
+    input range and quantization); ``logits`` and ``probabilities`` are measured on
+    exactly those images, one per seed, for the target class.
+    """
+
+    label: str
+    index: int
+    images: NDArray[np.uint8]
+    logits: NDArray[np.float64]
+    probabilities: NDArray[np.float64]
+    seeds: list[int]
+    steps: int
+    curves: NDArray[np.float64]  # seeds × steps: target logit during optimization
+    model_name: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    nodeid: str = ""
+    checks: list[CheckRecord] = field(default_factory=list)
+    _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
+
+    @property
+    def consistency_per_seed(self) -> NDArray[np.float64]:
+        """Each seed's mean SSIM with the other seeds' images."""
+        if self._consistency is None:
+            self._consistency = metrics.pairwise_ssim(self.images)
+        return self._consistency
+
+    @property
+    def consistency(self) -> float:
+        """Mean pairwise SSIM between the seeds' images (1 = identical)."""
+        return float(np.mean(self.consistency_per_seed))
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    # ---------------------------------------------------------------- checks
+    def assert_activation(
+        self, min_probability: float | None = None, min_logit: float | None = None
+    ) -> ClassAudit:
+        """Every seed's image must reach the probability and/or logit threshold."""
+        __tracebackhide__ = True
+        if min_probability is None and min_logit is None:
+            raise TypeError("assert_activation needs min_probability=... and/or min_logit=...")
+        if min_probability is not None:
+            self._check("activation", "probability", self.probabilities, min_probability, ">=")
+        if min_logit is not None:
+            self._check("activation", "logit", self.logits, min_logit, ">=")
+        return self
+
+    def assert_consistent(self, min_similarity: float, metric: str = "ssim") -> ClassAudit:
+        """Seeds must agree: each seed's mean SSIM with the others ≥ ``min_similarity``."""
+        __tracebackhide__ = True
+        if metric != "ssim":
+            raise ValueError(f"unknown consistency metric {metric!r}; available: 'ssim'")
+        self._check("consistency", "ssim", self.consistency_per_seed, min_similarity, ">=")
+        return self
+
+    # -------------------------------------------------------------- helpers
+    def _check(
+        self,
+        name: str,
+        metric: str,
+        values: Sequence[float] | NDArray[np.float64],
+        threshold: float,
+        comparison: str,
+    ) -> None:
+        __tracebackhide__ = True
+        vals = [float(v) for v in values]
+        compare: Callable[[float], bool] = (
+            (lambda v: v >= threshold) if comparison == ">=" else (lambda v: v <= threshold)
+        )
+        bad = [i for i, v in enumerate(vals) if not compare(v)]
+        per_seed = ", ".join(
+            f"seed {s}: {v:.4g}{' ✗' if i in bad else ''}"
+            for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
+        )
+        passed = not bad
+        verdict = "passed" if passed else f"failed for {len(bad)} of {len(vals)} seeds"
+        message = (
+            f"class {self.label!r} (index {self.index}): {name} {metric} {verdict}; "
+            f"required {comparison} {threshold:g}; {per_seed}"
+        )
+        self.checks.append(
+            CheckRecord(name, metric, vals, float(threshold), comparison, passed, message)
+        )
+        if not passed:
+            raise AuditFailure(message)
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain data for the report (images travel separately)."""
+        return {
+            "label": self.label,
+            "index": int(self.index),
+            "model": self.model_name,
+            "nodeid": self.nodeid,
+            "seeds": list(self.seeds),
+            "steps": int(self.steps),
+            "logits": [float(v) for v in self.logits],
+            "probabilities": [float(v) for v in self.probabilities],
+            "consistency": self.consistency,
+            "consistency_per_seed": [float(v) for v in self.consistency_per_seed],
+            "curves": [[float(v) for v in curve] for curve in self.curves],
+            "checks": [c.to_dict() for c in self.checks],
+            "passed": self.passed,
+            "settings": dict(self.settings),
+        }

@@ -1,0 +1,233 @@
+"""The compiled, batched class-maximization loop.
+
+Every (target, seed) pair of one model is one image of one batch; the whole
+optimization (transform → forward → backward → Adam update → clip → blur) runs as
+one ``tf.function`` with the step loop inside the graph, so nothing leaves the
+device between steps. Only the final images, the per-step score curve and the
+per-image NaN marker come back to the host, once per chunk.
+
+Images are optimized in [0, 1] ("unit") space and mapped to the model's input
+range on the way in, so the step size means the same for 0–255 and −1–1 models.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import ActauditError
+from ..model import InputSpec
+from . import transforms
+from .targets import score_models
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How images are optimized. Part of the cache key and of the report header."""
+
+    learning_rate: float = 0.05
+    tv_weight: float = 2.0
+    norm_weight: float = 0.5
+    norm_p: int = 6
+    jitter: float = 0.04  # largest shift, as a fraction of the image side
+    degrees: float = 5.0
+    scale: float = 0.05
+    blur_every: int = 4
+    blur_sigma: float = 0.5
+    init_noise: float = 0.1
+    max_batch: int = 64
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One optimized image of one (target, seed)."""
+
+    target: int
+    seed: int
+    image: np.ndarray  # uint8 H×W×C
+    logit: float
+    probability: float
+    curve: np.ndarray  # target score at each step (before the step's update)
+    failed_step: int  # −1, or the first step whose score/gradient was NaN/Inf
+
+
+def device_name(requested: str) -> str:
+    """TensorFlow device string for ``auto|cpu|gpu|gpu:N``; a GPU that is not there
+    is an error naming what is."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if requested == "auto":
+        return gpus[0].name if gpus else "/device:CPU:0"
+    if requested == "cpu":
+        return "/device:CPU:0"
+    index = int(requested.split(":")[1]) if ":" in requested else 0
+    if index >= len(gpus):
+        seen = ", ".join(g.name for g in gpus) or "none"
+        raise ActauditError(
+            f"--actaudit-device {requested} asks for GPU {index} but TensorFlow sees {seen}; "
+            "use --actaudit-device auto or cpu, or check CUDA_VISIBLE_DEVICES and the "
+            "tensorflow[and-cuda] install (pip install 'pytest-actaudit[gpu]')"
+        )
+    return gpus[index].name
+
+
+def device_description(name: str) -> str:
+    """A human name for the report header: the GPU model, or CPU."""
+    if "GPU" not in name.upper():
+        return "CPU"
+    try:
+        physical = tf.config.list_physical_devices("GPU")
+        index = int(name.rsplit(":", 1)[1])
+        details = tf.config.experimental.get_device_details(physical[index])
+        return f"{name} ({details.get('device_name', 'GPU')})"
+    except Exception:  # details are cosmetic
+        return name
+
+
+class Engine:
+    """Optimizes images for one model. Build once per model; ``run`` many times."""
+
+    def __init__(self, model: Any, spec: InputSpec, settings: EngineSettings) -> None:
+        with warnings.catch_warnings():  # tf-keras-vis imports its own deprecated module
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
+
+        self.model = model
+        self.spec = spec
+        self.settings = settings
+        self.device = device_name(settings.device)
+        self.scores = score_models(model)
+        self._tv = TotalVariation2D(weight=settings.tv_weight)
+        self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
+        self._kernel = transforms.gaussian_kernel(settings.blur_sigma, spec.channels)
+        self._optimize = tf.function(self._optimize_graph, reduce_retracing=True)
+        self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
+
+    # ------------------------------------------------------------------ host side
+    def run(
+        self,
+        plan: Sequence[tuple[int, int]],
+        steps: int,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[ImageResult]:
+        """Optimize one image per (target index, seed), ``steps`` steps, in chunks of
+        ``max_batch``."""
+        results: list[ImageResult] = []
+        size = self.settings.max_batch
+        for start in range(0, len(plan), size):
+            chunk = plan[start : start + size]
+            began = time.perf_counter()
+            results.extend(self._run_chunk(chunk, steps))
+            if progress:
+                progress(
+                    f"actaudit: optimized {len(chunk)} images ({start + len(chunk)}/{len(plan)}), "
+                    f"{steps} steps, {time.perf_counter() - began:.1f}s on {self.device}"
+                )
+        return results
+
+    def _run_chunk(self, chunk: Sequence[tuple[int, int]], steps: int) -> list[ImageResult]:
+        s = self.settings
+        side = min(self.spec.height, self.spec.width)
+        init = np.stack([self._initial(seed) for _, seed in chunk])
+        params = np.stack(
+            [
+                transforms.draw_params(
+                    seed, steps, jitter=s.jitter * side, degrees=s.degrees, scale=s.scale
+                )
+                for _, seed in chunk
+            ]
+        )
+        targets = np.array([t for t, _ in chunk], np.int32)
+        with tf.device(self.device):
+            unit, curves, failed = self._optimize(
+                tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps)
+            )
+            # The image we report is the quantized one, and the scores are measured on it.
+            images = np.round(unit.numpy() * 255.0).astype(np.uint8)
+            logits, probs = self._evaluate(tf.constant(images), tf.constant(targets))
+        curves_np, failed_np = curves.numpy().T, failed.numpy()
+        logits_np, probs_np = logits.numpy(), probs.numpy()
+        return [
+            ImageResult(
+                int(t), int(seed), images[i], float(logits_np[i]), float(probs_np[i]),
+                curves_np[i].astype(np.float64), int(failed_np[i]),
+            )
+            for i, (t, seed) in enumerate(chunk)
+        ]
+
+    def _initial(self, seed: int) -> np.ndarray:
+        """Mid-grey plus uniform noise, from this seed only."""
+        rng = np.random.default_rng([seed, 0x1A17])
+        noise = rng.uniform(-self.settings.init_noise, self.settings.init_noise, self.spec.shape)
+        return (0.5 + noise).astype(np.float32)
+
+    # ----------------------------------------------------------------- device side
+    def _to_input(self, unit: tf.Tensor) -> tf.Tensor:
+        return self.spec.low + (self.spec.high - self.spec.low) * unit
+
+    def _optimize_graph(
+        self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        s = self.settings
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        x = init
+        m = tf.zeros_like(init)
+        v = tf.zeros_like(init)
+        batch = tf.shape(init)[0]
+        failed = tf.fill([batch], tf.constant(-1, tf.int32))
+        curve = tf.TensorArray(tf.float32, size=steps)
+        for t in tf.range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                moved = transforms.affine(x, params[:, t, :])
+                logits = self.scores.logits(self._to_input(moved), training=False)
+                if self.scores.output_kind == "log":
+                    logits = tf.math.log(logits + 1e-12)
+                score = tf.gather(logits, targets, axis=1, batch_dims=1)
+                penalty = self._tv(x) + self._norm(2.0 * x - 1.0)
+                loss = tf.reduce_sum(penalty - score)
+            grad = tape.gradient(loss, x)
+            finite = tf.math.is_finite(score) & tf.reduce_all(
+                tf.math.is_finite(grad), axis=[1, 2, 3]
+            )
+            failed = tf.where((failed < 0) & ~finite, t, failed)
+            active = tf.reshape(failed < 0, [-1, 1, 1, 1])
+            grad = tf.where(active, grad, 0.0)
+            step = tf.cast(t + 1, tf.float32)
+            m = beta1 * m + (1.0 - beta1) * grad
+            v = beta2 * v + (1.0 - beta2) * tf.square(grad)
+            update = (m / (1.0 - beta1**step)) / (tf.sqrt(v / (1.0 - beta2**step)) + eps)
+            x = tf.clip_by_value(x - s.learning_rate * update, 0.0, 1.0)
+            if s.blur_every > 0 and s.blur_sigma > 0:
+                x = tf.cond(
+                    (t + 1) % s.blur_every == 0,
+                    lambda x=x: transforms.blur(x, self._kernel),
+                    lambda x=x: x,
+                )
+            curve = curve.write(t, tf.where(finite, score, tf.fill([batch], np.nan)))
+        return x, curve.stack(), failed
+
+    def _evaluate_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        inputs = self._to_input(tf.cast(images, tf.float32) / 255.0)
+        outputs = self.model(inputs, training=False)
+        kind = self.scores.output_kind
+        if kind == "log":
+            probs = outputs
+            logits = tf.math.log(outputs + 1e-12)
+        else:
+            logits = outputs if kind == "linear" else self.scores.logits(inputs, training=False)
+            if kind == "linear":
+                probs = tf.nn.sigmoid(logits) if logits.shape[-1] == 1 else tf.nn.softmax(logits)
+            else:
+                probs = outputs
+        pick = lambda a: tf.gather(a, targets, axis=1, batch_dims=1)  # noqa: E731
+        return pick(logits), pick(probs)

@@ -1,0 +1,281 @@
+"""Loading a model and reading what the engine needs from it: input spec (shape,
+value range, channels), labels and a content hash.
+
+TensorFlow is imported inside the functions that need it, so importing this
+module stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ActauditError
+
+RANGES: dict[str, tuple[float, float]] = {
+    "0-255": (0.0, 255.0),
+    "0-1": (0.0, 1.0),
+    "-1-1": (-1.0, 1.0),
+}
+
+
+def parse_range(value: str) -> tuple[float, float]:
+    """``0-255``, ``0-1``, ``-1-1`` or ``LOW,HIGH``."""
+    text = str(value).strip()
+    if text in RANGES:
+        return RANGES[text]
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"input range must be one of {', '.join(RANGES)} or LOW,HIGH, got {value!r}"
+        ) from None
+    if not low < high:
+        raise ValueError(f"input range needs LOW < HIGH, got {value!r}")
+    return (low, high)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one input image looks like to the model."""
+
+    height: int
+    width: int
+    channels: int
+    low: float
+    high: float
+    range_source: str  # why we believe the range: "config", "Rescaling layer", "default"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+
+def keras_module() -> Any:
+    """The Keras the user's TensorFlow exposes: Keras 3, or tf-keras under
+    ``TF_USE_LEGACY_KERAS=1``. Both are supported through this one handle."""
+    import tensorflow as tf
+
+    return tf.keras
+
+
+# id(model) -> (weak reference, file): lets the report name the file and hash its
+# content for models loaded through ``load_model``, however a conftest passes them on.
+_SOURCES: dict[int, tuple[Any, str]] = {}
+
+
+def source_path(model: Any) -> str | None:
+    """The file a model was loaded from by :func:`load_model`, if any."""
+    entry = _SOURCES.get(id(model))
+    if entry is None or entry[0]() is not model:
+        return None
+    return entry[1]
+
+
+def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
+    model = _load_model(path, safe_mode=safe_mode)
+    try:
+        _SOURCES[id(model)] = (weakref.ref(model), str(path))
+    except TypeError:  # not weak-referenceable: the report falls back to a weights hash
+        pass
+    return model
+
+
+def _load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
+    """Load a ``.keras``, ``.h5`` or SavedModel directory without compiling it.
+
+    Keras safe mode stays on unless the caller opts out: a ``.keras`` file with a
+    Lambda layer carries Python code that would run on load.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ActauditError(
+            f"model file not found: {str(p)!r} (cwd {os.getcwd()!r}); "
+            "check --actaudit-model / actaudit_model, or override the actaudit_model fixture"
+        )
+    keras = keras_module()
+    try:
+        if p.is_dir():
+            return _load_savedmodel(p, keras)
+        kwargs: dict[str, Any] = {"compile": False}
+        if p.suffix == ".keras":
+            kwargs["safe_mode"] = safe_mode
+        return keras.models.load_model(str(p), **kwargs)
+    except ActauditError:
+        raise
+    except Exception as exc:  # Keras raises many types for a bad file
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+            raise ActauditError(
+                f"refusing to load {str(p)!r} in Keras safe mode: it holds a Lambda layer, "
+                "whose Python code would run on load. If you trust this file, set "
+                "`actaudit_unsafe_load = true` in the ini (or call "
+                "load_model(path, safe_mode=False))."
+            ) from exc
+        raise ActauditError(
+            f"could not load model {str(p)!r}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            " — is the file complete and saved by Keras (.keras, .h5 or a SavedModel folder)?"
+        ) from exc
+
+
+def _load_savedmodel(path: Path, keras: Any) -> Any:
+    if hasattr(keras.layers, "TFSMLayer"):  # Keras 3: wrap the serving signature
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures["serving_default"]
+        (spec,) = signature.structured_input_signature[1].values()
+        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+        inputs = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype)
+        outputs = layer(inputs)
+        if isinstance(outputs, dict):
+            outputs = next(iter(outputs.values()))
+        return keras.Model(inputs, outputs, name=path.name)
+    return keras.models.load_model(str(path), compile=False)
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """sha256 of a model file, or of every file of a SavedModel folder."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        digest.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_hash(model: Any) -> str:
+    """sha256 over the weights and architecture of an in-memory model (for models
+    built in ``conftest.py`` that have no file)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.to_json() if hasattr(model, "to_json") else "").encode())
+    for w in model.weights:
+        digest.update(w.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def input_spec(model: Any, input_range: str | None = None) -> InputSpec:
+    """Read shape and value range of an image classifier's input; refuse anything else."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ActauditError(
+            f"model {getattr(model, 'name', model)!r} has no defined input; build it with an "
+            "Input layer (or call it once) before auditing"
+        )
+    if len(inputs) != 1:
+        raise ActauditError(
+            f"model {model.name!r} has {len(inputs)} inputs; class maximization needs one image input"
+        )
+    shape = tuple(inputs[0].shape)
+    dtype = str(getattr(inputs[0], "dtype", "float32"))
+    if len(shape) != 4 or shape[-1] not in (1, 3, 4) or None in shape[1:] or "int" in dtype:
+        raise ActauditError(
+            f"model {model.name!r} is not an image classifier: its input is {shape} {dtype}, "
+            "expected (batch, height, width, channels) floats with 1, 3 or 4 channels"
+        )
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1 or len(tuple(outputs[0].shape)) != 2:
+        out = [tuple(o.shape) for o in outputs]
+        raise ActauditError(
+            f"model {model.name!r} is not an image classifier: its output is {out}, "
+            "expected one (batch, classes) tensor"
+        )
+    if input_range:
+        low, high = parse_range(input_range)
+        source = "config"
+    else:
+        low, high, source = _infer_range(model)
+    return InputSpec(int(shape[1]), int(shape[2]), int(shape[3]), low, high, source)
+
+
+def _infer_range(model: Any) -> tuple[float, float, str]:
+    """A leading Rescaling or Normalization layer means the model takes raw 0–255 pixels."""
+    for layer in model.layers[:4]:
+        kind = type(layer).__name__
+        if kind in {"Rescaling", "Normalization"}:
+            return 0.0, 255.0, f"{kind} layer {layer.name!r}"
+        if kind not in {"InputLayer"}:
+            break
+    return 0.0, 1.0, "default (no Rescaling layer; set actaudit_input_range if wrong)"
+
+
+def num_classes(model: Any) -> int:
+    return int(model.outputs[0].shape[-1])
+
+
+def read_labels(path: str | os.PathLike[str]) -> list[str]:
+    """Class names, one per line, or a JSON list."""
+    p = Path(path)
+    if not p.is_file():
+        raise ActauditError(
+            f"labels file not found: {str(p)!r}; pass --actaudit-labels PATH (one class name "
+            "per line, or a JSON list)"
+        )
+    text = p.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ActauditError(f"labels file {str(p)!r} is not valid JSON: {exc}") from None
+        if not isinstance(data, list):
+            raise ActauditError(f"labels file {str(p)!r} must hold a JSON list of names")
+        return [str(item) for item in data]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def resolve_labels(
+    model: Any, labels: str | os.PathLike[str] | list[str] | None, model_path: str | None
+) -> list[str]:
+    """Labels from the argument, else ``labels.txt`` beside the model file, else indices."""
+    n = num_classes(model)
+    source = "given list"
+    names: list[str] | None
+    if isinstance(labels, list | tuple):
+        names = [str(x) for x in labels]
+    elif labels:
+        names = read_labels(labels)
+        source = str(labels)
+    else:
+        names = None
+        if model_path:
+            beside = Path(model_path).parent / "labels.txt"
+            if beside.is_file():
+                names, source = read_labels(beside), str(beside)
+    if names is None:
+        return [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ActauditError(
+            f"labels from {source} name {len(names)} classes but model {model.name!r} has {n} "
+            "outputs; give one name per output, in output order"
+        )
+    return names
+
+
+def resolve_target(target: str | int, labels: list[str]) -> int:
+    """A class name or index → index, with the valid choices in the error."""
+    if isinstance(target, bool):
+        raise ActauditError(f"class target must be a name or an index, got {target!r}")
+    if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
+        index = int(target)
+        if not 0 <= index < len(labels):
+            raise ActauditError(
+                f"class index {index} is out of range: the model has {len(labels)} classes "
+                f"(0..{len(labels) - 1})"
+            )
+        return index
+    if target in labels:
+        return labels.index(target)
+    import difflib
+
+    close = difflib.get_close_matches(str(target), labels, n=3)
+    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+    shown = ", ".join(map(repr, labels[:20])) + (" …" if len(labels) > 20 else "")
+    raise ActauditError(f"unknown class {target!r}; {hint}valid names: {shown}")

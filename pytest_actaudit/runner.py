@@ -1,0 +1,164 @@
+"""One model's audits: resolves targets, batches every (target, seed) not yet
+computed into one engine run, and turns engine results into ``ClassAudit``s.
+
+Shared by the pytest fixture and ``pytest_actaudit.maximize`` so both give the
+same images for the same settings. No pytest import; TensorFlow is imported when a
+runner is built.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import model as model_mod
+from .audit import ClassAudit
+from .errors import OptimizationError
+
+
+@dataclass
+class RunStats:
+    """What the report header tells about the engine's work."""
+
+    images: int = 0
+    seconds: float = 0.0
+    chunks: list[str] = field(default_factory=list)
+
+
+class AuditRunner:
+    """Audits of one model: build once, call ``maximize`` many times."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        labels: str | list[str] | None = None,
+        model_path: str | None = None,
+        input_range: str | None = None,
+        engine_settings: Any = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        import tensorflow as tf
+
+        from .engine.maximize import Engine, EngineSettings, device_description
+
+        self.model = model
+        self.model_path = model_path
+        self.spec = model_mod.input_spec(model, input_range)
+        self.labels = model_mod.resolve_labels(model, labels, model_path)
+        self.settings = engine_settings or EngineSettings()
+        self.engine = Engine(model, self.spec, self.settings)
+        self.progress = progress
+        self.stats = RunStats()
+        self._results: dict[tuple[int, int, int], Any] = {}
+        self.meta: dict[str, Any] = {
+            "name": str(model_path or getattr(model, "name", "model")),
+            "hash": model_mod.content_hash(model_path) if model_path else model_mod.weights_hash(model),
+            "input_shape": list(self.spec.shape),
+            "input_range": [self.spec.low, self.spec.high],
+            "input_range_source": self.spec.range_source,
+            "output_kind": self.engine.scores.output_kind,
+            "classes": len(self.labels),
+            "device": device_description(self.engine.device),
+            "tensorflow": tf.__version__,
+            "keras": _keras_version(),
+            "engine": self.settings.to_dict(),
+        }
+
+    def resolve(self, target: str | int) -> int:
+        return model_mod.resolve_target(target, self.labels)
+
+    def maximize_many(
+        self, targets: Iterable[str | int], *, seeds: int, steps: int
+    ) -> list[ClassAudit]:
+        """One ``ClassAudit`` per target; every missing (target, seed) in one batch."""
+        indices = [self.resolve(t) for t in targets]
+        seed_list = list(range(seeds))
+        plan = [
+            (i, s) for i in dict.fromkeys(indices) for s in seed_list
+            if (i, s, steps) not in self._results
+        ]
+        if plan:
+            began = time.perf_counter()
+            for result in self.engine.run(plan, steps, progress=self.progress):
+                self._results[(result.target, result.seed, steps)] = result
+            self.stats.images += len(plan)
+            self.stats.seconds += time.perf_counter() - began
+        return [self._audit(i, seed_list, steps) for i in indices]
+
+    def maximize(self, target: str | int, *, seeds: int, steps: int) -> ClassAudit:
+        return self.maximize_many([target], seeds=seeds, steps=steps)[0]
+
+    def _audit(self, index: int, seeds: Sequence[int], steps: int) -> ClassAudit:
+        results = [self._results[(index, s, steps)] for s in seeds]
+        label = self.labels[index]
+        for r in results:
+            if r.failed_step >= 0:
+                raise OptimizationError(
+                    f"class {label!r} (index {index}), seed {r.seed}: the score or its gradient "
+                    f"became NaN/Inf at step {r.failed_step} of {steps}; no image is reported. "
+                    "Check the model for unstable layers (log/sqrt/division) or lower the "
+                    "learning rate"
+                )
+        return ClassAudit(
+            label=label,
+            index=index,
+            images=np.stack([r.image for r in results]),
+            logits=np.array([r.logit for r in results]),
+            probabilities=np.array([r.probability for r in results]),
+            seeds=list(seeds),
+            steps=steps,
+            curves=np.stack([r.curve for r in results]),
+            model_name=self.meta["name"],
+            settings={"seeds": len(seeds), "steps": steps},
+        )
+
+
+def _keras_version() -> str:
+    keras = model_mod.keras_module()
+    return str(getattr(keras, "__version__", "") or getattr(keras, "version", lambda: "")())
+
+
+def maximize(
+    model: Any,
+    targets: str | int | Sequence[str | int],
+    *,
+    seeds: int = 3,
+    steps: int | None = None,
+    labels: str | list[str] | None = None,
+    **settings: Any,
+) -> list[ClassAudit]:
+    """Class-maximization images of each target, without pytest.
+
+    ``model`` is a Keras model or a path to one; ``targets`` class names or indices
+    (or ``"all"``). Other keyword arguments are ``EngineSettings`` fields
+    (``learning_rate``, ``device``, ``max_batch``, …) and ``input_range``.
+    Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
+    gives for the same settings.
+    """
+    from .engine.maximize import EngineSettings
+    from .settings import DEFAULT_STEPS, positive_int
+
+    model_path = None
+    if isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
+        model_path = str(model)
+        model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
+    input_range = settings.pop("input_range", None)
+    runner = AuditRunner(
+        model,
+        labels=labels,
+        model_path=model_path,
+        input_range=input_range,
+        engine_settings=EngineSettings(**settings),
+    )
+    if isinstance(targets, str | int):
+        targets = list(range(len(runner.labels))) if targets == "all" else [targets]
+    return runner.maximize_many(
+        targets,
+        seeds=positive_int(seeds, "seeds"),
+        steps=positive_int(steps or DEFAULT_STEPS, "steps"),
+    )

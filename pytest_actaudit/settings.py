@@ -1,0 +1,169 @@
+"""Settings: parsed and validated once, frozen, with the precedence
+marker kwargs > command line > ini > default.
+
+No TensorFlow and no pytest here: the parsers raise ``ValueError`` with the bad
+value and the fix; ``plugin.py`` turns them into ``pytest.UsageError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SEEDS = 3
+DEFAULT_STEPS = 128
+DEFAULT_REPORT = "actaudit-report"
+DEVICE_RE = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
+
+
+def positive_int(value: str | int, name: str = "value") -> int:
+    """Parse a strictly positive integer, naming the option in the error."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a positive integer, got {value!r} (for example {name} 4)"
+        ) from None
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {number}")
+    return number
+
+
+def probability(value: str | float, name: str = "value") -> float:
+    """Parse a number in [0, 1]."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {number}")
+    return number
+
+
+def device(value: str) -> str:
+    """Parse ``auto``, ``cpu``, ``gpu`` or ``gpu:N``."""
+    text = str(value).strip().lower()
+    if not DEVICE_RE.match(text):
+        raise ValueError(
+            f"device must be one of auto, cpu, gpu, gpu:N (N a GPU index), got {value!r}"
+        )
+    return text
+
+
+def class_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Parse ``all`` or a comma separated list of class names/indices.
+
+    ``()`` means all classes. Names are kept as written; the model's labels resolve
+    them later (an unknown name is an error naming the valid ones).
+    """
+    items: list[str]
+    if isinstance(value, str):
+        items = value.replace("\n", ",").split(",")
+    else:
+        items = [str(v) for v in value]
+    names = tuple(item.strip() for item in items if item.strip())
+    if not names or any(name.lower() == "all" for name in names):
+        if len(names) > 1:
+            raise ValueError(f"classes: 'all' cannot be combined with other names, got {value!r}")
+        return ()
+    return names
+
+
+def boolean(value: str | bool, name: str = "value") -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides what an audit computes and where results go."""
+
+    enabled: bool = False
+    model: str | None = None
+    labels: str | None = None
+    classes: tuple[str, ...] = ()
+    seeds: int = DEFAULT_SEEDS
+    steps: int = DEFAULT_STEPS
+    report: str = DEFAULT_REPORT
+    self_contained: bool = False
+    baseline: str | None = None
+    generate_baseline: str | None = None
+    device: str = "auto"
+    cache: bool = True
+    references: str | None = None
+    unsafe_load: bool = False
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply marker kwargs (the highest precedence), validated like the options."""
+        known = {f.name for f in dataclasses.fields(self)} - {"enabled", "thresholds"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown actaudit marker argument(s) {unknown}; valid: {sorted(known)}"
+            )
+        parsed = {name: PARSERS.get(name, _identity)(value, name) for name, value in overrides.items()}
+        return dataclasses.replace(self, **parsed)
+
+
+def _identity(value: Any, name: str) -> Any:
+    return value
+
+
+# name -> parser(value, option name); shared by the command line, ini and markers.
+PARSERS: dict[str, Any] = {
+    "seeds": positive_int,
+    "steps": positive_int,
+    "device": lambda v, n: device(v),
+    "classes": lambda v, n: class_list(v),
+    "self_contained": boolean,
+    "cache": boolean,
+    "unsafe_load": boolean,
+}
+
+THRESHOLD_KEYS = {
+    "min_probability": "actaudit_min_probability",
+    "min_logit": "actaudit_min_logit",
+    "min_consistency": "actaudit_min_consistency",
+}
+
+
+def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Settings:
+    """Merge command line over ini over defaults; ``None``/empty means "not given"."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name in {"enabled", "thresholds"}:
+            continue
+        raw = cli.get(f.name)
+        if raw is None or raw == "":
+            raw = ini.get(f.name)
+        if raw is None or raw == "":
+            continue
+        values[f.name] = PARSERS.get(f.name, _identity)(raw, _option_name(f.name))
+    thresholds: dict[str, float] = {}
+    for key, ini_name in THRESHOLD_KEYS.items():
+        raw = ini.get(key)
+        if raw not in (None, ""):
+            if key == "min_logit":
+                try:
+                    thresholds[key] = float(raw)
+                except ValueError:
+                    raise ValueError(f"{ini_name} must be a number, got {raw!r}") from None
+            else:
+                thresholds[key] = probability(raw, ini_name)
+    return Settings(enabled=enabled, thresholds=thresholds, **values)
+
+
+def _option_name(name: str) -> str:
+    return "--actaudit-" + name.replace("_", "-")

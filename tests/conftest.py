@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny hand-made models whose right answer is known.
+
+``color_model``: 16×12 RGB input in 0–255, classes red/green/blue; the logit of a
+class is (mean of its channel − mean of the others) × 10. Its class-maximization
+image for "red" must be red. No training, so it is exact and instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+COLORS = ["red", "green", "blue"]
+
+
+def build_color_model(height: int = 16, width: int = 12, softmax: bool = True):
+    import keras
+
+    inputs = keras.Input((height, width, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    dense = keras.layers.Dense(
+        3, activation="softmax" if softmax else None, name="predictions"
+    )
+    outputs = dense(x)
+    model = keras.Model(inputs, outputs, name="color_model")
+    kernel = np.full((3, 3), -5.0, np.float32)
+    np.fill_diagonal(kernel, 10.0)
+    dense.set_weights([kernel, np.zeros(3, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="session")
+def color_model():
+    return build_color_model()
+
+
+@pytest.fixture(scope="session")
+def color_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("color_model")
+    path = folder / "color.keras"
+    build_color_model().save(path)
+    (folder / "labels.txt").write_text("\n".join(COLORS) + "\n")
+    return path
