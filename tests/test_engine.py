@@ -1,0 +1,141 @@
+"""The engine on tiny models whose right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pytest_actaudit
+from pytest_actaudit import ActauditError, OptimizationError
+
+from .conftest import COLORS, build_color_model
+
+STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def color_audits(color_model):
+    return pytest_actaudit.maximize(color_model, "all", seeds=3, steps=STEPS, labels=COLORS)
+
+
+def test_each_colour_class_gives_an_image_of_that_colour(color_audits):
+    for k, audit in enumerate(color_audits):
+        assert audit.label == COLORS[k] and audit.index == k
+        assert audit.images.shape == (3, 16, 12, 3) and audit.images.dtype == np.uint8
+        means = audit.images.astype(float).mean(axis=(0, 1, 2))
+        assert means[k] > 200 and np.delete(means, k).max() < 60, means
+
+
+def test_scores_are_measured_on_the_final_images(color_audits, color_model):
+    audit = color_audits[0]
+    probs = color_model.predict(audit.images.astype("float32"), verbose=0)[:, 0]
+    np.testing.assert_allclose(audit.probabilities, probs, rtol=1e-5)
+    # logit of the hand-made model: 10·r − 5·g − 5·b on 0–1 channel means
+    means = audit.images.astype("float64").mean(axis=(1, 2)) / 255.0
+    np.testing.assert_allclose(audit.logits, 10 * means[:, 0] - 5 * means[:, 1] - 5 * means[:, 2], rtol=1e-4)
+
+
+def test_curve_rises(color_audits):
+    for audit in color_audits:
+        assert audit.curves.shape == (3, STEPS)
+        assert (audit.curves[:, -1] > audit.curves[:, 0]).all()
+
+
+def test_deterministic_and_independent_of_batch_neighbours(color_model, color_audits):
+    again = pytest_actaudit.maximize(color_model, ["blue"], seeds=3, steps=STEPS, labels=COLORS)
+    np.testing.assert_array_equal(again[0].images, color_audits[2].images)
+
+
+def test_user_model_is_not_modified(color_model):
+    assert color_model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_logits_model_without_softmax():
+    model = build_color_model(softmax=False)
+    (audit,) = pytest_actaudit.maximize(model, 1, seeds=2, steps=STEPS, labels=COLORS)
+    assert audit.probabilities.min() > 0.99 and audit.logits.min() > 9
+
+
+def test_grayscale_non_square_and_unit_range():
+    import keras
+
+    inputs = keras.Input((10, 14, 1))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.array([[8.0, -8.0]], "float32"), np.zeros(2, "float32")])
+    bright, dark = pytest_actaudit.maximize(model, [0, 1], seeds=2, steps=STEPS)
+    assert bright.images.shape == (2, 10, 14, 1)
+    assert bright.images.mean() > 200 and dark.images.mean() < 55
+    assert bright.label == "0"  # no labels: indices as names
+
+
+def test_model_file_and_labels_beside_it(color_model_file):
+    (audit,) = pytest_actaudit.maximize(color_model_file, "green", seeds=1, steps=5)
+    assert audit.label == "green" and audit.model_name == str(color_model_file)
+
+
+def test_unknown_class_lists_close_matches(color_model):
+    with pytest.raises(ActauditError, match=r"unknown class 'gren'; did you mean 'green'"):
+        pytest_actaudit.maximize(color_model, "gren", seeds=1, steps=2, labels=COLORS)
+
+
+def test_index_out_of_range(color_model):
+    with pytest.raises(ActauditError, match=r"class index 7 is out of range.*0\.\.2"):
+        pytest_actaudit.maximize(color_model, 7, seeds=1, steps=2, labels=COLORS)
+
+
+def test_wrong_number_of_labels(color_model):
+    with pytest.raises(ActauditError, match="name 2 classes but model 'color_model' has 3"):
+        pytest_actaudit.maximize(color_model, 0, seeds=1, steps=2, labels=["a", "b"])
+
+
+def test_not_an_image_classifier():
+    import keras
+
+    inputs = keras.Input((20,), dtype="int32")
+    x = keras.layers.Embedding(50, 4)(inputs)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    with pytest.raises(ActauditError, match="not an image classifier"):
+        pytest_actaudit.maximize(model, 0, seeds=1, steps=2)
+
+
+def test_nan_during_optimization_names_class_seed_and_step():
+    import keras
+
+    class Unstable(keras.layers.Layer):
+        def call(self, x):
+            import tensorflow as tf
+
+            # sqrt(mean − 0.45): finite at the grey start, NaN once the image darkens
+            return tf.sqrt(tf.reduce_mean(x, axis=[1, 2]) - 0.45)
+
+    inputs = keras.Input((8, 8, 1))
+    x = Unstable()(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.array([[-5.0, 5.0]], "float32"), np.zeros(2, "float32")])
+    with pytest.raises(OptimizationError, match=r"class '0' \(index 0\), seed 0: .*NaN/Inf at step \d+"):
+        pytest_actaudit.maximize(model, 0, seeds=1, steps=40)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ActauditError, match="model file not found.*nope.keras"):
+        pytest_actaudit.load_model(tmp_path / "nope.keras")
+
+
+def test_corrupt_model_file(tmp_path):
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"PK\x03\x04 this is not a keras archive")
+    with pytest.raises(ActauditError, match="could not load model .*broken.keras"):
+        pytest_actaudit.load_model(bad)
+
+
+def test_gpu_asked_for_where_none_is_visible(color_model):
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ActauditError, match="asks for GPU 0 but TensorFlow sees none"):
+        pytest_actaudit.maximize(color_model, 0, seeds=1, steps=2, labels=COLORS, device="gpu")

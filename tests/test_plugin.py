@@ -1,0 +1,172 @@
+"""End to end through pytest itself (pytester)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AUDIT_TEST = """
+import pytest
+
+@pytest.mark.parametrize("colour", ["red", "green", "blue"])
+def test_colour(actaudit, colour):
+    audit = actaudit.maximize(colour)
+    audit.assert_activation(min_probability={threshold})
+    audit.assert_consistent(min_similarity=0.5)
+
+def test_plain():
+    assert True
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, color_model_file: Path) -> pytest.Pytester:
+    pytester.makeini(
+        f"""
+        [pytest]
+        actaudit_model = {color_model_file}
+        actaudit_seeds = 2
+        actaudit_steps = 20
+        """
+    )
+    return pytester
+
+
+def test_without_flag_audits_are_skipped_with_the_reason(project):
+    project.makepyfile(AUDIT_TEST.format(threshold=0.9))
+    result = project.runpytest_inprocess("-rs")
+    result.assert_outcomes(passed=1, skipped=3)
+    result.stdout.fnmatch_lines(["*pass --actaudit to run activation audits*"])
+    assert not (project.path / "actaudit-report").exists()
+
+
+def test_with_flag_audits_run_and_the_report_holds_every_seed(project):
+    project.makepyfile(AUDIT_TEST.format(threshold=0.9))
+    result = project.runpytest_inprocess("--actaudit")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*actaudit: report with 3 audits (0 failed checks) written to*"])
+    report = project.path / "actaudit-report"
+    results = json.loads((report / "results.json").read_text())
+    assert results["schema"] == 1
+    assert [a["label"] for a in results["audits"]] == ["red", "green", "blue"]
+    for audit in results["audits"]:
+        assert len(audit["images"]) == 2 and audit["status"] == "passed"
+        assert audit["nodeid"].startswith("test_with_flag")
+        for path in audit["images"]:
+            assert (report / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert {c["name"] for c in audit["checks"]} == {"activation", "consistency"}
+    html = (report / "index.html").read_text()
+    assert html.count("<article") == 3 and "http://" not in html and "https://" not in html
+    assert results["run"]["models"][0]["hash"] and results["run"]["models"][0]["device"] == "CPU"
+
+
+def test_failing_threshold_shows_a_readable_message(project):
+    project.makepyfile(AUDIT_TEST.format(threshold=1.01))
+    result = project.runpytest_inprocess("--actaudit", "-k", "red")
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*AuditFailure: class 'red' (index 0): activation probability failed for 2 of 2 seeds; "
+            "required >= 1.01; seed 0: 1 ✗, seed 1: 1 ✗*"
+        ]
+    )
+    results = json.loads((project.path / "actaudit-report" / "results.json").read_text())
+    (audit,) = results["audits"]
+    assert audit["status"] == "failed" and audit["checks"][0]["passed"] is False
+
+
+def test_marker_overrides_seeds_and_cli_overrides_ini(project):
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.actaudit(seeds=4)
+        def test_marker(actaudit):
+            assert actaudit.maximize("red").images.shape[0] == 4
+
+        def test_cli(actaudit):
+            assert actaudit.maximize("red").images.shape[0] == 3
+            assert actaudit.maximize("red", seeds=1).images.shape[0] == 1
+        """
+    )
+    project.runpytest_inprocess("--actaudit", "--actaudit-seeds", "3").assert_outcomes(passed=2)
+
+
+def test_help_lists_the_option_group(pytester: pytest.Pytester):
+    result = pytester.runpytest_inprocess("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "activation audits (class maximization):",
+            "*--actaudit *enable activation audits*",
+            "*--actaudit-seeds=N*",
+            "*actaudit_min_probability*",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--actaudit-seeds", "0"], "*--actaudit-seeds must be a positive integer, got 0*"),
+        (["--actaudit-steps", "many"], "*--actaudit-steps must be a positive integer, got 'many'*"),
+        (["--actaudit-device", "tpu"], "*device must be one of auto, cpu, gpu, gpu:N*'tpu'*"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, args, message):
+    result = pytester.runpytest_inprocess("--actaudit", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_missing_model_file_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_a(actaudit): pass")
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-model", "models/nope.keras")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*model file not found: 'models/nope.keras'*"])
+
+
+def test_no_model_configured_fails_with_the_fix(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_a(actaudit): pass")
+    result = pytester.runpytest_inprocess("--actaudit")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no model configured: pass --actaudit-model PATH*"])
+
+
+def test_unknown_class_is_a_test_failure_not_a_crash(project):
+    project.makepyfile("def test_a(actaudit): actaudit.maximize('purple')")
+    result = project.runpytest_inprocess("--actaudit")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unknown class 'purple'; valid names: 'red', 'green', 'blue'*"])
+
+
+def test_conftest_can_override_the_model(pytester: pytest.Pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+        from tests.conftest import build_color_model
+
+        @pytest.fixture(scope="session")
+        def actaudit_model():
+            return build_color_model(8, 8)
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_a(actaudit):
+            audit = actaudit.maximize(2, seeds=1, steps=10)
+            assert audit.images.shape == (1, 8, 8, 3)
+            assert audit.label == "2"
+        """
+    )
+    pytester.syspathinsert(Path(__file__).parent.parent)
+    pytester.runpytest_inprocess("--actaudit").assert_outcomes(passed=1)
+
+
+def test_importing_the_plugin_does_not_import_tensorflow():
+    code = "import sys, pytest_actaudit, pytest_actaudit.plugin; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
