@@ -58,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             files = write_demo(args.folder)
             print(f"actaudit: wrote {len(files)} files to {args.folder}")
-            print(f"next: cd {args.folder} && pytest --actaudit   (report: actaudit-report/index.html)")
+            print(
+                f"next: cd {args.folder} && pytest --actaudit "
+                "(report: actaudit-report/index.html)"
+            )
     except (OSError, ValueError) as exc:
         print(f"actaudit: error: {exc}", file=sys.stderr)
         return 2

@@ -18,9 +18,10 @@ def ssim(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
     # SSIM's default 7 px window must fit and be odd; tiny images get a smaller one.
     win = min(7, side if side % 2 else side - 1)
     channel_axis = -1 if a.ndim == 3 else None
-    return float(
-        structural_similarity(a, b, data_range=255, channel_axis=channel_axis, win_size=win)
+    value = structural_similarity(  # type: ignore[no-untyped-call]
+        a, b, data_range=255, channel_axis=channel_axis, win_size=win
     )
+    return float(value)
 
 
 def pairwise_ssim(images: NDArray[np.uint8]) -> NDArray[np.float64]:
@@ -35,4 +36,4 @@ def pairwise_ssim(images: NDArray[np.uint8]) -> NDArray[np.float64]:
     table = np.eye(n)
     for i, j in itertools.combinations(range(n), 2):
         table[i, j] = table[j, i] = ssim(images[i], images[j])
-    return (table.sum(axis=1) - 1.0) / (n - 1)
+    return np.asarray((table.sum(axis=1) - 1.0) / (n - 1), dtype=np.float64)

@@ -7,6 +7,7 @@ module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -79,10 +80,9 @@ def source_path(model: Any) -> str | None:
 
 def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
     model = _load_model(path, safe_mode=safe_mode)
-    try:
+    # Not weak-referenceable: the report falls back to a weights hash.
+    with contextlib.suppress(TypeError):
         _SOURCES[id(model)] = (weakref.ref(model), str(path))
-    except TypeError:  # not weak-referenceable: the report falls back to a weights hash
-        pass
     return model
 
 
@@ -110,6 +110,7 @@ def _load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
         raise
     except Exception as exc:  # Keras raises many types for a bad file
         text = str(exc)
+        first_line = text.splitlines()[0] if text else ""
         if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
             raise ActauditError(
                 f"refusing to load {str(p)!r} in Keras safe mode: it holds a Lambda layer, "
@@ -118,7 +119,7 @@ def _load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
                 "load_model(path, safe_mode=False))."
             ) from exc
         raise ActauditError(
-            f"could not load model {str(p)!r}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            f"could not load model {str(p)!r}: {type(exc).__name__}: {first_line}"
             " — is the file complete and saved by Keras (.keras, .h5 or a SavedModel folder)?"
         ) from exc
 
@@ -172,7 +173,8 @@ def input_spec(model: Any, input_range: str | None = None) -> InputSpec:
         )
     if len(inputs) != 1:
         raise ActauditError(
-            f"model {model.name!r} has {len(inputs)} inputs; class maximization needs one image input"
+            f"model {model.name!r} has {len(inputs)} inputs; "
+            "class maximization needs one image input"
         )
     shape = tuple(inputs[0].shape)
     dtype = str(getattr(inputs[0], "dtype", "float32"))
@@ -263,7 +265,9 @@ def resolve_target(target: str | int, labels: list[str]) -> int:
     """A class name or index → index, with the valid choices in the error."""
     if isinstance(target, bool):
         raise ActauditError(f"class target must be a name or an index, got {target!r}")
-    if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
+    if isinstance(target, int) or (
+        isinstance(target, str) and target.strip().lstrip("-").isdigit()
+    ):
         index = int(target)
         if not 0 <= index < len(labels):
             raise ActauditError(

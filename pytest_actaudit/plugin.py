@@ -47,37 +47,91 @@ def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     # (command line, ini key or "", argparse kwargs, help)
     ("--actaudit", "", {"action": "store_true"}, "enable activation audits"),
-    ("--actaudit-model", "actaudit_model", {"metavar": "PATH"},
-     "model file (.keras, .h5 or SavedModel folder) for the actaudit_model fixture"),
-    ("--actaudit-labels", "actaudit_labels", {"metavar": "PATH"},
-     "class names, one per line or a JSON list (default: labels.txt beside the model)"),
-    ("--actaudit-classes", "actaudit_classes",
-     {"metavar": "LIST", "type": _argtype(settings_mod.class_list)},
-     "'all', or class names/indices, comma separated (zero-code audits: planned, see README)"),
-    ("--actaudit-seeds", "actaudit_seeds",
-     {"metavar": "N", "type": _argtype(lambda v: settings_mod.positive_int(v, "--actaudit-seeds"))},
-     f"random starts per class (default {settings_mod.DEFAULT_SEEDS})"),
-    ("--actaudit-steps", "actaudit_steps",
-     {"metavar": "N", "type": _argtype(lambda v: settings_mod.positive_int(v, "--actaudit-steps"))},
-     f"gradient-ascent steps (default {settings_mod.DEFAULT_STEPS})"),
-    ("--actaudit-report", "actaudit_report", {"metavar": "DIR"},
-     f"report folder (default {settings_mod.DEFAULT_REPORT})"),
-    ("--actaudit-self-contained", "actaudit_self_contained", {"action": "store_true", "default": None},
-     "inline the images into index.html (one file to share)"),
-    ("--actaudit-baseline", "actaudit_baseline", {"metavar": "DIR"},
-     "compare against stored baseline images (assert_matches_baseline: planned)"),
-    ("--actaudit-generate-baseline", "", {"metavar": "DIR"},
-     "write baseline images instead of comparing (planned)"),
-    ("--actaudit-device", "actaudit_device",
-     {"metavar": "auto|cpu|gpu|gpu:N", "type": _argtype(settings_mod.device)},
-     "where to optimize (default auto: the first visible GPU, else CPU)"),
-    ("--actaudit-no-cache", "actaudit_cache", {"action": "store_false", "dest": "actaudit_cache", "default": None},
-     "disable the result cache (persistent cache: planned; ini actaudit_cache = false)"),
-    ("--actaudit-references", "actaudit_references", {"metavar": "DIR"},
-     "sample images per class (one subfolder per class) for the shortcut probe"),
-    ("--actaudit-input-range", "actaudit_input_range", {"metavar": "0-255|0-1|-1-1|LOW,HIGH"},
-     "the model's input value range (default: 0-255 after a leading Rescaling/Normalization "
-     "layer, else 0-1)"),
+    (
+        "--actaudit-model",
+        "actaudit_model",
+        {"metavar": "PATH"},
+        "model file (.keras, .h5 or SavedModel folder) for the actaudit_model fixture",
+    ),
+    (
+        "--actaudit-labels",
+        "actaudit_labels",
+        {"metavar": "PATH"},
+        "class names, one per line or a JSON list (default: labels.txt beside the model)",
+    ),
+    (
+        "--actaudit-classes",
+        "actaudit_classes",
+        {"metavar": "LIST", "type": _argtype(settings_mod.class_list)},
+        "'all', or class names/indices, comma separated (zero-code audits: planned, see README)",
+    ),
+    (
+        "--actaudit-seeds",
+        "actaudit_seeds",
+        {
+            "metavar": "N",
+            "type": _argtype(lambda v: settings_mod.positive_int(v, "--actaudit-seeds")),
+        },
+        f"random starts per class (default {settings_mod.DEFAULT_SEEDS})",
+    ),
+    (
+        "--actaudit-steps",
+        "actaudit_steps",
+        {
+            "metavar": "N",
+            "type": _argtype(lambda v: settings_mod.positive_int(v, "--actaudit-steps")),
+        },
+        f"gradient-ascent steps (default {settings_mod.DEFAULT_STEPS})",
+    ),
+    (
+        "--actaudit-report",
+        "actaudit_report",
+        {"metavar": "DIR"},
+        f"report folder (default {settings_mod.DEFAULT_REPORT})",
+    ),
+    (
+        "--actaudit-self-contained",
+        "actaudit_self_contained",
+        {"action": "store_true", "default": None},
+        "inline the images into index.html (one file to share)",
+    ),
+    (
+        "--actaudit-baseline",
+        "actaudit_baseline",
+        {"metavar": "DIR"},
+        "compare against stored baseline images (assert_matches_baseline: planned)",
+    ),
+    (
+        "--actaudit-generate-baseline",
+        "",
+        {"metavar": "DIR"},
+        "write baseline images instead of comparing (planned)",
+    ),
+    (
+        "--actaudit-device",
+        "actaudit_device",
+        {"metavar": "auto|cpu|gpu|gpu:N", "type": _argtype(settings_mod.device)},
+        "where to optimize (default auto: the first visible GPU, else CPU)",
+    ),
+    (
+        "--actaudit-no-cache",
+        "actaudit_cache",
+        {"action": "store_false", "dest": "actaudit_cache", "default": None},
+        "disable the result cache (persistent cache: planned; ini actaudit_cache = false)",
+    ),
+    (
+        "--actaudit-references",
+        "actaudit_references",
+        {"metavar": "DIR"},
+        "sample images per class (one subfolder per class) for the shortcut probe",
+    ),
+    (
+        "--actaudit-input-range",
+        "actaudit_input_range",
+        {"metavar": "0-255|0-1|-1-1|LOW,HIGH"},
+        "the model's input value range (default: 0-255 after a leading Rescaling/Normalization "
+        "layer, else 0-1)",
+    ),
 ]
 INI_ONLY = [
     ("actaudit_min_probability", "zero-code audits: min probability of every seed's image"),
@@ -277,7 +331,7 @@ class ActauditFixture:
         n_seeds = settings_mod.positive_int(seeds or self._settings.seeds, "seeds")
         n_steps = settings_mod.positive_int(steps or self._settings.steps, "steps")
         try:
-            audit = self._runner.maximize(target, seeds=n_seeds, steps=n_steps)
+            audit: ClassAudit = self._runner.maximize(target, seeds=n_seeds, steps=n_steps)
         except ActauditError as exc:
             pytest.fail(f"actaudit: {exc}", pytrace=False)
         audit.nodeid = self._nodeid

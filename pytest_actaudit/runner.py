@@ -57,7 +57,9 @@ class AuditRunner:
         self._results: dict[tuple[int, int, int], Any] = {}
         self.meta: dict[str, Any] = {
             "name": str(model_path or getattr(model, "name", "model")),
-            "hash": model_mod.content_hash(model_path) if model_path else model_mod.weights_hash(model),
+            "hash": model_mod.content_hash(model_path)
+            if model_path
+            else model_mod.weights_hash(model),
             "input_shape": list(self.spec.shape),
             "input_range": [self.spec.low, self.spec.high],
             "input_range_source": self.spec.range_source,
@@ -79,7 +81,9 @@ class AuditRunner:
         indices = [self.resolve(t) for t in targets]
         seed_list = list(range(seeds))
         plan = [
-            (i, s) for i in dict.fromkeys(indices) for s in seed_list
+            (i, s)
+            for i in dict.fromkeys(indices)
+            for s in seed_list
             if (i, s, steps) not in self._results
         ]
         if plan:

@@ -113,7 +113,9 @@ class Settings:
             raise ValueError(
                 f"unknown actaudit marker argument(s) {unknown}; valid: {sorted(known)}"
             )
-        parsed = {name: PARSERS.get(name, _identity)(value, name) for name, value in overrides.items()}
+        parsed = {
+            name: PARSERS.get(name, _identity)(value, name) for name, value in overrides.items()
+        }
         return dataclasses.replace(self, **parsed)
 
 

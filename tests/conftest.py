@@ -21,9 +21,7 @@ def build_color_model(height: int = 16, width: int = 12, softmax: bool = True):
     inputs = keras.Input((height, width, 3), name="image")
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    dense = keras.layers.Dense(
-        3, activation="softmax" if softmax else None, name="predictions"
-    )
+    dense = keras.layers.Dense(3, activation="softmax" if softmax else None, name="predictions")
     outputs = dense(x)
     model = keras.Model(inputs, outputs, name="color_model")
     kernel = np.full((3, 3), -5.0, np.float32)

@@ -32,7 +32,9 @@ def test_scores_are_measured_on_the_final_images(color_audits, color_model):
     np.testing.assert_allclose(audit.probabilities, probs, rtol=1e-5)
     # logit of the hand-made model: 10·r − 5·g − 5·b on 0–1 channel means
     means = audit.images.astype("float64").mean(axis=(1, 2)) / 255.0
-    np.testing.assert_allclose(audit.logits, 10 * means[:, 0] - 5 * means[:, 1] - 5 * means[:, 2], rtol=1e-4)
+    np.testing.assert_allclose(
+        audit.logits, 10 * means[:, 0] - 5 * means[:, 1] - 5 * means[:, 2], rtol=1e-4
+    )
 
 
 def test_curve_rises(color_audits):
@@ -116,7 +118,9 @@ def test_nan_during_optimization_names_class_seed_and_step():
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.layers[-1].set_weights([np.array([[-5.0, 5.0]], "float32"), np.zeros(2, "float32")])
-    with pytest.raises(OptimizationError, match=r"class '0' \(index 0\), seed 0: .*NaN/Inf at step \d+"):
+    with pytest.raises(
+        OptimizationError, match=r"class '0' \(index 0\), seed 0: .*NaN/Inf at step \d+"
+    ):
         pytest_actaudit.maximize(model, 0, seeds=1, steps=40)
 
 

@@ -77,7 +77,7 @@ def device_name(requested: str) -> str:
             "use --actaudit-device auto or cpu, or check CUDA_VISIBLE_DEVICES and the "
             "tensorflow[and-cuda] install (pip install 'pytest-actaudit[gpu]')"
         )
-    return gpus[index].name
+    return str(gpus[index].name)
 
 
 def device_description(name: str) -> str:
@@ -158,8 +158,13 @@ class Engine:
         logits_np, probs_np = logits.numpy(), probs.numpy()
         return [
             ImageResult(
-                int(t), int(seed), images[i], float(logits_np[i]), float(probs_np[i]),
-                curves_np[i].astype(np.float64), int(failed_np[i]),
+                int(t),
+                int(seed),
+                images[i],
+                float(logits_np[i]),
+                float(probs_np[i]),
+                curves_np[i].astype(np.float64),
+                int(failed_np[i]),
             )
             for i, (t, seed) in enumerate(chunk)
         ]
@@ -229,5 +234,7 @@ class Engine:
                 probs = tf.nn.sigmoid(logits) if logits.shape[-1] == 1 else tf.nn.softmax(logits)
             else:
                 probs = outputs
-        pick = lambda a: tf.gather(a, targets, axis=1, batch_dims=1)  # noqa: E731
-        return pick(logits), pick(probs)
+        return (
+            tf.gather(logits, targets, axis=1, batch_dims=1),
+            tf.gather(probs, targets, axis=1, batch_dims=1),
+        )

@@ -21,18 +21,21 @@ def upscale(image: NDArray[np.uint8], min_side: int = MIN_SIDE) -> NDArray[np.ui
     out = cv2.resize(
         image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST
     )
-    return out.reshape(out.shape[0], out.shape[1], image.shape[2]) if image.ndim == 3 else out
+    if image.ndim == 3:  # OpenCV drops a single channel axis
+        out = out.reshape(out.shape[0], out.shape[1], image.shape[2])
+    return np.asarray(out, dtype=np.uint8)
 
 
 def encode_png(image: NDArray[np.uint8]) -> bytes:
     """RGB(A) or grayscale uint8 → PNG bytes."""
     import cv2
 
+    bgr: NDArray[np.uint8] = image
     if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        bgr = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), np.uint8)
     elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".png", image)
+        bgr = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA), np.uint8)
+    ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
     return bytes(buf.tobytes())

@@ -19,9 +19,7 @@ def templates_dir() -> Path:
     for candidate in (here / "report_templates", here.parent / "report_templates"):
         if (candidate / "index.html").is_file():
             return candidate
-    raise FileNotFoundError(
-        f"report_templates/ not found beside {here}; reinstall pytest-actaudit"
-    )
+    raise FileNotFoundError(f"report_templates/ not found beside {here}; reinstall pytest-actaudit")
 
 
 def svg_curve(curves: Sequence[Sequence[float]], width: int = 240, height: int = 64) -> Markup:
@@ -43,7 +41,7 @@ def svg_curve(curves: Sequence[Sequence[float]], width: int = 240, height: int =
     return Markup(
         f'<svg class="curve" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="target logit over steps, from {low:.3g} to {high:.3g}">'
-        f'{"".join(lines)}</svg>'
+        f"{''.join(lines)}</svg>"
     )
 
 

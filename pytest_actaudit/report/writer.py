@@ -54,7 +54,9 @@ def build_results(
         record["id"] = f"audit-{number}"
         outcome = outcomes.get(audit.nodeid, "unknown")
         record["test_outcome"] = outcome
-        record["status"] = "passed" if audit.passed and outcome in ("passed", "unknown") else "failed"
+        record["status"] = (
+            "passed" if audit.passed and outcome in ("passed", "unknown") else "failed"
+        )
         records.append(record)
     return {
         "schema": SCHEMA,

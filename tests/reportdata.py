@@ -1,0 +1,72 @@
+"""Hand-made audits for report tests: no TensorFlow needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_actaudit import AuditFailure, ClassAudit
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def sample_audits() -> list[ClassAudit]:
+    rng = np.random.default_rng(3)
+    audits = []
+    for index, label in enumerate(["circle", "square", HOSTILE]):
+        images = rng.integers(0, 256, (3, 24, 32, 3), dtype=np.uint8)
+        audit = ClassAudit(
+            label=label,
+            index=index,
+            images=images,
+            logits=np.array([4.0, 5.0, 6.0]),
+            probabilities=np.array([0.97, 0.5, 0.99]) if index == 1 else np.array([0.99] * 3),
+            seeds=[0, 1, 2],
+            steps=12,
+            curves=np.cumsum(rng.uniform(0, 1, (3, 12)), axis=1),
+            model_name="models/shapes.keras",
+            nodeid=f"test_x.py::test_audit[{label}]",
+        )
+        try:
+            audit.assert_activation(min_probability=0.9)
+        except AuditFailure:
+            pass
+        audits.append(audit)
+    return audits
+
+
+RUN = {
+    "started": 0.0,
+    "wall_seconds": 1.5,
+    "seeds": 3,
+    "steps": 12,
+    "device_setting": "auto",
+    "models": [
+        {
+            "name": "models/shapes.keras",
+            "hash": "ab" * 32,
+            "input_shape": [24, 32, 3],
+            "input_range": [0.0, 255.0],
+            "input_range_source": "Rescaling layer 'rescale'",
+            "output_kind": "softmax",
+            "classes": 3,
+            "device": "CPU",
+            "tensorflow": "2.x",
+            "keras": "3.x",
+            "engine": {},
+        }
+    ],
+    "optimized_images": 9,
+    "optimize_seconds": 1.0,
+    "cache_hits": 0,
+    "command": "pytest --actaudit",
+}
+
+
+@pytest.fixture
+def report_dir(tmp_path):
+    from pytest_actaudit.report import write_report
+
+    outcomes = {"test_x.py::test_audit[square]": "failed"}
+    write_report(tmp_path / "report", run=RUN, audits=sample_audits(), outcomes=outcomes)
+    return tmp_path / "report"

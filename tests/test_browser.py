@@ -1,0 +1,91 @@
+"""The report in a real headless Chromium: loads from disk, no console errors, no
+network, the filters work; screenshots go to artifacts/ for a person to look at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .reportdata import report_dir  # noqa: F401  (fixture)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, index: Path):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(index.as_uri())
+    page.wait_for_load_state("load")
+    return page, errors, requests
+
+
+def visible_labels(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "article.card:not(.hidden)", "cards => cards.map(c => c.dataset.label)"
+    )
+
+
+def test_report_loads_offline_and_filters(browser, report_dir):  # noqa: F811
+    page, errors, requests = open_page(browser, report_dir / "index.html")
+    assert errors == []
+    folder = report_dir.as_uri()
+    assert all(url.startswith(folder) for url in requests), requests
+    assert page.eval_on_selector_all("img", "els => els.every(e => e.naturalWidth > 0)")
+    assert len(visible_labels(page)) == 3
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-all.png"), full_page=True)
+
+    page.click("button[data-filter=failed]")
+    assert visible_labels(page) == ["square"]
+    page.screenshot(path=str(ARTIFACTS / "report-failed.png"))
+    page.click("button[data-filter=all]")
+    page.fill("#search", "circ")
+    assert visible_labels(page) == ["circle"]
+    # the hostile label is shown as text, and no script ran from it
+    page.fill("#search", "")
+    texts = page.eval_on_selector_all("article h2", "hs => hs.map(h => h.textContent)")
+    assert any("<img src=x onerror=alert(1)>" in t for t in texts)
+    page.close()
+
+
+def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa: F811
+    from pytest_actaudit.cli import main as cli_main
+
+    cli_main(["report", str(report_dir), "--self-contained"])
+    alone = tmp_path / "alone" / "report.html"
+    alone.parent.mkdir()
+    shutil.copyfile(report_dir / "index.html", alone)
+    page, errors, requests = open_page(browser, alone)
+    assert errors == [] and requests == [alone.as_uri()]
+    assert page.eval_on_selector_all("img", "els => els.length === 9 && els.every(e => e.naturalWidth > 0)")
+    page.close()

@@ -1,0 +1,52 @@
+"""The report files, rendered from records and re-rendered from results.json."""
+
+from __future__ import annotations
+
+import json
+
+from pytest_actaudit.cli import main as cli_main
+from pytest_actaudit.report.images import slug
+
+from .reportdata import HOSTILE, report_dir  # noqa: F401  (fixture)
+
+
+def test_results_json_is_the_source_and_lists_failed_audits(report_dir):  # noqa: F811
+    results = json.loads((report_dir / "results.json").read_text())
+    assert results["schema"] == 1
+    statuses = {a["label"]: a["status"] for a in results["audits"]}
+    assert statuses == {"circle": "passed", "square": "failed", HOSTILE: "passed"}
+    for audit in results["audits"]:
+        assert len(audit["images"]) == 3
+        for path in audit["images"]:
+            assert (report_dir / path).is_file() and "/" not in path.removeprefix("images/")
+    assert not list(report_dir.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_failed_first_and_labels_escaped(report_dir):  # noqa: F811
+    html = (report_dir / "index.html").read_text()
+    assert html.index('data-label="square"') < html.index('data-label="circle"')
+    assert HOSTILE not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_rerender_from_results_json(report_dir):  # noqa: F811
+    (report_dir / "index.html").unlink()
+    assert cli_main(["report", str(report_dir)]) == 0
+    assert (report_dir / "index.html").read_text().count("<article") == 3
+
+
+def test_rerender_without_results_names_the_fix(tmp_path, capsys):
+    assert cli_main(["report", str(tmp_path)]) == 2
+    assert "run `pytest --actaudit`" in capsys.readouterr().err
+
+
+def test_self_contained_inlines_every_image(report_dir):  # noqa: F811
+    cli_main(["report", str(report_dir), "--self-contained"])
+    html = (report_dir / "index.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 9 and 'src="images/' not in html
+
+
+def test_slug_never_yields_path_parts():
+    for label in ["../../etc/passwd", "a/b\\c", "..", "", "naïve cat"]:
+        name = slug(label)
+        assert name and "/" not in name and "\\" not in name and ".." not in name
