@@ -265,18 +265,29 @@ class ActauditSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.audits or hasattr(self.config, "workerinput"):
             return
+        import tempfile
+
         from .report import write_report
 
-        try:
-            self.report_path = write_report(
-                Path(self.settings.report),
+        def write(folder: Path) -> Path:
+            return write_report(
+                folder,
                 run=self._run_meta(),
                 audits=self.audits,
                 outcomes=self.outcomes,
                 self_contained=self.settings.self_contained,
             )
+
+        try:
+            self.report_path = write(Path(self.settings.report))
         except OSError as exc:
-            self.report_error = f"could not write the report to {self.settings.report!r}: {exc}"
+            # Never lose a finished run's results: fall back to a fresh temporary folder.
+            fallback = Path(tempfile.mkdtemp(prefix="actaudit-report-"))
+            self.report_error = (
+                f"could not write the report to {self.settings.report!r} ({exc}); "
+                f"wrote it to {fallback} instead — choose a writable --actaudit-report DIR"
+            )
+            self.report_path = write(fallback)
 
     def _run_meta(self) -> dict[str, Any]:
         models = [runner.meta for runner, _ in self.runners.values()]
@@ -296,7 +307,7 @@ class ActauditSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report_error:
             terminalreporter.write_line(f"actaudit: {self.report_error}", red=True)
-        elif self.report_path:
+        if self.report_path:
             failed = sum(1 for a in self.audits if not a.passed)
             terminalreporter.write_line(
                 f"actaudit: report with {len(self.audits)} audits ({failed} failed checks) "

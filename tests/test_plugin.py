@@ -170,3 +170,16 @@ def test_importing_the_plugin_does_not_import_tensorflow():
     code = "import sys, pytest_actaudit, pytest_actaudit.plugin; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unwritable_report_folder_falls_back_to_a_temporary_one(project):
+    project.makepyfile(AUDIT_TEST.format(threshold=0.9))
+    blocker = project.path / "blocked"
+    blocker.write_text("a file where the report folder should be")
+    result = project.runpytest_inprocess("--actaudit", "-k", "red", "--actaudit-report", "blocked/r")
+    result.assert_outcomes(passed=1, deselected=3)
+    result.stdout.fnmatch_lines(
+        ["*could not write the report to 'blocked/r'*wrote it to *actaudit-report-* instead*"]
+    )
+    line = next(x for x in result.outlines if "written to" in x)
+    assert Path(line.rsplit("written to ", 1)[1]).is_file()
