@@ -62,6 +62,7 @@ class ClassAudit:
     seeds: list[int]
     steps: int
     curves: NDArray[np.float64]  # seeds × steps: target logit during optimization
+    attribution: NDArray[np.float32] | None = None  # seeds × H × W, gradient × input
     model_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""

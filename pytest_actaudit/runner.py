@@ -117,6 +117,7 @@ class AuditRunner:
             seeds=list(seeds),
             steps=steps,
             curves=np.stack([r.curve for r in results]),
+            attribution=np.stack([r.attribution for r in results]),
             model_name=self.meta["name"],
             settings={"seeds": len(seeds), "steps": steps},
         )

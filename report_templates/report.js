@@ -1,7 +1,7 @@
 (function () {
   "use strict";
   var state = { filter: "all", text: "" };
-  var cards = Array.prototype.slice.call(document.querySelectorAll("article.card"));
+  var cards = Array.prototype.slice.call(document.querySelectorAll("article.card, a.thumb"));
   var buttons = Array.prototype.slice.call(document.querySelectorAll("[data-filter]"));
   function apply() {
     cards.forEach(function (card) {

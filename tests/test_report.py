@@ -24,7 +24,8 @@ def test_results_json_is_the_source_and_lists_failed_audits(report_dir):  # noqa
 
 def test_failed_first_and_labels_escaped(report_dir):  # noqa: F811
     html = (report_dir / "index.html").read_text()
-    assert html.index('data-label="square"') < html.index('data-label="circle"')
+    cards = html[html.index('<section id="cards">') :]
+    assert cards.index('data-label="square"') < cards.index('data-label="circle"')
     assert HOSTILE not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
@@ -43,7 +44,9 @@ def test_rerender_without_results_names_the_fix(tmp_path, capsys):
 def test_self_contained_inlines_every_image(report_dir):  # noqa: F811
     cli_main(["report", str(report_dir), "--self-contained"])
     html = (report_dir / "index.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 9 and 'src="images/' not in html
+    # per card: 3 seeds + mean + heat map; per class in the grid: mean + heat map
+    assert html.count('src="data:image/png;base64,') == 3 * 5 + 3 * 2
+    assert 'src="images/' not in html
 
 
 def test_slug_never_yields_path_parts():

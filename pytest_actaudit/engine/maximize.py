@@ -59,6 +59,7 @@ class ImageResult:
     probability: float
     curve: np.ndarray  # target score at each step (before the step's update)
     failed_step: int  # −1, or the first step whose score/gradient was NaN/Inf
+    attribution: np.ndarray  # H×W, |gradient × (image − grey)| of the target logit
 
 
 def device_name(requested: str) -> str:
@@ -111,6 +112,7 @@ class Engine:
         self._kernel = transforms.gaussian_kernel(settings.blur_sigma, spec.channels)
         self._optimize = tf.function(self._optimize_graph, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
+        self._predict = tf.function(self._predict_graph, reduce_retracing=True)
 
     # ------------------------------------------------------------------ host side
     def run(
@@ -153,9 +155,9 @@ class Engine:
             )
             # The image we report is the quantized one, and the scores are measured on it.
             images = np.round(unit.numpy() * 255.0).astype(np.uint8)
-            logits, probs = self._evaluate(tf.constant(images), tf.constant(targets))
+            logits, probs, attribution = self._evaluate(tf.constant(images), tf.constant(targets))
         curves_np, failed_np = curves.numpy().T, failed.numpy()
-        logits_np, probs_np = logits.numpy(), probs.numpy()
+        logits_np, probs_np, attr_np = logits.numpy(), probs.numpy(), attribution.numpy()
         return [
             ImageResult(
                 int(t),
@@ -165,6 +167,7 @@ class Engine:
                 float(probs_np[i]),
                 curves_np[i].astype(np.float64),
                 int(failed_np[i]),
+                attr_np[i].astype(np.float32),
             )
             for i, (t, seed) in enumerate(chunk)
         ]
@@ -221,20 +224,45 @@ class Engine:
             curve = curve.write(t, tf.where(finite, score, tf.fill([batch], np.nan)))
         return x, curve.stack(), failed
 
-    def _evaluate_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        inputs = self._to_input(tf.cast(images, tf.float32) / 255.0)
+    def _scores(self, unit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(logits, probabilities) of unit-space images, all classes."""
+        inputs = self._to_input(unit)
         outputs = self.model(inputs, training=False)
         kind = self.scores.output_kind
         if kind == "log":
-            probs = outputs
-            logits = tf.math.log(outputs + 1e-12)
-        else:
-            logits = outputs if kind == "linear" else self.scores.logits(inputs, training=False)
-            if kind == "linear":
-                probs = tf.nn.sigmoid(logits) if logits.shape[-1] == 1 else tf.nn.softmax(logits)
-            else:
-                probs = outputs
-        return (
-            tf.gather(logits, targets, axis=1, batch_dims=1),
-            tf.gather(probs, targets, axis=1, batch_dims=1),
-        )
+            return tf.math.log(outputs + 1e-12), outputs
+        if kind == "linear":
+            probs = tf.nn.sigmoid(outputs) if outputs.shape[-1] == 1 else tf.nn.softmax(outputs)
+            return outputs, probs
+        return self.scores.logits(inputs, training=False), outputs
+
+    def _evaluate_graph(
+        self, images: tf.Tensor, targets: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Target logit, probability and attribution map of uint8 images.
+
+        Attribution is gradient × input relative to mid-grey, |·| summed over channels:
+        how much each pixel's departure from a neutral image raises the target logit.
+        """
+        unit = tf.cast(images, tf.float32) / 255.0
+        with tf.GradientTape() as tape:
+            tape.watch(unit)
+            logits, probs = self._scores(unit)
+            target_logits = tf.gather(logits, targets, axis=1, batch_dims=1)
+        grad = tape.gradient(target_logits, unit)
+        attribution = tf.reduce_sum(tf.abs(grad * (unit - 0.5)), axis=-1)
+        return target_logits, tf.gather(probs, targets, axis=1, batch_dims=1), attribution
+
+    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, probabilities) of uint8 images N×H×W×C, all classes, in chunks."""
+        logits, probs = [], []
+        with tf.device(self.device):
+            for start in range(0, len(images), self.settings.max_batch):
+                chunk = tf.constant(images[start : start + self.settings.max_batch])
+                lo, pr = self._predict(chunk)
+                logits.append(lo.numpy())
+                probs.append(pr.numpy())
+        return np.concatenate(logits), np.concatenate(probs)
+
+    def _predict_graph(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return self._scores(tf.cast(images, tf.float32) / 255.0)

@@ -52,3 +52,29 @@ def slug(text: str, limit: int = 40) -> str:
     """A file-name fragment from any label: letters, digits, '_' and '-' only, so no
     separators, dots or traversal can come from a model's class names."""
     return _UNSAFE.sub("_", text).strip("_")[:limit] or "x"
+
+
+def mean_image(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Pixel-wise mean of the seeds' images: what they share stays sharp."""
+    return np.asarray(np.round(images.astype(np.float64).mean(axis=0)), dtype=np.uint8)
+
+
+def energy(images: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Where images depart from mid-grey, per pixel (the fallback heat map when no
+    attribution was computed)."""
+    return np.asarray(np.abs(images.astype(np.float32) - 127.5).mean(axis=-1), np.float32)
+
+
+def heatmap_overlay(image: NDArray[np.uint8], weights: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """The image under a JET colour map of ``weights`` (H×W), half and half; hot = where
+    the target score comes from."""
+    import cv2
+
+    w = np.asarray(weights, np.float32)
+    w = cv2.GaussianBlur(w, (0, 0), sigmaX=max(0.5, w.shape[0] / 64))
+    span = float(w.max() - w.min())
+    norm = np.zeros_like(w) if span <= 0 else (w - w.min()) / span
+    heat = cv2.applyColorMap(np.round(norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
+    base = image if image.shape[-1] == 3 else np.repeat(image[..., :1], 3, axis=-1)
+    return np.asarray(cv2.addWeighted(base, 0.45, heat, 0.55, 0.0), np.uint8)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .images import encode_png, slug, upscale
+from .images import encode_png, energy, heatmap_overlay, mean_image, slug, upscale
 from .render import render_html
 
 SCHEMA = 1
@@ -38,18 +38,37 @@ def build_results(
     images_dir = folder / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     records = []
-    written: dict[tuple[str, int, int, int], str] = {}
+    written: dict[tuple[str, int, int, Any], str] = {}
+
+    def save(key: tuple[str, int, int, Any], label: str, kind: str, image: Any) -> str:
+        # One file per distinct image: tests that audit the same class share them.
+        if key not in written:
+            name = f"{len(written):05d}-{slug(label)}-{kind}.png"
+            atomic_write(images_dir / name, encode_png(upscale(image)))
+            written[key] = f"images/{name}"
+        return written[key]
+
     for number, audit in enumerate(audits):
         record = audit.to_record()
-        paths = []
-        for seed, image in zip(audit.seeds, audit.images, strict=True):
-            key = (audit.model_name, audit.index, seed, audit.steps)
-            if key not in written:
-                name = f"{len(written):05d}-{slug(audit.label)}-seed{seed}.png"
-                atomic_write(images_dir / name, encode_png(upscale(image)))
-                written[key] = f"images/{name}"
-            paths.append(written[key])
-        record["images"] = paths
+        base = (audit.model_name, audit.index, audit.steps)
+        record["images"] = [
+            save((*base, seed), audit.label, f"seed{seed}", image)
+            for seed, image in zip(audit.seeds, audit.images, strict=True)
+        ]
+        seeds_key = tuple(audit.seeds)
+        mean = mean_image(audit.images)
+        record["mean_image"] = save((*base, ("mean", seeds_key)), audit.label, "mean", mean)
+        weights = (
+            audit.attribution.mean(axis=0)
+            if audit.attribution is not None
+            else energy(audit.images).mean(axis=0)
+        )
+        record["heatmap_source"] = (
+            "gradient × input" if audit.attribution is not None else "energy vs grey"
+        )
+        record["heatmap"] = save(
+            (*base, ("heat", seeds_key)), audit.label, "heat", heatmap_overlay(mean, weights)
+        )
         record["image_shape"] = list(audit.images.shape[1:])
         record["id"] = f"audit-{number}"
         outcome = outcomes.get(audit.nodeid, "unknown")
