@@ -176,7 +176,9 @@ def test_unwritable_report_folder_falls_back_to_a_temporary_one(project):
     project.makepyfile(AUDIT_TEST.format(threshold=0.9))
     blocker = project.path / "blocked"
     blocker.write_text("a file where the report folder should be")
-    result = project.runpytest_inprocess("--actaudit", "-k", "red", "--actaudit-report", "blocked/r")
+    result = project.runpytest_inprocess(
+        "--actaudit", "-k", "red", "--actaudit-report", "blocked/r"
+    )
     result.assert_outcomes(passed=1, deselected=3)
     result.stdout.fnmatch_lines(
         ["*could not write the report to 'blocked/r'*wrote it to *actaudit-report-* instead*"]

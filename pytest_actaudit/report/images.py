@@ -70,8 +70,8 @@ def heatmap_overlay(image: NDArray[np.uint8], weights: NDArray[np.float32]) -> N
     the target score comes from."""
     import cv2
 
-    w = np.asarray(weights, np.float32)
-    w = cv2.GaussianBlur(w, (0, 0), sigmaX=max(0.5, w.shape[0] / 64))
+    raw = np.asarray(weights, np.float32)
+    w = np.asarray(cv2.GaussianBlur(raw, (0, 0), sigmaX=max(0.5, raw.shape[0] / 64)), np.float32)
     span = float(w.max() - w.min())
     norm = np.zeros_like(w) if span <= 0 else (w - w.min()) / span
     heat = cv2.applyColorMap(np.round(norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
