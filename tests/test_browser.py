@@ -87,5 +87,7 @@ def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa
     shutil.copyfile(report_dir / "index.html", alone)
     page, errors, requests = open_page(browser, alone)
     assert errors == [] and requests == [alone.as_uri()]
-    assert page.eval_on_selector_all("img", "els => els.length === 21 && els.every(e => e.naturalWidth > 0)")
+    assert page.eval_on_selector_all(
+        "img", "els => els.length === 21 && els.every(e => e.naturalWidth > 0)"
+    )
     page.close()
