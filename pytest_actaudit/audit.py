@@ -107,6 +107,45 @@ class ClassAudit:
         self._check("consistency", "ssim", self.consistency_per_seed, min_similarity, ">=")
         return self
 
+    def focus_shares(
+        self, *, include: Any = None, exclude: Any = None
+    ) -> tuple[NDArray[np.float64], float, str]:
+        """Per seed: the share of the attribution that lies outside ``include`` or inside
+        ``exclude``; also the share of the image's area that region covers, and a name."""
+        from .regions import region_mask
+
+        if (include is None) == (exclude is None):
+            raise TypeError("assert_focus needs exactly one of include=... or exclude=...")
+        if self.attribution is None:
+            raise ValueError(f"class {self.label!r}: no attribution maps were computed")
+        _, height, width = self.attribution.shape
+        inside = region_mask(include if include is not None else exclude, height, width)
+        counted = ~inside if include is not None else inside
+        totals = self.attribution.reshape(len(self.attribution), -1).sum(axis=1)
+        shares = (self.attribution * counted).reshape(len(self.attribution), -1).sum(axis=1)
+        shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
+        what = f"outside {include}" if include is not None else f"inside {exclude}"
+        if not isinstance(include if include is not None else exclude, str):
+            what = "outside the mask" if include is not None else "inside the mask"
+        return shares.astype(np.float64), float(counted.mean()), what
+
+    def assert_focus(
+        self, *, include: Any = None, exclude: Any = None, max_share: float
+    ) -> ClassAudit:
+        """At most ``max_share`` of each seed's attribution (|gradient × input| of the
+        target logit, relative to mid-grey) may lie inside ``exclude`` — or outside
+        ``include``. Regions: ``border:N``, ``corners:N``, ``box:x0,y0,x1,y1`` or a mask."""
+        __tracebackhide__ = True
+        shares, area, what = self.focus_shares(include=include, exclude=exclude)
+        self._check(
+            "focus",
+            f"attribution share {what} ({area:.0%} of the image area)",
+            shares,
+            max_share,
+            "<=",
+        )
+        return self
+
     # -------------------------------------------------------------- helpers
     def _check(
         self,
