@@ -63,6 +63,8 @@ class ClassAudit:
     steps: int
     curves: NDArray[np.float64]  # seeds × steps: target logit during optimization
     attribution: NDArray[np.float32] | None = None  # seeds × H × W, gradient × input
+    # seeds × D penultimate features minus those of a mid-grey image
+    features: NDArray[np.float64] | None = None
     model_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""
@@ -99,12 +101,32 @@ class ClassAudit:
             self._check("activation", "logit", self.logits, min_logit, ">=")
         return self
 
+    @property
+    def feature_similarity_per_seed(self) -> NDArray[np.float64]:
+        """Each seed's mean cosine with the other seeds, in the model's penultimate
+        feature space centred on a mid-grey image."""
+        if self.features is None or self.features.shape[1] == 0:
+            raise ValueError(
+                f"class {self.label!r}: the model has no dense head to take features from; "
+                "use metric='ssim'"
+            )
+        return metrics.pairwise_cosine(self.features)
+
     def assert_consistent(self, min_similarity: float, metric: str = "ssim") -> ClassAudit:
-        """Seeds must agree: each seed's mean SSIM with the others ≥ ``min_similarity``."""
+        """Seeds must agree: each seed's mean similarity with the others ≥
+        ``min_similarity``. ``metric="ssim"`` compares pixels (structural similarity);
+        ``metric="features"`` compares what the model sees (centred cosine of the
+        penultimate activations)."""
         __tracebackhide__ = True
-        if metric != "ssim":
-            raise ValueError(f"unknown consistency metric {metric!r}; available: 'ssim'")
-        self._check("consistency", "ssim", self.consistency_per_seed, min_similarity, ">=")
+        if metric == "ssim":
+            values = self.consistency_per_seed
+        elif metric == "features":
+            values = self.feature_similarity_per_seed
+        else:
+            raise ValueError(
+                f"unknown consistency metric {metric!r}; available: 'ssim', 'features'"
+            )
+        self._check("consistency", metric, values, min_similarity, ">=")
         return self
 
     def focus_shares(
@@ -190,6 +212,11 @@ class ClassAudit:
             "probabilities": [float(v) for v in self.probabilities],
             "consistency": self.consistency,
             "consistency_per_seed": [float(v) for v in self.consistency_per_seed],
+            "feature_similarity_per_seed": (
+                [float(v) for v in self.feature_similarity_per_seed]
+                if self.features is not None and self.features.shape[1]
+                else None
+            ),
             "curves": [[float(v) for v in curve] for curve in self.curves],
             "checks": [c.to_dict() for c in self.checks],
             "passed": self.passed,

@@ -37,3 +37,14 @@ def pairwise_ssim(images: NDArray[np.uint8]) -> NDArray[np.float64]:
     for i, j in itertools.combinations(range(n), 2):
         table[i, j] = table[j, i] = ssim(images[i], images[j])
     return np.asarray((table.sum(axis=1) - 1.0) / (n - 1), dtype=np.float64)
+
+
+def pairwise_cosine(vectors: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per vector: its mean cosine similarity with every other vector of the set."""
+    n = len(vectors)
+    if n < 2:
+        return np.ones(n)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    table = unit @ unit.T
+    return np.asarray((table.sum(axis=1) - np.diag(table)) / (n - 1), dtype=np.float64)

@@ -118,6 +118,7 @@ class AuditRunner:
             steps=steps,
             curves=np.stack([r.curve for r in results]),
             attribution=np.stack([r.attribution for r in results]),
+            features=np.stack([r.features for r in results]) - self.engine.neutral_features(),
             model_name=self.meta["name"],
             settings={"seeds": len(seeds), "steps": steps},
         )

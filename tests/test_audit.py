@@ -72,5 +72,5 @@ def test_pairwise_ssim_one_value_per_seed_and_single_image():
 
 
 def test_unknown_consistency_metric():
-    with pytest.raises(ValueError, match="'features'"):
-        make_audit().assert_consistent(0.5, metric="features")
+    with pytest.raises(ValueError, match="'colour'"):
+        make_audit().assert_consistent(0.5, metric="colour")

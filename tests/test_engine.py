@@ -143,3 +143,15 @@ def test_gpu_asked_for_where_none_is_visible(color_model):
         pytest.skip("a GPU is visible")
     with pytest.raises(ActauditError, match="asks for GPU 0 but TensorFlow sees none"):
         pytest_actaudit.maximize(color_model, 0, seeds=1, steps=2, labels=COLORS, device="gpu")
+
+
+def test_feature_consistency_is_centred_so_it_discriminates(color_audits):
+    from pytest_actaudit.metrics import pairwise_cosine
+
+    red, green, _ = color_audits
+    # penultimate = pooled channel means, centred on grey: red ≈ (+, −, −)
+    assert red.features.shape == (3, 3) and (np.sign(red.features[0]) == [1, -1, -1]).all()
+    assert red.feature_similarity_per_seed.min() > 0.99
+    red.assert_consistent(0.9, metric="features")
+    across = pairwise_cosine(np.stack([red.features[0], green.features[0]]))
+    assert across.max() < 0  # different classes point different ways

@@ -60,6 +60,7 @@ class ImageResult:
     curve: np.ndarray  # target score at each step (before the step's update)
     failed_step: int  # −1, or the first step whose score/gradient was NaN/Inf
     attribution: np.ndarray  # H×W, |gradient × (image − grey)| of the target logit
+    features: np.ndarray  # penultimate activations (empty when the model has no head)
 
 
 def device_name(requested: str) -> str:
@@ -113,6 +114,7 @@ class Engine:
         self._optimize = tf.function(self._optimize_graph, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
         self._predict = tf.function(self._predict_graph, reduce_retracing=True)
+        self._neutral: np.ndarray | None = None
 
     # ------------------------------------------------------------------ host side
     def run(
@@ -155,9 +157,12 @@ class Engine:
             )
             # The image we report is the quantized one, and the scores are measured on it.
             images = np.round(unit.numpy() * 255.0).astype(np.uint8)
-            logits, probs, attribution = self._evaluate(tf.constant(images), tf.constant(targets))
+            logits, probs, attribution, features = self._evaluate(
+                tf.constant(images), tf.constant(targets)
+            )
         curves_np, failed_np = curves.numpy().T, failed.numpy()
         logits_np, probs_np, attr_np = logits.numpy(), probs.numpy(), attribution.numpy()
+        features_np = features.numpy()
         return [
             ImageResult(
                 int(t),
@@ -168,6 +173,7 @@ class Engine:
                 curves_np[i].astype(np.float64),
                 int(failed_np[i]),
                 attr_np[i].astype(np.float32),
+                features_np[i].astype(np.float64),
             )
             for i, (t, seed) in enumerate(chunk)
         ]
@@ -238,8 +244,9 @@ class Engine:
 
     def _evaluate_graph(
         self, images: tf.Tensor, targets: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Target logit, probability and attribution map of uint8 images.
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Target logit, probability, attribution map and penultimate features of
+        uint8 images.
 
         Attribution is gradient × input relative to mid-grey, |·| summed over channels:
         how much each pixel's departure from a neutral image raises the target logit.
@@ -251,7 +258,23 @@ class Engine:
             target_logits = tf.gather(logits, targets, axis=1, batch_dims=1)
         grad = tape.gradient(target_logits, unit)
         attribution = tf.reduce_sum(tf.abs(grad * (unit - 0.5)), axis=-1)
-        return target_logits, tf.gather(probs, targets, axis=1, batch_dims=1), attribution
+        probs = tf.gather(probs, targets, axis=1, batch_dims=1)
+        return target_logits, probs, attribution, self._features(unit)
+
+    def _features(self, unit: tf.Tensor) -> tf.Tensor:
+        if self.scores.features is None:
+            return tf.zeros([tf.shape(unit)[0], 0])
+        features = self.scores.features(self._to_input(unit), training=False)
+        return tf.reshape(tf.cast(features, tf.float32), [tf.shape(unit)[0], -1])
+
+    def neutral_features(self) -> np.ndarray:
+        """Penultimate features of a mid-grey image: the origin that the feature
+        consistency metric centres on (uncentred ReLU features all look alike)."""
+        if self._neutral is None:
+            grey = tf.fill([1, *self.spec.shape], 0.5)
+            with tf.device(self.device):
+                self._neutral = self._features(grey).numpy()[0].astype(np.float64)
+        return self._neutral
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities) of uint8 images N×H×W×C, all classes, in chunks."""

@@ -26,13 +26,32 @@ class ScoreModels:
 
     logits: Any
     output_kind: str
+    features: Any = None  # model → penultimate activations (input of the last Dense)
 
 
 def _activation_name(activation: Any) -> str:
     return str(getattr(activation, "__name__", activation or "linear")).lower()
 
 
+def feature_model(model: Any) -> Any:
+    """The input of the last layer with a kernel (the classifier head): the model's
+    penultimate representation, or ``None`` when there is no such layer."""
+    keras = keras_module()
+    for layer in reversed(model.layers):
+        if hasattr(layer, "kernel") and type(layer).__name__ != "TFSMLayer":
+            try:
+                return keras.Model(model.inputs, layer.input)
+            except Exception:  # nested or multi-input heads: no feature metric
+                return None
+    return None
+
+
 def score_models(model: Any) -> ScoreModels:
+    scores = _score_models(model)
+    return ScoreModels(scores.logits, scores.output_kind, feature_model(model))
+
+
+def _score_models(model: Any) -> ScoreModels:
     keras = keras_module()
     last = model.layers[-1]
     kind = type(last).__name__
