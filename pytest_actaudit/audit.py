@@ -69,6 +69,8 @@ class ClassAudit:
     settings: dict[str, Any] = field(default_factory=dict)
     nodeid: str = ""
     checks: list[CheckRecord] = field(default_factory=list)
+    baseline_store: Any = None  # a BaselineStore, attached by the fixture
+    baseline_images: NDArray[np.uint8] | None = None  # set by assert_matches_baseline
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
@@ -168,6 +170,48 @@ class ClassAudit:
         )
         return self
 
+    def assert_matches_baseline(self, min_similarity: float) -> ClassAudit:
+        """Each seed's image must have SSIM ≥ ``min_similarity`` with the stored
+        baseline image of the same seed. With ``--actaudit-generate-baseline`` the
+        baseline is written instead (and the check passes)."""
+        __tracebackhide__ = True
+        store = self.baseline_store
+        if store is None:
+            raise AuditFailure(
+                f"class {self.label!r}: no baseline folder configured; pass "
+                "--actaudit-baseline DIR (ini actaudit_baseline), and make one with "
+                "--actaudit-generate-baseline DIR"
+            )
+        if store.generate:
+            where = store.write(self)
+            self._check("baseline", f"written to {where}", [1.0] * len(self.seeds), 0.0, ">=")
+            return self
+        try:
+            _, stored = store.read(self)
+        except FileNotFoundError as exc:
+            self._check(
+                "baseline",
+                "ssim (baseline missing)",
+                [0.0] * len(self.seeds),
+                min_similarity,
+                ">=",
+                note=str(exc),
+            )
+            return self  # not reached: _check raised
+        values = []
+        for seed, image in zip(self.seeds, self.images, strict=True):
+            base = stored.get(seed)
+            values.append(
+                metrics.ssim(image, base) if base is not None and base.shape == image.shape else 0.0
+            )
+        self.baseline_images = np.stack(
+            [stored.get(s, np.zeros_like(self.images[0])) for s in self.seeds]
+        )
+        missing = [s for s in self.seeds if s not in stored]
+        note = f"no baseline image for seeds {missing}" if missing else ""
+        self._check("baseline", "ssim", values, min_similarity, ">=", note=note)
+        return self
+
     # -------------------------------------------------------------- helpers
     def _check(
         self,
@@ -176,6 +220,7 @@ class ClassAudit:
         values: Sequence[float] | NDArray[np.float64],
         threshold: float,
         comparison: str,
+        note: str = "",
     ) -> None:
         __tracebackhide__ = True
         vals = [float(v) for v in values]
@@ -193,6 +238,8 @@ class ClassAudit:
             f"class {self.label!r} (index {self.index}): {name} {metric} {verdict}; "
             f"required {comparison} {threshold:g}; {per_seed}"
         )
+        if note:
+            message += f" ({note})"
         self.checks.append(
             CheckRecord(name, metric, vals, float(threshold), comparison, passed, message)
         )

@@ -59,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             files = write_demo(args.folder)
             print(f"actaudit: wrote {len(files)} files to {args.folder}")
             print(
-                f"next: cd {args.folder} && pytest --actaudit "
-                "(report: actaudit-report/index.html)"
+                f"next: cd {args.folder} && pytest --actaudit (report: actaudit-report/index.html)"
             )
     except (OSError, ValueError) as exc:
         print(f"actaudit: error: {exc}", file=sys.stderr)

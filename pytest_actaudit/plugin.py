@@ -99,13 +99,13 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "--actaudit-baseline",
         "actaudit_baseline",
         {"metavar": "DIR"},
-        "compare against stored baseline images (assert_matches_baseline: planned)",
+        "compare against stored baseline images (assert_matches_baseline)",
     ),
     (
         "--actaudit-generate-baseline",
         "",
         {"metavar": "DIR"},
-        "write baseline images instead of comparing (planned)",
+        "write every audit's images and metrics as the new baseline instead of comparing",
     ),
     (
         "--actaudit-device",
@@ -187,6 +187,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"actaudit: model file not found: {settings.model!r} (from --actaudit-model or "
             f"ini actaudit_model, relative to {os.getcwd()!r})"
+        )
+    wants_baseline = settings.enabled and settings.baseline and not settings.generate_baseline
+    if wants_baseline and not Path(str(settings.baseline)).is_dir():
+        raise pytest.UsageError(
+            f"actaudit: baseline folder not found: {settings.baseline!r}; make one with "
+            f"pytest --actaudit --actaudit-generate-baseline {settings.baseline}"
         )
     config.stash[SETTINGS_KEY] = settings
     if settings.enabled:
@@ -330,6 +336,14 @@ class ActauditFixture:
         self._settings = settings
         self._nodeid = nodeid
         self._record = record
+        self._baseline: Any = None
+        if settings.generate_baseline or settings.baseline:
+            from .baseline import BaselineStore
+
+            self._baseline = BaselineStore(
+                settings.generate_baseline or settings.baseline or "",
+                generate=bool(settings.generate_baseline),
+            )
 
     @property
     def labels(self) -> list[str]:
@@ -346,6 +360,9 @@ class ActauditFixture:
         except ActauditError as exc:
             pytest.fail(f"actaudit: {exc}", pytrace=False)
         audit.nodeid = self._nodeid
+        audit.baseline_store = self._baseline
+        if self._baseline is not None and self._baseline.generate:
+            self._baseline.write(audit)
         self._record(audit)
         return audit
 

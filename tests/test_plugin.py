@@ -185,3 +185,47 @@ def test_unwritable_report_folder_falls_back_to_a_temporary_one(project):
     )
     line = next(x for x in result.outlines if "written to" in x)
     assert Path(line.rsplit("written to ", 1)[1]).is_file()
+
+
+BASELINE_TEST = """
+def test_baseline(actaudit):
+    actaudit.maximize("green", steps={steps}).assert_matches_baseline(min_similarity=0.95)
+"""
+
+
+def test_baseline_generate_then_compare_then_drift(project):
+    project.makepyfile(BASELINE_TEST.format(steps=20))
+    result = project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "base")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*baseline folder not found: 'base'*--actaudit-generate-baseline base*"]
+    )
+
+    project.runpytest_inprocess(
+        "--actaudit", "--actaudit-generate-baseline", "base"
+    ).assert_outcomes(passed=1)
+    stored = list((project.path / "base").rglob("*.png"))
+    assert len(stored) == 2  # two seeds
+    project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "base").assert_outcomes(
+        passed=1
+    )
+
+    project.makepyfile(BASELINE_TEST.format(steps=1))  # a different model behaviour: drift
+    result = project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*class 'green' (index 1): baseline ssim failed*required >= 0.95*"]
+    )
+    results = json.loads((project.path / "actaudit-report" / "results.json").read_text())
+    (audit,) = results["audits"]
+    assert len(audit["baseline"]) == 2 and audit["baseline"][0]["diff"].endswith(".png")
+
+
+def test_missing_baseline_names_the_command(project, tmp_path):
+    project.makepyfile(BASELINE_TEST.format(steps=5))
+    (project.path / "empty").mkdir()
+    result = project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "empty")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*no baseline for class 'green'*--actaudit-generate-baseline empty*"]
+    )

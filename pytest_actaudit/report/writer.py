@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .images import encode_png, energy, heatmap_overlay, mean_image, slug, upscale
 from .render import render_html
 
@@ -27,6 +29,11 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _stretch(diff: Any) -> Any:
+    """Absolute difference, brightened so small drifts are visible (×4, capped)."""
+    return np.minimum(diff.astype(np.uint16) * 4, 255).astype(np.uint8)
 
 
 def build_results(
@@ -66,6 +73,17 @@ def build_results(
         record["heatmap_source"] = (
             "gradient × input" if audit.attribution is not None else "energy vs grey"
         )
+        if audit.baseline_images is not None:
+            diffs = np.abs(audit.images.astype(np.int16) - audit.baseline_images).astype(np.uint8)
+            record["baseline"] = [
+                {
+                    "image": save((*base, ("base", s)), audit.label, f"base{s}", b),
+                    "diff": save(
+                        (*base, ("diff", s, number)), audit.label, f"diff{s}", _stretch(d)
+                    ),
+                }
+                for s, b, d in zip(audit.seeds, audit.baseline_images, diffs, strict=True)
+            ]
         record["heatmap"] = save(
             (*base, ("heat", seeds_key)), audit.label, "heat", heatmap_overlay(mean, weights)
         )
