@@ -33,6 +33,12 @@ class CheckRecord:
     passed: bool
     message: str
 
+    def summary(self) -> str:
+        """One line for JUnit XML: outcome, per-seed values and the threshold."""
+        values = ", ".join(f"{v:.4g}" for v in self.values)
+        verdict = "passed" if self.passed else "FAILED"
+        return f"{verdict}: [{values}] {self.comparison} {self.threshold:g}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import settings as settings_mod
-from .audit import ClassAudit
+from .audit import AuditFailure, ClassAudit
 from .errors import ActauditError
 from .model import load_model, source_path
 from .settings import Settings
@@ -137,6 +138,9 @@ INI_ONLY = [
     ("actaudit_min_probability", "zero-code audits: min probability of every seed's image"),
     ("actaudit_min_logit", "zero-code audits: min logit of every seed's image"),
     ("actaudit_min_consistency", "zero-code audits: min cross-seed SSIM"),
+    ("actaudit_focus_exclude", "zero-code audits: region for assert_focus, e.g. border:6"),
+    ("actaudit_max_focus_share", "zero-code audits: max attribution share in that region"),
+    ("actaudit_min_baseline_similarity", "zero-code audits: min SSIM with the baseline"),
     ("actaudit_unsafe_load", "load models with Keras safe mode off (only for files you trust)"),
 ]
 
@@ -218,19 +222,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 class ActauditSession:
     """The plugin object registered with ``--actaudit``: one runner per model, the
-    audits recorded so far, and the report at session end."""
+    audits of finished tests as report records, and the report at session end.
+
+    Under xdist each worker turns its audits into records (images on disk) as tests
+    finish and writes them as JSON pieces; the controller merges the pieces and
+    renders once. A worker that dies loses only the test it was running.
+    """
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from .report.writer import ImageSink
+
         self.config = config
         self.settings = settings
         self.started = time.time()
         self.runners: dict[int, Any] = {}
-        self.audits: list[ClassAudit] = []
+        self.pending: list[ClassAudit] = []
+        self.records: list[dict[str, Any]] = []
         self.outcomes: dict[str, str] = {}
+        self.planned: list[str | int] = []
+        self.zero_code: list[str] = []
         self.report_path: Path | None = None
-        self.report_error: str | None = None
+        workerinput = getattr(config, "workerinput", None)
+        self.worker: str | None = workerinput["workerid"] if workerinput else None
+        if workerinput and "actaudit_run" in workerinput:
+            self.run_id = workerinput["actaudit_run"]
+            self.report_dir = Path(workerinput["actaudit_report_dir"])
+            self.report_error: str | None = None
+        else:
+            self.run_id = uuid.uuid4().hex[:12]
+            self.report_dir, self.report_error = _writable_folder(Path(settings.report))
+        self.sink = ImageSink(self.report_dir)
+        self._model: Any = None
+        self._pieces = 0
 
-    def runner(self, model: Any, model_path: str | None) -> Any:
+    # ------------------------------------------------------------ models, runners
+    def configured_model(self) -> Any:
+        """The model of --actaudit-model / ini actaudit_model, loaded once."""
+        if self._model is None:
+            if not self.settings.model:
+                raise ActauditError(
+                    "no model configured: pass --actaudit-model PATH, set actaudit_model in "
+                    "the ini, or override the actaudit_model fixture in conftest.py"
+                )
+            self._model = load_model(self.settings.model, safe_mode=not self.settings.unsafe_load)
+        return self._model
+
+    def runner(self, model: Any) -> Any:
         key = id(model)
         if key not in self.runners:
             from .engine.maximize import EngineSettings
@@ -239,25 +276,98 @@ class ActauditSession:
             verbose = self.config.getoption("verbose") > 0
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             progress = (lambda line: tr.write_line(line)) if verbose and tr else None
+            cache_dir = None
+            if self.settings.cache and getattr(self.config, "cache", None) is not None:
+                cache_dir = str(self.config.cache.mkdir("actaudit"))
             self.runners[key] = (
                 AuditRunner(
                     model,
                     labels=self.settings.labels,
-                    model_path=model_path,
-                    input_range=_ini_or_cli_range(self.config),
+                    model_path=source_path(model),
+                    input_range=self.settings.input_range,
                     engine_settings=EngineSettings(device=self.settings.device),
                     progress=progress,
+                    cache_dir=cache_dir,
                 ),
                 model,  # keep the model alive so id() stays unique
             )
         return self.runners[key][0]
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
-        s = self.settings
-        return (
-            f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
-            f"steps={s.steps} device={s.device} report={s.report}"
+    def maximize(
+        self, model: Any, target: str | int, settings: Settings, nodeid: str
+    ) -> ClassAudit:
+        """One audit for a test: batched with the session's planned targets, recorded."""
+        audit: ClassAudit = self.runner(model).maximize(
+            target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
         )
+        audit.nodeid = nodeid
+        if settings.generate_baseline or settings.baseline:
+            from .baseline import BaselineStore
+
+            store = BaselineStore(
+                settings.generate_baseline or settings.baseline or "",
+                generate=bool(settings.generate_baseline),
+            )
+            audit.baseline_store = store
+            if store.generate:
+                store.write(audit)
+        self.pending.append(audit)
+        return audit
+
+    # ------------------------------------------------------------------ collection
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        for item in items:
+            marker = item.get_closest_marker("actaudit")
+            if marker and marker.kwargs.get("classes"):
+                self.planned.extend(settings_mod.class_list(marker.kwargs["classes"]))
+            callspec = getattr(item, "callspec", None)
+            # Under xdist a worker cannot know which items it will get: it batches
+            # only what its tests ask for, so no class is optimized twice.
+            if callspec is not None and _is_audit(item) and not self.worker:
+                self.planned.extend(
+                    v for v in callspec.params.values() if isinstance(v, str) and not v.isdigit()
+                )
+        if self.settings.model and not all("::" in arg for arg in config.args):
+            zero_code = self._zero_code_items(session)
+            items.extend(zero_code)
+            if not self.worker:
+                self.planned.extend(item.target for item in zero_code)
+        self.planned = list(dict.fromkeys(self.planned))
+
+    def _zero_code_items(self, session: pytest.Session) -> list[ZeroCodeItem]:
+        from .model import num_classes, read_labels
+
+        model_path = str(self.settings.model)
+        classes: list[str] = list(self.settings.classes)
+        if not classes:
+            labels_file = self.settings.labels or Path(model_path).parent / "labels.txt"
+            if Path(labels_file).is_file():
+                classes = read_labels(labels_file)
+            else:
+                try:
+                    classes = [str(i) for i in range(num_classes(self.configured_model()))]
+                except ActauditError as exc:
+                    raise pytest.UsageError(f"actaudit: {exc}") from None
+        parent = AuditCollector.from_parent(session, name="actaudit", nodeid="actaudit")
+        return [
+            ZeroCodeItem.from_parent(parent, name=f"{model_path}::{name}", target=name)
+            for name in classes
+        ]
+
+    # --------------------------------------------------------------------- running
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        if call.when == "call":  # each check's value and threshold, for JUnit XML
+            for audit in self.pending:
+                if audit.nodeid == item.nodeid:
+                    for check in audit.checks:
+                        item.user_properties.append(
+                            (f"actaudit {audit.label} {check.name} {check.metric}", check.summary())
+                        )
+        yield
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.outcome != "passed":
@@ -266,37 +376,97 @@ class ActauditSession:
                 self.outcomes[report.nodeid] = (
                     "error" if report.when != "call" and report.failed else report.outcome
                 )
+        if report.when == "teardown" and self.pending:
+            self._flush()
 
+    def _flush(self) -> None:
+        """Turn finished audits into records now (images written): nothing is lost if
+        the session stops later."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        fresh = []
+        for audit in pending:
+            record = audit_record_safe(audit, self.sink)
+            record["test_outcome"] = self.outcomes.get(audit.nodeid, "unknown")
+            fresh.append(record)
+        self.records.extend(fresh)
+        if self.worker:
+            self._write_piece(fresh)
+
+    def _pieces_dir(self) -> Path:
+        return self.report_dir / ".pieces" / str(self.run_id)
+
+    def _write_piece(self, records: list[dict[str, Any]]) -> None:
+        import json
+
+        from .report.writer import atomic_write
+
+        folder = self._pieces_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pieces += 1
+        piece = {"records": records, "models": self._models_meta(), "stats": self._stats()}
+        name = f"{self.worker}-{self._pieces:05d}.json"
+        atomic_write(folder / name, json.dumps(piece).encode())
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["actaudit_run"] = self.run_id
+        node.workerinput["actaudit_report_dir"] = str(self.report_dir)
+
+    # ---------------------------------------------------------------------- report
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.audits or hasattr(self.config, "workerinput"):
+        self._flush()
+        if self.worker:
+            self._write_piece([])  # final stats of this worker
             return
-        import tempfile
+        import json
+        import shutil
 
-        from .report import write_report
+        from .report.writer import write_report
 
-        def write(folder: Path) -> Path:
-            return write_report(
-                folder,
-                run=self._run_meta(),
-                audits=self.audits,
-                outcomes=self.outcomes,
-                self_contained=self.settings.self_contained,
-            )
+        records = list(self.records)
+        models = self._models_meta()
+        stats = self._stats()
+        pieces = sorted(self._pieces_dir().glob("*.json")) if self._pieces_dir().is_dir() else []
+        latest: dict[str, dict[str, Any]] = {}
+        for path in pieces:
+            piece = json.loads(path.read_text())
+            records.extend(piece["records"])
+            latest[path.name.split("-")[0]] = piece  # a worker's last piece has its totals
+            for meta in piece["models"]:
+                if meta["hash"] not in {m["hash"] for m in models}:
+                    models.append(meta)
+        for piece in latest.values():
+            for key in stats:
+                stats[key] += piece["stats"][key]
+        if not records:
+            return
+        records.sort(key=lambda r: (r["model"], r["index"], r["nodeid"]))
+        run = self._run_meta(models, stats)
+        self.report_path = write_report(
+            self.report_dir,
+            run=run,
+            records=records,
+            outcomes=self.outcomes,
+            self_contained=self.settings.self_contained,
+        )
+        self.summary = (len(records), sum(1 for r in records if not r["passed"]))
+        shutil.rmtree(self.report_dir / ".pieces", ignore_errors=True)
 
-        try:
-            self.report_path = write(Path(self.settings.report))
-        except OSError as exc:
-            # Never lose a finished run's results: fall back to a fresh temporary folder.
-            fallback = Path(tempfile.mkdtemp(prefix="actaudit-report-"))
-            self.report_error = (
-                f"could not write the report to {self.settings.report!r} ({exc}); "
-                f"wrote it to {fallback} instead — choose a writable --actaudit-report DIR"
-            )
-            self.report_path = write(fallback)
+    def _models_meta(self) -> list[dict[str, Any]]:
+        return [runner.meta for runner, _ in self.runners.values()]
 
-    def _run_meta(self) -> dict[str, Any]:
-        models = [runner.meta for runner, _ in self.runners.values()]
+    def _stats(self) -> dict[str, float]:
+        runners = [r for r, _ in self.runners.values()]
+        return {
+            "optimized_images": sum(r.stats.images for r in runners),
+            "optimize_seconds": sum(r.stats.seconds for r in runners),
+            "cache_hits": sum(r.cache.hits for r in runners if r.cache),
+        }
+
+    def _run_meta(self, models: list[dict[str, Any]], stats: dict[str, float]) -> dict[str, Any]:
         return {
             "started": self.started,
             "wall_seconds": time.time() - self.started,
@@ -304,67 +474,111 @@ class ActauditSession:
             "steps": self.settings.steps,
             "device_setting": self.settings.device,
             "models": models,
-            "optimized_images": sum(r.stats.images for r, _ in self.runners.values()),
-            "optimize_seconds": sum(r.stats.seconds for r, _ in self.runners.values()),
-            "cache_hits": 0,
+            **stats,
             "command": "pytest " + " ".join(self.config.invocation_params.args),
         }
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        s = self.settings
+        return (
+            f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
+            f"steps={s.steps} device={s.device} report={self.report_dir}"
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report_error:
             terminalreporter.write_line(f"actaudit: {self.report_error}", red=True)
         if self.report_path:
-            failed = sum(1 for a in self.audits if not a.passed)
+            total, failed = self.summary
             terminalreporter.write_line(
-                f"actaudit: report with {len(self.audits)} audits ({failed} failed checks) "
+                f"actaudit: report with {total} audits ({failed} failed checks) "
                 f"written to {self.report_path}"
             )
 
 
-def _ini_or_cli_range(config: pytest.Config) -> str | None:
-    value = config.getoption("actaudit_input_range") or config.getini("actaudit_input_range")
-    return str(value) if value else None
+def audit_record_safe(audit: ClassAudit, sink: Any) -> dict[str, Any]:
+    from .report.writer import audit_record
+
+    return audit_record(audit, sink)
 
 
-class ActauditFixture:
-    """What the ``actaudit`` fixture gives a test: ``maximize(target, seeds=, steps=)``."""
+def _writable_folder(folder: Path) -> tuple[Path, str | None]:
+    """The report folder, or a fresh temporary one (and why) if it cannot be written:
+    decided before any optimization so no result waits on it."""
+    import tempfile
 
-    def __init__(
-        self, runner: Any, settings: Settings, nodeid: str, record: Callable[[ClassAudit], None]
-    ) -> None:
-        self._runner = runner
-        self._settings = settings
-        self._nodeid = nodeid
-        self._record = record
-        self._baseline: Any = None
-        if settings.generate_baseline or settings.baseline:
-            from .baseline import BaselineStore
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+        return folder, None
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="actaudit-report-"))
+        return fallback, (
+            f"could not write the report to {str(folder)!r} ({exc}); "
+            f"wrote it to {fallback} instead — choose a writable --actaudit-report DIR"
+        )
 
-            self._baseline = BaselineStore(
-                settings.generate_baseline or settings.baseline or "",
-                generate=bool(settings.generate_baseline),
+
+class AuditCollector(pytest.Collector):
+    """Parent of the zero-code audit items (node ids ``actaudit::MODEL::CLASS``)."""
+
+    def collect(self) -> list[pytest.Item]:  # items are made by the session plugin
+        return []
+
+
+class ZeroCodeItem(pytest.Item):
+    """One class of the configured model, checked against the ini thresholds."""
+
+    def __init__(self, *, target: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+
+    def runtest(self) -> None:
+        session: ActauditSession = self.config.stash[SESSION_KEY]
+        settings = session.settings
+        audit = session.maximize(session.configured_model(), self.target, settings, self.nodeid)
+        run_threshold_checks(audit, settings)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, AuditFailure | ActauditError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return Path(self.name.rsplit("::", 1)[0]), None, f"actaudit: {self.name}"
+
+
+def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
+    """The checks whose thresholds the ini sets; every one runs, failures combined."""
+    t = settings.thresholds
+    checks: list[Callable[[], Any]] = []
+    if "min_probability" in t or "min_logit" in t:
+        checks.append(
+            lambda: audit.assert_activation(
+                min_probability=t.get("min_probability"), min_logit=t.get("min_logit")
             )
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self._runner.labels)
-
-    def maximize(
-        self, target: str | int, *, seeds: int | None = None, steps: int | None = None
-    ) -> ClassAudit:
-        __tracebackhide__ = True
-        n_seeds = settings_mod.positive_int(seeds or self._settings.seeds, "seeds")
-        n_steps = settings_mod.positive_int(steps or self._settings.steps, "steps")
+        )
+    if "min_consistency" in t:
+        checks.append(lambda: audit.assert_consistent(min_similarity=t["min_consistency"]))
+    if settings.focus_exclude and "max_focus_share" in t:
+        checks.append(
+            lambda: audit.assert_focus(
+                exclude=settings.focus_exclude, max_share=t["max_focus_share"]
+            )
+        )
+    if "min_baseline_similarity" in t:
+        checks.append(
+            lambda: audit.assert_matches_baseline(min_similarity=t["min_baseline_similarity"])
+        )
+    failures = []
+    for check in checks:
         try:
-            audit: ClassAudit = self._runner.maximize(target, seeds=n_seeds, steps=n_steps)
-        except ActauditError as exc:
-            pytest.fail(f"actaudit: {exc}", pytrace=False)
-        audit.nodeid = self._nodeid
-        audit.baseline_store = self._baseline
-        if self._baseline is not None and self._baseline.generate:
-            self._baseline.write(audit)
-        self._record(audit)
-        return audit
+            check()
+        except AuditFailure as exc:
+            failures.append(str(exc))
+    if failures:
+        raise AuditFailure("\n".join(failures))
 
 
 def _session(request: pytest.FixtureRequest) -> ActauditSession:
@@ -378,25 +592,44 @@ def _session(request: pytest.FixtureRequest) -> ActauditSession:
 def actaudit_model(request: pytest.FixtureRequest) -> Any:
     """The model named by ``--actaudit-model`` / ini ``actaudit_model``.
 
-    Override this fixture in ``conftest.py`` to build or load a model any other way.
+    Override this fixture in ``conftest.py`` to build or load a model any other way
+    (use ``pytest_actaudit.load_model`` so the report can name the file).
     """
-    session = _session(request)
-    path = session.settings.model
-    if not path:
-        pytest.fail(
-            "actaudit: no model configured: pass --actaudit-model PATH, set actaudit_model in "
-            "the ini, or override the actaudit_model fixture in conftest.py",
-            pytrace=False,
-        )
     try:
-        model = load_model(path, safe_mode=not session.settings.unsafe_load)
+        return _session(request).configured_model()
     except ActauditError as exc:
         pytest.fail(f"actaudit: {exc}", pytrace=False)
-    return model
+
+
+class ActauditFixture:
+    """What the ``actaudit`` fixture gives a test: ``maximize(target, seeds=, steps=)``."""
+
+    def __init__(self, session: ActauditSession, model: Any, settings: Settings, nodeid: str):
+        self._session = session
+        self._model = model
+        self._settings = settings
+        self._nodeid = nodeid
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._session.runner(self._model).labels)
+
+    def maximize(
+        self, target: str | int, *, seeds: int | None = None, steps: int | None = None
+    ) -> ClassAudit:
+        """Class-maximization images of ``target`` (a class name or index)."""
+        __tracebackhide__ = True
+        try:
+            settings = self._settings.with_overrides(
+                **{k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
+            )
+            return self._session.maximize(self._model, target, settings, self._nodeid)
+        except (ActauditError, ValueError) as exc:
+            pytest.fail(f"actaudit: {exc}", pytrace=False)
 
 
 @pytest.fixture
-def actaudit(request: pytest.FixtureRequest, actaudit_model: Any) -> Iterator[ActauditFixture]:
+def actaudit(request: pytest.FixtureRequest, actaudit_model: Any) -> ActauditFixture:
     """Class-maximization audits of ``actaudit_model``; see ``ActauditFixture.maximize``."""
     session = _session(request)
     settings = session.settings
@@ -406,8 +639,4 @@ def actaudit(request: pytest.FixtureRequest, actaudit_model: Any) -> Iterator[Ac
             settings = settings.with_overrides(**marker.kwargs)
         except ValueError as exc:
             pytest.fail(f"actaudit marker on {request.node.nodeid}: {exc}", pytrace=False)
-    try:
-        runner = session.runner(actaudit_model, source_path(actaudit_model))
-    except ActauditError as exc:
-        pytest.fail(f"actaudit: {exc}", pytrace=False)
-    yield ActauditFixture(runner, settings, request.node.nodeid, session.audits.append)
+    return ActauditFixture(session, actaudit_model, settings, request.node.nodeid)

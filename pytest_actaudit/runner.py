@@ -41,6 +41,7 @@ class AuditRunner:
         input_range: str | None = None,
         engine_settings: Any = None,
         progress: Callable[[str], None] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -70,32 +71,65 @@ class AuditRunner:
             "keras": _keras_version(),
             "engine": self.settings.to_dict(),
         }
+        self.cache = None
+        if cache_dir:
+            from .cache import ResultCache
+
+            context = {
+                "model": self.meta["hash"],
+                "engine": self.meta["engine"],
+                "device": self.engine.device,
+                "spec": list(self.spec.shape) + [self.spec.low, self.spec.high],
+                "kind": self.meta["output_kind"],
+            }
+            self.cache = ResultCache(cache_dir, context)
 
     def resolve(self, target: str | int) -> int:
         return model_mod.resolve_target(target, self.labels)
 
     def maximize_many(
-        self, targets: Iterable[str | int], *, seeds: int, steps: int
+        self,
+        targets: Iterable[str | int],
+        *,
+        seeds: int,
+        steps: int,
+        planned: Iterable[str | int] = (),
     ) -> list[ClassAudit]:
-        """One ``ClassAudit`` per target; every missing (target, seed) in one batch."""
+        """One ``ClassAudit`` per target. Every (target, seed) not yet computed nor
+        cached is optimized in one batch, together with the ``planned`` targets that
+        later tests will ask for (names that are not classes are ignored there)."""
         indices = [self.resolve(t) for t in targets]
+        extra = [self._lenient(t) for t in planned]
         seed_list = list(range(seeds))
-        plan = [
-            (i, s)
-            for i in dict.fromkeys(indices)
-            for s in seed_list
-            if (i, s, steps) not in self._results
-        ]
+        wanted = dict.fromkeys([*indices, *(i for i in extra if i is not None)])
+        missing = [(i, s) for i in wanted for s in seed_list if (i, s, steps) not in self._results]
+        plan = []
+        for i, s in missing:
+            entry = self.cache.get(i, s, steps) if self.cache else None
+            if entry is None:
+                plan.append((i, s))
+            else:
+                self._results[(i, s, steps)] = _from_cache(i, s, entry)
         if plan:
             began = time.perf_counter()
             for result in self.engine.run(plan, steps, progress=self.progress):
                 self._results[(result.target, result.seed, steps)] = result
+                if self.cache:
+                    self.cache.put(result.target, result.seed, steps, vars(result))
             self.stats.images += len(plan)
             self.stats.seconds += time.perf_counter() - began
         return [self._audit(i, seed_list, steps) for i in indices]
 
-    def maximize(self, target: str | int, *, seeds: int, steps: int) -> ClassAudit:
-        return self.maximize_many([target], seeds=seeds, steps=steps)[0]
+    def maximize(
+        self, target: str | int, *, seeds: int, steps: int, planned: Iterable[str | int] = ()
+    ) -> ClassAudit:
+        return self.maximize_many([target], seeds=seeds, steps=steps, planned=planned)[0]
+
+    def _lenient(self, target: str | int) -> int | None:
+        try:
+            return self.resolve(target)
+        except Exception:
+            return None
 
     def _audit(self, index: int, seeds: Sequence[int], steps: int) -> ClassAudit:
         results = [self._results[(index, s, steps)] for s in seeds]
@@ -122,6 +156,22 @@ class AuditRunner:
             model_name=self.meta["name"],
             settings={"seeds": len(seeds), "steps": steps},
         )
+
+
+def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> Any:
+    from .engine.maximize import ImageResult
+
+    return ImageResult(
+        target=target,
+        seed=seed,
+        image=entry["image"],
+        logit=float(entry["logit"]),
+        probability=float(entry["probability"]),
+        curve=entry["curve"],
+        failed_step=int(entry["failed_step"]),
+        attribution=entry["attribution"],
+        features=entry["features"],
+    )
 
 
 def _keras_version() -> str:

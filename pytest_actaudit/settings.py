@@ -103,6 +103,8 @@ class Settings:
     cache: bool = True
     references: str | None = None
     unsafe_load: bool = False
+    input_range: str | None = None
+    focus_exclude: str | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -138,6 +140,8 @@ THRESHOLD_KEYS = {
     "min_probability": "actaudit_min_probability",
     "min_logit": "actaudit_min_logit",
     "min_consistency": "actaudit_min_consistency",
+    "max_focus_share": "actaudit_max_focus_share",
+    "min_baseline_similarity": "actaudit_min_baseline_similarity",
 }
 
 
@@ -147,6 +151,13 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
     for f in dataclasses.fields(Settings):
         if f.name in {"enabled", "thresholds"}:
             continue
+        if f.name == "focus_exclude" and ini.get(f.name):
+            from .regions import region_mask
+
+            try:  # validate now: a typo should stop the run before any optimization
+                region_mask(str(ini[f.name]), 64, 64)
+            except ValueError as exc:
+                raise ValueError(f"actaudit_focus_exclude: {exc}") from None
         raw = cli.get(f.name)
         if raw is None or raw == "":
             raw = ini.get(f.name)

@@ -65,8 +65,11 @@ RUN = {
 
 @pytest.fixture
 def report_dir(tmp_path):
-    from pytest_actaudit.report import write_report
+    from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
 
+    folder = tmp_path / "report"
+    sink = ImageSink(folder)
+    records = [audit_record(audit, sink) for audit in sample_audits()]
     outcomes = {"test_x.py::test_audit[square]": "failed"}
-    write_report(tmp_path / "report", run=RUN, audits=sample_audits(), outcomes=outcomes)
+    write_report(folder, run=RUN, records=records, outcomes=outcomes)
     return tmp_path / "report"

@@ -25,12 +25,21 @@ def test_plain():
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, color_model_file: Path) -> pytest.Pytester:
+    # The model comes from a conftest override, so no zero-code items are collected.
     pytester.makeini(
-        f"""
+        """
         [pytest]
-        actaudit_model = {color_model_file}
         actaudit_seeds = 2
         actaudit_steps = 20
+        """
+    )
+    pytester.makeconftest(
+        f"""
+        import pytest, pytest_actaudit
+
+        @pytest.fixture(scope="session")
+        def actaudit_model():
+            return pytest_actaudit.load_model({str(color_model_file)!r})
         """
     )
     return pytester
@@ -229,3 +238,85 @@ def test_missing_baseline_names_the_command(project, tmp_path):
     result.stdout.fnmatch_lines(
         ["*no baseline for class 'green'*--actaudit-generate-baseline empty*"]
     )
+
+
+ZERO_CODE_INI = """
+[pytest]
+actaudit_model = {model}
+actaudit_seeds = 2
+actaudit_steps = 20
+actaudit_min_probability = {threshold}
+actaudit_min_consistency = 0.5
+actaudit_focus_exclude = border:2
+actaudit_max_focus_share = 0.9
+"""
+
+
+def test_zero_code_audits_one_item_per_class(pytester, color_model_file):
+    pytester.makeini(ZERO_CODE_INI.format(model=color_model_file, threshold=0.9))
+    result = pytester.runpytest_inprocess("--actaudit", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([f"actaudit::{color_model_file}::red PASSED*"])
+    results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    checks = {c["name"] for a in results["audits"] for c in a["checks"]}
+    assert checks == {"activation", "consistency", "focus"}
+
+
+def test_zero_code_failure_lists_every_failed_check(pytester, color_model_file):
+    pytester.makeini(ZERO_CODE_INI.format(model=color_model_file, threshold=1.0))
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-classes", "blue")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*class 'blue' (index 2): activation probability failed*"])
+
+
+def test_zero_code_without_flag_collects_nothing(pytester, color_model_file):
+    pytester.makeini(ZERO_CODE_INI.format(model=color_model_file, threshold=0.9))
+    pytester.makepyfile("def test_a(): pass")
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+def test_junit_xml_gets_each_check(pytester, color_model_file):
+    pytester.makeini(ZERO_CODE_INI.format(model=color_model_file, threshold=0.9))
+    pytester.runpytest_inprocess("--actaudit", "--actaudit-classes", "red", "--junitxml=j.xml")
+    xml = (pytester.path / "j.xml").read_text()
+    assert 'name="actaudit red activation probability"' in xml
+    assert "passed: [1, 1] &gt;= 0.9" in xml
+
+
+def test_second_identical_run_is_served_from_the_cache(project):
+    project.makepyfile(AUDIT_TEST.format(threshold=0.9))
+    project.runpytest_inprocess("--actaudit").assert_outcomes(passed=4)
+    first = json.loads((project.path / "actaudit-report" / "results.json").read_text())["run"]
+    assert first["optimized_images"] == 6 and first["cache_hits"] == 0
+
+    project.runpytest_inprocess("--actaudit").assert_outcomes(passed=4)
+    second = json.loads((project.path / "actaudit-report" / "results.json").read_text())["run"]
+    assert second["optimized_images"] == 0 and second["cache_hits"] == 6
+
+    entries = sorted((project.path / ".pytest_cache" / "d" / "actaudit").rglob("*.npz"))
+    assert len(entries) == 6
+    entries[0].write_bytes(b"corrupt")  # never trusted: recomputed
+    project.runpytest_inprocess("--actaudit").assert_outcomes(passed=4)
+    third = json.loads((project.path / "actaudit-report" / "results.json").read_text())["run"]
+    assert third["optimized_images"] == 1 and third["cache_hits"] == 5
+
+    project.runpytest_inprocess("--actaudit", "--actaudit-no-cache").assert_outcomes(passed=4)
+    fourth = json.loads((project.path / "actaudit-report" / "results.json").read_text())["run"]
+    assert fourth["optimized_images"] == 6 and fourth["cache_hits"] == 0
+
+
+def test_xdist_gives_the_serial_outcomes_and_one_merged_report(project):
+    project.makepyfile(AUDIT_TEST.format(threshold=0.9))
+    serial = project.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
+    serial.assert_outcomes(passed=4)
+    report = project.path / "actaudit-report"
+    serial_images = json.loads((report / "results.json").read_text())["audits"]
+
+    result = project.runpytest_subprocess("--actaudit", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*actaudit: report with 3 audits (0 failed checks)*"])
+    merged = json.loads((report / "results.json").read_text())
+    assert [a["label"] for a in merged["audits"]] == ["red", "green", "blue"]
+    assert [a["logits"] for a in merged["audits"]] == [a["logits"] for a in serial_images]
+    assert merged["run"]["optimized_images"] == 6
+    assert not (report / ".pieces").exists()

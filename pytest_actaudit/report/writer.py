@@ -1,7 +1,14 @@
-"""Writes the report folder: images, ``results.json`` (atomically), ``index.html``."""
+"""Writes the report folder: images as each audit finishes, then ``results.json``
+(atomically) and ``index.html`` at the end.
+
+Audits become plain records (``audit_record``) as soon as their test ends, with their
+images already on disk; ``write_report`` only assembles records. So a session that
+is interrupted, or an xdist worker that dies, loses nothing that had finished.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,7 +27,7 @@ SCHEMA = 1
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and rename: readers never see
-    a half-written file."""
+    a half-written file, and concurrent writers of the same content do no harm."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -36,85 +43,92 @@ def _stretch(diff: Any) -> Any:
     return np.minimum(diff.astype(np.uint16) * 4, 255).astype(np.uint8)
 
 
-def build_results(
-    run: Mapping[str, Any], audits: Sequence[Any], outcomes: Mapping[str, str], folder: Path
-) -> dict[str, Any]:
-    """The results document; writes each seed's image (upscaled PNG) under images/."""
-    from .. import __version__
+class ImageSink:
+    """Writes report images under ``folder/images``, one file per distinct key; the
+    file name comes from the key's hash, so processes writing the same image agree."""
 
-    images_dir = folder / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    records = []
-    written: dict[tuple[str, int, int, Any], str] = {}
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: dict[str, str] = {}
 
-    def save(key: tuple[str, int, int, Any], label: str, kind: str, image: Any) -> str:
-        # One file per distinct image: tests that audit the same class share them.
-        if key not in written:
-            name = f"{len(written):05d}-{slug(label)}-{kind}.png"
-            atomic_write(images_dir / name, encode_png(upscale(image)))
-            written[key] = f"images/{name}"
-        return written[key]
+    def save(self, key: tuple[Any, ...], label: str, kind: str, image: Any) -> str:
+        digest = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+        if digest not in self.written:
+            (self.folder / "images").mkdir(parents=True, exist_ok=True)
+            name = f"{slug(label)}-{kind}-{digest}.png"
+            atomic_write(self.folder / "images" / name, encode_png(upscale(image)))
+            self.written[digest] = f"images/{name}"
+        return self.written[digest]
 
-    for number, audit in enumerate(audits):
-        record = audit.to_record()
-        base = (audit.model_name, audit.index, audit.steps)
-        record["images"] = [
-            save((*base, seed), audit.label, f"seed{seed}", image)
-            for seed, image in zip(audit.seeds, audit.images, strict=True)
+
+def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
+    """One audit as a plain record, its images written through ``sink``."""
+    record: dict[str, Any] = audit.to_record()
+    base = (audit.model_name, audit.index, audit.steps)
+    label = audit.label
+    record["images"] = [
+        sink.save((*base, seed), label, f"seed{seed}", image)
+        for seed, image in zip(audit.seeds, audit.images, strict=True)
+    ]
+    seeds_key = tuple(audit.seeds)
+    mean = mean_image(audit.images)
+    record["mean_image"] = sink.save((*base, "mean", seeds_key), label, "mean", mean)
+    if audit.attribution is not None:
+        weights, record["heatmap_source"] = audit.attribution.mean(axis=0), "gradient × input"
+    else:
+        weights, record["heatmap_source"] = energy(audit.images).mean(axis=0), "energy vs grey"
+    record["heatmap"] = sink.save(
+        (*base, "heat", seeds_key), label, "heat", heatmap_overlay(mean, weights)
+    )
+    if audit.baseline_images is not None:
+        diffs = np.abs(audit.images.astype(np.int16) - audit.baseline_images).astype(np.uint8)
+        record["baseline"] = [
+            {
+                "image": sink.save((*base, "base", s, b.tobytes()), label, f"base{s}", b),
+                "diff": sink.save((*base, "diff", s, d.tobytes()), label, f"diff{s}", _stretch(d)),
+            }
+            for s, b, d in zip(audit.seeds, audit.baseline_images, diffs, strict=True)
         ]
-        seeds_key = tuple(audit.seeds)
-        mean = mean_image(audit.images)
-        record["mean_image"] = save((*base, ("mean", seeds_key)), audit.label, "mean", mean)
-        weights = (
-            audit.attribution.mean(axis=0)
-            if audit.attribution is not None
-            else energy(audit.images).mean(axis=0)
-        )
-        record["heatmap_source"] = (
-            "gradient × input" if audit.attribution is not None else "energy vs grey"
-        )
-        if audit.baseline_images is not None:
-            diffs = np.abs(audit.images.astype(np.int16) - audit.baseline_images).astype(np.uint8)
-            record["baseline"] = [
-                {
-                    "image": save((*base, ("base", s)), audit.label, f"base{s}", b),
-                    "diff": save(
-                        (*base, ("diff", s, number)), audit.label, f"diff{s}", _stretch(d)
-                    ),
-                }
-                for s, b, d in zip(audit.seeds, audit.baseline_images, diffs, strict=True)
-            ]
-        record["heatmap"] = save(
-            (*base, ("heat", seeds_key)), audit.label, "heat", heatmap_overlay(mean, weights)
-        )
-        record["image_shape"] = list(audit.images.shape[1:])
-        record["id"] = f"audit-{number}"
-        outcome = outcomes.get(audit.nodeid, "unknown")
-        record["test_outcome"] = outcome
-        record["status"] = (
-            "passed" if audit.passed and outcome in ("passed", "unknown") else "failed"
-        )
-        records.append(record)
-    return {
-        "schema": SCHEMA,
-        "generator": f"pytest-actaudit {__version__}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run": dict(run),
-        "audits": records,
-    }
+    record["image_shape"] = list(audit.images.shape[1:])
+    return record
+
+
+def finalize(
+    records: Sequence[Mapping[str, Any]], outcomes: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Give each record an id, its test's outcome and a status (failed if a check
+    failed or its test did not pass)."""
+    final = []
+    for number, record in enumerate(records):
+        rec = dict(record)
+        outcome = outcomes.get(rec.get("nodeid", ""), rec.get("test_outcome", "unknown"))
+        rec["id"] = f"audit-{number}"
+        rec["test_outcome"] = outcome
+        rec["status"] = "passed" if rec["passed"] and outcome in ("passed", "unknown") else "failed"
+        final.append(rec)
+    return final
 
 
 def write_report(
     folder: Path,
     *,
     run: Mapping[str, Any],
-    audits: Sequence[Any],
+    records: Sequence[Mapping[str, Any]],
     outcomes: Mapping[str, str],
     self_contained: bool = False,
 ) -> Path:
-    """Write the whole report; returns the path of ``index.html``."""
+    """Write ``results.json`` and ``index.html`` from finished records; returns the
+    path of ``index.html``."""
+    from .. import __version__
+
     folder.mkdir(parents=True, exist_ok=True)
-    results = build_results(run, audits, outcomes, folder)
+    results = {
+        "schema": SCHEMA,
+        "generator": f"pytest-actaudit {__version__}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run": dict(run),
+        "audits": finalize(records, outcomes),
+    }
     atomic_write(folder / "results.json", json.dumps(results, indent=1).encode("utf-8"))
     index = folder / "index.html"
     atomic_write(index, render_html(results, folder, self_contained=self_contained).encode("utf-8"))
