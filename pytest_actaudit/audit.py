@@ -16,6 +16,12 @@ from numpy.typing import NDArray
 
 from . import metrics
 
+DEFAULT_MAX_FLIP_RATE = 0.45  # calibrated on the demo models; see the README
+
+
+def _fmt_list(values: Any) -> str:
+    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"
+
 
 class AuditFailure(AssertionError):
     """A check on a class-maximization result did not hold."""
@@ -77,6 +83,9 @@ class ClassAudit:
     checks: list[CheckRecord] = field(default_factory=list)
     baseline_store: Any = None  # a BaselineStore, attached by the fixture
     baseline_images: NDArray[np.uint8] | None = None  # set by assert_matches_baseline
+    # () -> (reference images, their class indices, predict): attached by the fixture
+    probe_context: Any = None
+    probe_result: Any = None  # a probe.ProbeResult, once the shortcut probe ran
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
@@ -174,6 +183,45 @@ class ClassAudit:
             max_share,
             "<=",
         )
+        return self
+
+    def shortcut_probe(self, window_fraction: float = 0.5) -> Any:
+        """Run (once) the shortcut probe: see :mod:`pytest_actaudit.probe`."""
+        if self.probe_result is None:
+            from .probe import probe
+
+            if self.probe_context is None or self.attribution is None:
+                raise ValueError(
+                    f"class {self.label!r}: the shortcut probe needs reference images; use "
+                    "the actaudit fixture with --actaudit-references DIR (or override the "
+                    "actaudit_references fixture)"
+                )
+            references, labels, predict = self.probe_context()
+            self.probe_result = probe(
+                self.index,
+                self.images,
+                self.attribution,
+                references,
+                labels,
+                predict,
+                window_fraction=window_fraction,
+            )
+        return self.probe_result
+
+    def assert_no_shortcut(self, max_flip_rate: float = DEFAULT_MAX_FLIP_RATE) -> ClassAudit:
+        """The most salient half-side window of each seed's image, pasted at its place
+        into real images of other classes, may flip at most ``max_flip_rate`` more of
+        them to this class than the same window of this class's real images does."""
+        __tracebackhide__ = True
+        result = self.shortcut_probe()
+        note = (
+            f"transplant flip rates {_fmt_list(result.flip_rates)}, control (the class's own "
+            f"references, same window) {_fmt_list(result.control_rates)}, over "
+            f"{result.references_of_others} other-class references; the model reads "
+            f"{result.class_accuracy:.0%} of this class's {result.references_of_class} "
+            "references correctly"
+        )
+        self._check("shortcut", "excess flip rate", result.excess, max_flip_rate, "<=", note=note)
         return self
 
     def assert_matches_baseline(self, min_similarity: float) -> ClassAudit:

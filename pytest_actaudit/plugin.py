@@ -141,6 +141,7 @@ INI_ONLY = [
     ("actaudit_focus_exclude", "zero-code audits: region for assert_focus, e.g. border:6"),
     ("actaudit_max_focus_share", "zero-code audits: max attribution share in that region"),
     ("actaudit_min_baseline_similarity", "zero-code audits: min SSIM with the baseline"),
+    ("actaudit_max_flip_rate", "zero-code audits: max excess flip rate of the shortcut probe"),
     ("actaudit_unsafe_load", "load models with Keras safe mode off (only for files you trust)"),
 ]
 
@@ -254,6 +255,7 @@ class ActauditSession:
         self.sink = ImageSink(self.report_dir)
         self._model: Any = None
         self._pieces = 0
+        self._references: dict[Any, Any] = {}
 
     # ------------------------------------------------------------ models, runners
     def configured_model(self) -> Any:
@@ -293,14 +295,40 @@ class ActauditSession:
             )
         return self.runners[key][0]
 
+    def references(self, model: Any) -> tuple[Any, Any]:
+        """The default references: the folder of --actaudit-references, read once."""
+        key = ("references", id(model))
+        if key not in self._references:
+            from .references import read_references
+
+            if not self.settings.references:
+                raise ActauditError(
+                    "the shortcut probe needs reference images: pass --actaudit-references "
+                    "DIR (ini actaudit_references; one subfolder per class name) or override "
+                    "the actaudit_references fixture in conftest.py"
+                )
+            runner = self.runner(model)
+            self._references[key] = read_references(
+                self.settings.references, runner.labels, runner.spec.shape
+            )
+        return self._references[key]
+
     def maximize(
-        self, model: Any, target: str | int, settings: Settings, nodeid: str
+        self,
+        model: Any,
+        target: str | int,
+        settings: Settings,
+        nodeid: str,
+        references: Callable[[], tuple[Any, Any]] | None = None,
     ) -> ClassAudit:
         """One audit for a test: batched with the session's planned targets, recorded."""
-        audit: ClassAudit = self.runner(model).maximize(
+        runner = self.runner(model)
+        audit: ClassAudit = runner.maximize(
             target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
         )
         audit.nodeid = nodeid
+        get_references = references or (lambda: self.references(model))
+        audit.probe_context = lambda: (*get_references(), lambda x: runner.engine.predict(x)[1])
         if settings.generate_baseline or settings.baseline:
             from .baseline import BaselineStore
 
@@ -567,6 +595,8 @@ def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
                 exclude=settings.focus_exclude, max_share=t["max_focus_share"]
             )
         )
+    if "max_flip_rate" in t:
+        checks.append(lambda: audit.assert_no_shortcut(max_flip_rate=t["max_flip_rate"]))
     if "min_baseline_similarity" in t:
         checks.append(
             lambda: audit.assert_matches_baseline(min_similarity=t["min_baseline_similarity"])
@@ -604,11 +634,19 @@ def actaudit_model(request: pytest.FixtureRequest) -> Any:
 class ActauditFixture:
     """What the ``actaudit`` fixture gives a test: ``maximize(target, seeds=, steps=)``."""
 
-    def __init__(self, session: ActauditSession, model: Any, settings: Settings, nodeid: str):
+    def __init__(
+        self,
+        session: ActauditSession,
+        model: Any,
+        settings: Settings,
+        nodeid: str,
+        references: Callable[[], tuple[Any, Any]],
+    ):
         self._session = session
         self._model = model
         self._settings = settings
         self._nodeid = nodeid
+        self._references = references
 
     @property
     def labels(self) -> list[str]:
@@ -623,7 +661,9 @@ class ActauditFixture:
             settings = self._settings.with_overrides(
                 **{k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
             )
-            return self._session.maximize(self._model, target, settings, self._nodeid)
+            return self._session.maximize(
+                self._model, target, settings, self._nodeid, self._references
+            )
         except (ActauditError, ValueError) as exc:
             pytest.fail(f"actaudit: {exc}", pytrace=False)
 
@@ -639,4 +679,22 @@ def actaudit(request: pytest.FixtureRequest, actaudit_model: Any) -> ActauditFix
             settings = settings.with_overrides(**marker.kwargs)
         except ValueError as exc:
             pytest.fail(f"actaudit marker on {request.node.nodeid}: {exc}", pytrace=False)
-    return ActauditFixture(session, actaudit_model, settings, request.node.nodeid)
+    return ActauditFixture(
+        session,
+        actaudit_model,
+        settings,
+        request.node.nodeid,
+        lambda: request.getfixturevalue("actaudit_references"),
+    )
+
+
+@pytest.fixture(scope="session")
+def actaudit_references(request: pytest.FixtureRequest, actaudit_model: Any) -> tuple[Any, Any]:
+    """Real sample images for the shortcut probe: ``(images, labels)``, uint8
+    N × H × W × C and int N, read from --actaudit-references / ini
+    actaudit_references (one subfolder per class name). Override it in conftest.py to
+    supply images any other way. Use images you trust to be free of the artifact."""
+    try:
+        return _session(request).references(actaudit_model)
+    except ActauditError as exc:
+        pytest.fail(f"actaudit: {exc}", pytrace=False)

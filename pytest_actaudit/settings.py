@@ -142,6 +142,7 @@ THRESHOLD_KEYS = {
     "min_consistency": "actaudit_min_consistency",
     "max_focus_share": "actaudit_max_focus_share",
     "min_baseline_similarity": "actaudit_min_baseline_similarity",
+    "max_flip_rate": "actaudit_max_flip_rate",
 }
 
 

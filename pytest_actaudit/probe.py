@@ -1,0 +1,115 @@
+"""The shortcut probe: does a small part of a class's maximization image, pasted into
+real images of other classes, make the model read them as that class — more than the
+same part of the class's real images does? numpy and OpenCV only; the model is reached
+through a ``predict`` callable (uint8 images → class probabilities).
+
+Why the control: class-maximization images hold miniature whole objects, so a window
+of one can flip other-class images even for a model that learned the right shape.
+The class's real images, cut at the same place and size, show what the object itself
+does; only the excess over that points at a shortcut. The window is pasted at the
+place it was cut from: an artifact bound to a place only works there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
+
+
+@dataclass
+class ProbeResult:
+    """Per seed: the window (x0, y0, side), flip rate of the transplant, flip rate of
+    the control, and their difference (the excess)."""
+
+    windows: list[tuple[int, int, int]]
+    flip_rates: NDArray[np.float64]
+    control_rates: NDArray[np.float64]
+    references_of_class: int
+    references_of_others: int
+    class_accuracy: float  # share of the class's own references the model gets right
+    examples: list[NDArray[np.uint8]] = field(default_factory=list)
+
+    @property
+    def excess(self) -> NDArray[np.float64]:
+        return np.asarray(self.flip_rates - self.control_rates, np.float64)
+
+
+def salient_window(attribution: NDArray[np.float32], side: int) -> tuple[int, int]:
+    """Top-left corner (x0, y0) of the side × side window holding the most attribution."""
+    height, width = attribution.shape
+    side_y, side_x = min(side, height), min(side, width)
+    integral = np.pad(attribution.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = (
+        integral[side_y:, side_x:]
+        - integral[:-side_y, side_x:]
+        - integral[side_y:, :-side_x]
+        + integral[:-side_y, :-side_x]
+    )
+    y0, x0 = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(x0), int(y0)
+
+
+def paste(
+    targets: NDArray[np.uint8], source: NDArray[np.uint8], window: tuple[int, int, int]
+) -> NDArray[np.uint8]:
+    """Copies of ``targets`` with ``source``'s window pasted at the same place."""
+    x0, y0, side = window
+    out = targets.copy()
+    out[:, y0 : y0 + side, x0 : x0 + side] = source[y0 : y0 + side, x0 : x0 + side]
+    return out
+
+
+def probe(
+    index: int,
+    images: NDArray[np.uint8],
+    attribution: NDArray[np.float32],
+    references: NDArray[np.uint8],
+    labels: NDArray[np.int64],
+    predict: Predict,
+    *,
+    window_fraction: float = 0.5,
+    examples: int = 4,
+) -> ProbeResult:
+    """Run the probe for class ``index`` on its maximization ``images`` (seeds × H × W
+    × C) with their ``attribution`` maps, against labelled real ``references``."""
+    own = references[labels == index]
+    others = references[labels != index]
+    if len(own) == 0 or len(others) == 0:
+        missing = "this class" if len(own) == 0 else "any other class"
+        raise ValueError(
+            f"the shortcut probe needs reference images of class {index} and of other "
+            f"classes; none of {missing} were given"
+        )
+    height, width = images.shape[1:3]
+    side = max(1, round(min(height, width) * window_fraction))
+    own_pred = np.argmax(predict(own), axis=1)
+    windows, flips, controls = [], [], []
+    shown: list[NDArray[np.uint8]] = []
+    for image, attr in zip(images, attribution, strict=True):
+        x0, y0 = salient_window(attr, side)
+        window = (x0, y0, side)
+        windows.append(window)
+        pasted = paste(others, image, window)
+        flips.append(float(np.mean(np.argmax(predict(pasted), axis=1) == index)))
+        # Control: the same window of the class's real images, each pasted into a
+        # rotating share of the other-class images (as many pastes as the probe makes).
+        control = others.copy()
+        for k in range(len(others)):
+            control[k] = paste(others[k : k + 1], own[k % len(own)], window)[0]
+        controls.append(float(np.mean(np.argmax(predict(control), axis=1) == index)))
+        if len(shown) < examples:
+            shown.extend(pasted[: examples - len(shown)])
+    return ProbeResult(
+        windows=windows,
+        flip_rates=np.array(flips),
+        control_rates=np.array(controls),
+        references_of_class=len(own),
+        references_of_others=len(others),
+        class_accuracy=float(np.mean(own_pred == index)),
+        examples=shown,
+    )
