@@ -311,7 +311,8 @@ class ActauditSession:
             self._references[key] = read_references(
                 self.settings.references, runner.labels, runner.spec.shape
             )
-        return self._references[key]
+        images, labels = self._references[key]
+        return images, labels
 
     def maximize(
         self,
