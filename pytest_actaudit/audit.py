@@ -196,7 +196,7 @@ class ClassAudit:
                     "the actaudit fixture with --actaudit-references DIR (or override the "
                     "actaudit_references fixture)"
                 )
-            references, labels, predict = self.probe_context()
+            references, labels, predict, attribute = self.probe_context()
             self.probe_result = probe(
                 self.index,
                 self.images,
@@ -204,6 +204,7 @@ class ClassAudit:
                 references,
                 labels,
                 predict,
+                attribute,
                 window_fraction=window_fraction,
             )
         return self.probe_result
@@ -215,8 +216,8 @@ class ClassAudit:
         __tracebackhide__ = True
         result = self.shortcut_probe()
         note = (
-            f"transplant flip rates {_fmt_list(result.flip_rates)}, control (the class's own "
-            f"references, same window) {_fmt_list(result.control_rates)}, over "
+            f"transplant flip rates {_fmt_list(result.flip_rates)}, control (the same "
+            f"transplant from the class's own references) {result.control_rates[0]:.2f}, over "
             f"{result.references_of_others} other-class references; the model reads "
             f"{result.class_accuracy:.0%} of this class's {result.references_of_class} "
             "references correctly"

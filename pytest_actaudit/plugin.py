@@ -133,6 +133,21 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "the model's input value range (default: 0-255 after a leading Rescaling/Normalization "
         "layer, else 0-1)",
     ),
+    (
+        "--actaudit-parametrization",
+        "actaudit_parametrization",
+        {"metavar": "fourier|pixel", "type": _argtype(settings_mod.parametrization)},
+        "what the optimizer changes: a 1/f-scaled spectrum (default) or the pixels",
+    ),
+    (
+        "--actaudit-max-batch",
+        "actaudit_max_batch",
+        {
+            "metavar": "N",
+            "type": _argtype(lambda v: settings_mod.positive_int(v, "--actaudit-max-batch")),
+        },
+        "images optimized together at most (memory bound; default 64)",
+    ),
 ]
 INI_ONLY = [
     ("actaudit_min_probability", "zero-code audits: min probability of every seed's image"),
@@ -287,7 +302,11 @@ class ActauditSession:
                     labels=self.settings.labels,
                     model_path=source_path(model),
                     input_range=self.settings.input_range,
-                    engine_settings=EngineSettings(device=self.settings.device),
+                    engine_settings=EngineSettings(
+                        device=self.settings.device,
+                        parametrization=self.settings.parametrization,
+                        max_batch=self.settings.max_batch,
+                    ),
                     progress=progress,
                     cache_dir=cache_dir,
                 ),
@@ -329,7 +348,11 @@ class ActauditSession:
         )
         audit.nodeid = nodeid
         get_references = references or (lambda: self.references(model))
-        audit.probe_context = lambda: (*get_references(), lambda x: runner.engine.predict(x)[1])
+        audit.probe_context = lambda: (
+            *get_references(),
+            lambda x: runner.engine.predict(x)[1],
+            runner.engine.attribution,
+        )
         if settings.generate_baseline or settings.baseline:
             from .baseline import BaselineStore
 

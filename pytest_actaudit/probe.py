@@ -5,9 +5,11 @@ through a ``predict`` callable (uint8 images → class probabilities).
 
 Why the control: class-maximization images hold miniature whole objects, so a window
 of one can flip other-class images even for a model that learned the right shape.
-The class's real images, cut at the same place and size, show what the object itself
-does; only the excess over that points at a shortcut. The window is pasted at the
-place it was cut from: an artifact bound to a place only works there.
+The same transplant made from the class's real images — each one's own most salient
+window, pasted at its place — shows what the real object does; only the excess over
+that points at a shortcut (a model that learned a tag responds to the tag in its
+maximization image, and hardly at all to real, tag-free images of the class). Windows
+are pasted where they were cut: an artifact bound to a place only works there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
+Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
 
 
 @dataclass
@@ -71,6 +74,7 @@ def probe(
     references: NDArray[np.uint8],
     labels: NDArray[np.int64],
     predict: Predict,
+    attribute: Attribute,
     *,
     window_fraction: float = 0.5,
     examples: int = 4,
@@ -88,7 +92,15 @@ def probe(
     height, width = images.shape[1:3]
     side = max(1, round(min(height, width) * window_fraction))
     own_pred = np.argmax(predict(own), axis=1)
-    windows, flips, controls = [], [], []
+    # Control: each real image of the class gives its own most salient window, pasted at
+    # its place into the other-class images in turn (as many pastes as a seed makes).
+    own_windows = [(*salient_window(a, side), side) for a in attribute(own, index)]
+    control = others.copy()
+    for k in range(len(others)):
+        j = k % len(own)
+        control[k] = paste(others[k : k + 1], own[j], own_windows[j])[0]
+    control_rate = float(np.mean(np.argmax(predict(control), axis=1) == index))
+    windows, flips = [], []
     shown: list[NDArray[np.uint8]] = []
     for image, attr in zip(images, attribution, strict=True):
         x0, y0 = salient_window(attr, side)
@@ -96,14 +108,9 @@ def probe(
         windows.append(window)
         pasted = paste(others, image, window)
         flips.append(float(np.mean(np.argmax(predict(pasted), axis=1) == index)))
-        # Control: the same window of the class's real images, each pasted into a
-        # rotating share of the other-class images (as many pastes as the probe makes).
-        control = others.copy()
-        for k in range(len(others)):
-            control[k] = paste(others[k : k + 1], own[k % len(own)], window)[0]
-        controls.append(float(np.mean(np.argmax(predict(control), axis=1) == index)))
         if len(shown) < examples:
             shown.extend(pasted[: examples - len(shown)])
+    controls = [control_rate] * len(images)
     return ProbeResult(
         windows=windows,
         flip_rates=np.array(flips),

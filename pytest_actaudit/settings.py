@@ -55,6 +55,13 @@ def device(value: str) -> str:
     return text
 
 
+def parametrization(value: str, name: str = "parametrization") -> str:
+    text = str(value).strip().lower()
+    if text not in {"fourier", "pixel"}:
+        raise ValueError(f"{name} must be fourier or pixel, got {value!r}")
+    return text
+
+
 def class_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Parse ``all`` or a comma separated list of class names/indices.
 
@@ -104,6 +111,8 @@ class Settings:
     references: str | None = None
     unsafe_load: bool = False
     input_range: str | None = None
+    parametrization: str = "fourier"
+    max_batch: int = 64
     focus_exclude: str | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
@@ -129,6 +138,8 @@ def _identity(value: Any, name: str) -> Any:
 PARSERS: dict[str, Any] = {
     "seeds": positive_int,
     "steps": positive_int,
+    "max_batch": positive_int,
+    "parametrization": parametrization,
     "device": lambda v, n: device(v),
     "classes": lambda v, n: class_list(v),
     "self_contained": boolean,

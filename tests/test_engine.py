@@ -15,7 +15,10 @@ STEPS = 30
 
 @pytest.fixture(scope="module")
 def color_audits(color_model):
-    return pytest_actaudit.maximize(color_model, "all", seeds=3, steps=STEPS, labels=COLORS)
+    # pixel parametrization: exact, saturated colours in few steps
+    return pytest_actaudit.maximize(
+        color_model, "all", seeds=3, steps=STEPS, labels=COLORS, parametrization="pixel"
+    )
 
 
 def test_each_colour_class_gives_an_image_of_that_colour(color_audits):
@@ -44,7 +47,9 @@ def test_curve_rises(color_audits):
 
 
 def test_deterministic_and_independent_of_batch_neighbours(color_model, color_audits):
-    again = pytest_actaudit.maximize(color_model, ["blue"], seeds=3, steps=STEPS, labels=COLORS)
+    again = pytest_actaudit.maximize(
+        color_model, ["blue"], seeds=3, steps=STEPS, labels=COLORS, parametrization="pixel"
+    )
     np.testing.assert_array_equal(again[0].images, color_audits[2].images)
 
 
@@ -54,7 +59,9 @@ def test_user_model_is_not_modified(color_model):
 
 def test_logits_model_without_softmax():
     model = build_color_model(softmax=False)
-    (audit,) = pytest_actaudit.maximize(model, 1, seeds=2, steps=STEPS, labels=COLORS)
+    (audit,) = pytest_actaudit.maximize(
+        model, 1, seeds=2, steps=STEPS, labels=COLORS, parametrization="pixel"
+    )
     assert audit.probabilities.min() > 0.99 and audit.logits.min() > 9
 
 
@@ -66,7 +73,9 @@ def test_grayscale_non_square_and_unit_range():
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.layers[-1].set_weights([np.array([[8.0, -8.0]], "float32"), np.zeros(2, "float32")])
-    bright, dark = pytest_actaudit.maximize(model, [0, 1], seeds=2, steps=STEPS)
+    bright, dark = pytest_actaudit.maximize(
+        model, [0, 1], seeds=2, steps=STEPS, parametrization="pixel"
+    )
     assert bright.images.shape == (2, 10, 14, 1)
     assert bright.images.mean() > 200 and dark.images.mean() < 55
     assert bright.label == "0"  # no labels: indices as names
@@ -121,7 +130,7 @@ def test_nan_during_optimization_names_class_seed_and_step():
     with pytest.raises(
         OptimizationError, match=r"class '0' \(index 0\), seed 0: .*NaN/Inf at step \d+"
     ):
-        pytest_actaudit.maximize(model, 0, seeds=1, steps=40)
+        pytest_actaudit.maximize(model, 0, seeds=1, steps=40, parametrization="pixel")
 
 
 def test_missing_model_file(tmp_path):
@@ -155,3 +164,12 @@ def test_feature_consistency_is_centred_so_it_discriminates(color_audits):
     red.assert_consistent(0.9, metric="features")
     across = pairwise_cosine(np.stack([red.features[0], green.features[0]]))
     assert across.max() < 0  # different classes point different ways
+
+
+def test_fourier_parametrization_moves_towards_the_class(color_model):
+    audits = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=60, labels=COLORS)
+    for k, audit in enumerate(audits):
+        means = audit.images.astype(float).mean(axis=(0, 1, 2))
+        assert np.argmax(means) == k and means[k] - np.delete(means, k).max() > 5, means
+    again = pytest_actaudit.maximize(color_model, "red", seeds=2, steps=60, labels=COLORS)
+    np.testing.assert_array_equal(again[0].images, audits[0].images)

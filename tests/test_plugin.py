@@ -31,6 +31,7 @@ def project(pytester: pytest.Pytester, color_model_file: Path) -> pytest.Pyteste
         [pytest]
         actaudit_seeds = 2
         actaudit_steps = 20
+        actaudit_parametrization = pixel
         """
     )
     pytester.makeconftest(
@@ -245,6 +246,7 @@ ZERO_CODE_INI = """
 actaudit_model = {model}
 actaudit_seeds = 2
 actaudit_steps = 20
+actaudit_parametrization = pixel
 actaudit_min_probability = {threshold}
 actaudit_min_consistency = 0.5
 actaudit_focus_exclude = border:2

@@ -24,6 +24,7 @@ import tensorflow as tf
 from ..errors import ActauditError
 from ..model import InputSpec
 from . import transforms
+from .params import make_param
 from .targets import score_models
 
 
@@ -41,6 +42,8 @@ class EngineSettings:
     blur_every: int = 4
     blur_sigma: float = 0.5
     init_noise: float = 0.1
+    parametrization: str = "fourier"  # or "pixel"; chosen by measurement, see README
+    contrast: float = 0.5  # weight of the other classes' logsumexp in the objective
     max_batch: int = 64
     device: str = "auto"
 
@@ -110,7 +113,7 @@ class Engine:
         self.scores = score_models(model)
         self._tv = TotalVariation2D(weight=settings.tv_weight)
         self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
-        self._kernel = transforms.gaussian_kernel(settings.blur_sigma, spec.channels)
+        self.param = make_param(settings.parametrization, spec.shape, settings)
         self._optimize = tf.function(self._optimize_graph, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
         self._predict = tf.function(self._predict_graph, reduce_retracing=True)
@@ -179,10 +182,8 @@ class Engine:
         ]
 
     def _initial(self, seed: int) -> np.ndarray:
-        """Mid-grey plus uniform noise, from this seed only."""
-        rng = np.random.default_rng([seed, 0x1A17])
-        noise = rng.uniform(-self.settings.init_noise, self.settings.init_noise, self.spec.shape)
-        return (0.5 + noise).astype(np.float32)
+        """The starting parameters of one image, from this seed only."""
+        return self.param.initial(seed)
 
     # ----------------------------------------------------------------- device side
     def _to_input(self, unit: tf.Tensor) -> tf.Tensor:
@@ -202,33 +203,34 @@ class Engine:
         for t in tf.range(steps):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                moved = transforms.affine(x, params[:, t, :])
+                unit = self.param.to_unit(x)
+                moved = transforms.affine(unit, params[:, t, :])
                 logits = self.scores.logits(self._to_input(moved), training=False)
                 if self.scores.output_kind == "log":
                     logits = tf.math.log(logits + 1e-12)
                 score = tf.gather(logits, targets, axis=1, batch_dims=1)
-                penalty = self._tv(x) + self._norm(2.0 * x - 1.0)
-                loss = tf.reduce_sum(penalty - score)
+                objective = score
+                if s.contrast > 0 and logits.shape[-1] > 1:
+                    # Raise the target against the strongest other classes, not alone:
+                    # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
+                    others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
+                    objective = score - s.contrast * tf.reduce_logsumexp(others, axis=-1)
+                penalty = self._tv(unit) + self._norm(2.0 * unit - 1.0)
+                loss = tf.reduce_sum(penalty - objective)
             grad = tape.gradient(loss, x)
             finite = tf.math.is_finite(score) & tf.reduce_all(
-                tf.math.is_finite(grad), axis=[1, 2, 3]
+                tf.math.is_finite(grad), axis=list(range(1, len(init.shape)))
             )
             failed = tf.where((failed < 0) & ~finite, t, failed)
-            active = tf.reshape(failed < 0, [-1, 1, 1, 1])
+            active = tf.reshape(failed < 0, [-1] + [1] * (len(init.shape) - 1))
             grad = tf.where(active, grad, 0.0)
             step = tf.cast(t + 1, tf.float32)
             m = beta1 * m + (1.0 - beta1) * grad
             v = beta2 * v + (1.0 - beta2) * tf.square(grad)
             update = (m / (1.0 - beta1**step)) / (tf.sqrt(v / (1.0 - beta2**step)) + eps)
-            x = tf.clip_by_value(x - s.learning_rate * update, 0.0, 1.0)
-            if s.blur_every > 0 and s.blur_sigma > 0:
-                x = tf.cond(
-                    (t + 1) % s.blur_every == 0,
-                    lambda x=x: transforms.blur(x, self._kernel),
-                    lambda x=x: x,
-                )
+            x = self.param.after_step(x - s.learning_rate * update, t)
             curve = curve.write(t, tf.where(finite, score, tf.fill([batch], np.nan)))
-        return x, curve.stack(), failed
+        return self.param.to_unit(x), curve.stack(), failed
 
     def _scores(self, unit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(logits, probabilities) of unit-space images, all classes."""
@@ -275,6 +277,16 @@ class Engine:
             with tf.device(self.device):
                 self._neutral = self._features(grey).numpy()[0].astype(np.float64)
         return self._neutral
+
+    def attribution(self, images: np.ndarray, target: int) -> np.ndarray:
+        """Attribution maps (N×H×W) of uint8 images for one class, in chunks."""
+        maps = []
+        with tf.device(self.device):
+            for start in range(0, len(images), self.settings.max_batch):
+                chunk = images[start : start + self.settings.max_batch]
+                targets = tf.fill([len(chunk)], tf.constant(target, tf.int32))
+                maps.append(self._evaluate(tf.constant(chunk), targets)[2].numpy())
+        return np.concatenate(maps)
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities) of uint8 images N×H×W×C, all classes, in chunks."""
