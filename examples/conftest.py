@@ -1,15 +1,30 @@
-"""Audit both demo models: `actaudit_model` is overridden to load each in turn.
+"""The example model repository's fixtures.
 
-In your own repository, set `actaudit_model = path/to/model.keras` in the ini
-instead, or override this fixture to build or load your model.
+`actaudit_model` loads each demo model in turn (indirect parametrization in the tests).
+In your own repository, set `actaudit_model = path/to/model.keras` in the ini instead,
+or override this fixture to build or load your model.
+
+`actaudit_references` gives the shortcut probe real, trusted images of every class.
+Here they are drawn by the demo's generator (artifact-free); in your repository point
+`--actaudit-references` / `actaudit_references` at a folder with one subfolder per class.
 """
 
+import numpy as np
 import pytest
 
 import pytest_actaudit
-from pytest_actaudit.demo import models_dir
+from pytest_actaudit.demo import LABELS, models_dir
+from pytest_actaudit.demo.shapes import references
 
 
-@pytest.fixture(scope="session", params=["clean", "shortcut"])
+@pytest.fixture(scope="session")
 def actaudit_model(request):
     return pytest_actaudit.load_model(models_dir() / f"{request.param}.keras")
+
+
+@pytest.fixture(scope="session")
+def actaudit_references():
+    per_class = references(20)
+    images = np.concatenate([per_class[name] for name in LABELS])
+    labels = np.repeat(np.arange(len(LABELS)), [len(per_class[name]) for name in LABELS])
+    return images, labels

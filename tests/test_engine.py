@@ -171,5 +171,10 @@ def test_fourier_parametrization_moves_towards_the_class(color_model):
     for k, audit in enumerate(audits):
         means = audit.images.astype(float).mean(axis=(0, 1, 2))
         assert np.argmax(means) == k and means[k] - np.delete(means, k).max() > 5, means
-    again = pytest_actaudit.maximize(color_model, "red", seeds=2, steps=60, labels=COLORS)
-    np.testing.assert_array_equal(again[0].images, audits[0].images)
+    same_plan = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=60, labels=COLORS)
+    for a, b in zip(audits, same_plan, strict=True):
+        np.testing.assert_array_equal(a.images, b.images)
+    # Alone in its batch, an image may differ by a grey level here and there: the FFT's
+    # float summation order depends on the batch size (documented in the README).
+    alone = pytest_actaudit.maximize(color_model, "red", seeds=2, steps=60, labels=COLORS)
+    assert np.abs(alone[0].images.astype(int) - audits[0].images).max() <= 2
