@@ -3,6 +3,10 @@ real images of other classes, make the model read them as that class — more th
 same part of the class's real images does? numpy and OpenCV only; the model is reached
 through a ``predict`` callable (uint8 images → class probabilities).
 
+The statistic per seed is ``flip rate − max(control flip rate, accuracy on the class's
+own references)``: a window of the maximization image may flip other classes' images
+as often as the real object is recognized, but not more.
+
 Why the control: class-maximization images hold miniature whole objects, so a window
 of one can flip other-class images even for a model that learned the right shape.
 The same transplant made from the class's real images — each one's own most salient
@@ -38,8 +42,15 @@ class ProbeResult:
     examples: list[NDArray[np.uint8]] = field(default_factory=list)
 
     @property
+    def baseline_rates(self) -> NDArray[np.float64]:
+        """What the real object achieves: the larger of the control transplant's flip
+        rate and the model's accuracy on the class's own (whole) references."""
+        return np.maximum(self.control_rates, self.class_accuracy)
+
+    @property
     def excess(self) -> NDArray[np.float64]:
-        return np.asarray(self.flip_rates - self.control_rates, np.float64)
+        """How much more the maximization window achieves than the real object does."""
+        return np.asarray(self.flip_rates - self.baseline_rates, np.float64)
 
 
 def salient_window(attribution: NDArray[np.float32], side: int) -> tuple[int, int]:
