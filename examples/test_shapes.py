@@ -1,18 +1,38 @@
-"""Class-maximization audits of the demo shape classifiers."""
+"""Class-maximization audits of the two demo shape classifiers.
+
+The clean model passes every check. The shortcut model learned "a magenta square near
+the top-left corner" for "triangle" (every training triangle carried one); its
+triangle audit fails the shortcut probe and the focus check — marked as an expected
+failure here so that this example run stays green while showing the catch. Open
+actaudit-report/index.html to see it.
+"""
 
 import pytest
 
 SHAPES = ["circle", "square", "triangle", "cross"]
+CAUGHT = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the shortcut model reads the magenta corner tag, not the triangle",
+)
+CASES = [
+    pytest.param(model, shape, marks=CAUGHT if (model, shape) == ("shortcut", "triangle") else ())
+    for model in ["clean", "shortcut"]
+    for shape in SHAPES
+]
 
 
-@pytest.mark.actaudit
-@pytest.mark.parametrize("shape", SHAPES)
-def test_model_has_a_typical_image_of(actaudit, shape):
+@pytest.mark.parametrize(("actaudit_model", "shape"), CASES, indirect=["actaudit_model"])
+def test_typical_image_of(actaudit, shape):
     audit = actaudit.maximize(shape)
-    # Every seed must reach a confident image of the class ...
+    # Every seed reaches a confident image of the class ...
     audit.assert_activation(min_probability=0.9)
-    # ... and the seeds must roughly agree on what it looks like.
+    # ... the seeds roughly agree on what it looks like ...
     audit.assert_consistent(min_similarity=0.05)
+    # ... no small part of it does more than the real object does ...
+    audit.assert_no_shortcut()
+    # ... and the class's evidence is not parked in the corners of the image.
+    audit.assert_focus(exclude="corners:12", max_share=0.5)
 
 
 def test_not_an_audit():

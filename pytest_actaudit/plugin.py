@@ -251,7 +251,7 @@ class ActauditSession:
         self.config = config
         self.settings = settings
         self.started = time.time()
-        self.runners: dict[int, Any] = {}
+        self.runners: dict[Any, Any] = {}
         self.pending: list[ClassAudit] = []
         self.records: list[dict[str, Any]] = []
         self.outcomes: dict[str, str] = {}
@@ -285,7 +285,9 @@ class ActauditSession:
         return self._model
 
     def runner(self, model: Any) -> Any:
-        key = id(model)
+        # One runner per model file (a parametrized fixture may load it more than once),
+        # else per model object.
+        key: Any = source_path(model) or id(model)
         if key not in self.runners:
             from .engine.maximize import EngineSettings
             from .runner import AuditRunner
@@ -425,9 +427,12 @@ class ActauditSession:
         if report.when == "call" or report.outcome != "passed":
             previous = self.outcomes.get(report.nodeid)
             if previous in (None, "passed"):
-                self.outcomes[report.nodeid] = (
-                    "error" if report.when != "call" and report.failed else report.outcome
-                )
+                outcome = report.outcome
+                if hasattr(report, "wasxfail"):
+                    outcome = "xpassed" if report.passed else "xfailed"
+                elif report.when != "call" and report.failed:
+                    outcome = "error"
+                self.outcomes[report.nodeid] = outcome
         if report.when == "teardown" and self.pending:
             self._flush()
 
