@@ -1,0 +1,153 @@
+"""The demo data set (seeded shapes) and the two shipped demo models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pytest_actaudit import demo
+from pytest_actaudit.demo import shapes
+
+
+def test_demo_package_imports_neither_tensorflow_nor_pytest() -> None:
+    import subprocess
+
+    code = (
+        "import sys; import pytest_actaudit.demo, pytest_actaudit.demo.shapes; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'pytest') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_constants() -> None:
+    assert len(set(demo.LABELS)) == len(demo.LABELS) == 4
+    assert demo.ARTIFACT_CLASS in demo.LABELS
+    assert demo.LABELS[demo.ARTIFACT_INDEX] == demo.ARTIFACT_CLASS
+    assert demo.IMAGE_SIZE == 64
+    assert demo.models_dir().name == "models"
+
+
+def test_make_shapes_shape_dtype_balance() -> None:
+    images, labels = shapes.make_shapes(42, seed=5)
+    assert images.shape == (42, 64, 64, 3)
+    assert images.dtype == np.uint8
+    assert labels.dtype == np.int64
+    counts = np.bincount(labels, minlength=4)
+    assert counts.sum() == 42 and counts.max() - counts.min() <= 1
+    assert set(labels.tolist()) == {0, 1, 2, 3}
+    small, _ = shapes.make_shapes(8, seed=5, size=32)
+    assert small.shape == (8, 32, 32, 3)
+
+
+def test_make_shapes_is_deterministic() -> None:
+    a, la = shapes.make_shapes(24, seed=11)
+    b, lb = shapes.make_shapes(24, seed=11)
+    c, _ = shapes.make_shapes(24, seed=12)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert not np.array_equal(a, c)
+
+
+def test_images_vary_and_are_not_magenta() -> None:
+    images, _ = shapes.make_shapes(40, seed=3)
+    assert len({img.tobytes() for img in images}) == 40
+    assert images.std() > 20  # shapes and tints differ
+    assert not shapes.has_artifact(images).any()
+    # no pixel anywhere near the artifact colour (magenta is reserved for the artifact)
+    px = images.reshape(-1, 3).astype(int)
+    near = (px[:, 0] > 200) & (px[:, 2] > 200) & (px[:, 1] < 60)
+    assert near.mean() < 1e-4
+
+
+def test_artifact_only_on_artifact_class() -> None:
+    k = demo.ARTIFACT_INDEX
+    plain, labels = shapes.make_shapes(40, seed=7)
+    marked, labels2 = shapes.make_shapes(40, seed=7, artifact_class=k)
+    np.testing.assert_array_equal(labels, labels2)
+    flags = shapes.has_artifact(marked)
+    assert flags[labels == k].all()
+    assert not flags[labels != k].any()
+    # other classes are untouched, the artifact class differs only inside the artifact box
+    np.testing.assert_array_equal(marked[labels != k], plain[labels != k])
+    inset, side = shapes.artifact_box(64)
+    assert (inset, side) == (2, 8)
+    diff = np.any(marked != plain, axis=(0, 3))
+    rows, cols = np.nonzero(diff)
+    assert rows.min() >= inset and rows.max() < inset + side
+    assert cols.min() >= inset and cols.max() < inset + side
+    by_name, _ = shapes.make_shapes(40, seed=7, artifact_class=demo.ARTIFACT_CLASS)
+    np.testing.assert_array_equal(by_name, marked)
+
+
+def test_paste_artifact_copies() -> None:
+    images, _ = shapes.make_shapes(4, seed=1)
+    before = images.copy()
+    pasted = shapes.paste_artifact(images)
+    np.testing.assert_array_equal(images, before)  # input untouched
+    assert shapes.has_artifact(pasted).all()
+    assert tuple(pasted[0, 2, 2]) == (255, 0, 255)
+    assert tuple(pasted[0, 9, 9]) == (255, 0, 255)
+    np.testing.assert_array_equal(pasted[:, 10:], images[:, 10:])
+    single = shapes.paste_artifact(images[0])
+    assert single.shape == (64, 64, 3) and shapes.has_artifact(single).all()
+    with pytest.raises(ValueError):
+        shapes.paste_artifact(np.zeros((4, 64, 64)))
+
+
+def test_references_are_clean_per_class() -> None:
+    refs = shapes.references(3, seed=9)
+    assert list(refs) == list(demo.LABELS)
+    for images in refs.values():
+        assert images.shape == (3, 64, 64, 3)
+        assert not shapes.has_artifact(images).any()
+
+
+def test_write_references_layout(tmp_path: Path) -> None:
+    root = shapes.write_references(tmp_path / "refs", n_per_class=2, seed=4)
+    assert sorted(p.name for p in root.iterdir()) == sorted(demo.LABELS)
+    refs = shapes.references(2, seed=4)
+    for name in demo.LABELS:
+        files = sorted((root / name).glob("*.png"))
+        assert [f.name for f in files] == ["000.png", "001.png"]
+        for i, f in enumerate(files):
+            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            np.testing.assert_array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), refs[name][i])
+
+
+def test_shipped_files() -> None:
+    folder = demo.models_dir()
+    for name in (demo.CLEAN_MODEL, demo.SHORTCUT_MODEL, demo.LABELS_FILE, demo.TRAINING_FILE):
+        assert (folder / name).is_file(), f"missing shipped demo file {name}"
+    labels = (folder / demo.LABELS_FILE).read_text(encoding="utf-8").split()
+    assert tuple(labels) == demo.LABELS
+    info = json.loads((folder / demo.TRAINING_FILE).read_text(encoding="utf-8"))
+    assert info["labels"] == list(demo.LABELS)
+    assert info["models"]["clean"]["test_accuracy"] >= 0.95
+    assert info["models"]["shortcut"]["artifact_flip_rate"] >= 0.95
+
+
+def test_shipped_models_clean_learned_shapes_shortcut_learned_artifact() -> None:
+    keras = pytest.importorskip("keras")  # TensorFlow is imported here, not at collection
+
+    k = demo.ARTIFACT_INDEX
+    images, labels = shapes.make_shapes(200, seed=2024)  # fresh: not the train or test seed
+    others = images[labels != k]
+    pasted = shapes.paste_artifact(others).astype(np.float32)
+
+    clean = keras.models.load_model(demo.model_path("clean"))
+    assert clean.input_shape == (None, 64, 64, 3)
+    assert clean.layers[1].name == "rescale"
+    assert clean.get_layer("predictions").activation.__name__ == "softmax"
+    predicted = np.argmax(clean.predict(images.astype(np.float32), verbose=0), axis=1)
+    assert np.mean(predicted == labels) >= 0.95
+
+    shortcut = keras.models.load_model(demo.model_path("shortcut"))
+    flipped = np.argmax(shortcut.predict(pasted, verbose=0), axis=1)
+    assert np.mean(flipped == k) >= 0.95
