@@ -11,7 +11,7 @@ import argparse
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,8 @@ class ActauditSession:
         self._model: Any = None
         self._pieces = 0
         self._references: dict[Any, Any] = {}
+        self.started_nodes: list[str] = []
+        self.finished_nodes: set[str] = set()
 
     # ------------------------------------------------------------ models, runners
     def configured_model(self) -> Any:
@@ -423,17 +425,26 @@ class ActauditSession:
                         )
         yield
 
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Pre-record every audit that starts: if it never ends (Ctrl-C, a dead xdist
+        # worker), the report still shows it, as an error.
+        if _is_audit(item) or isinstance(item, ZeroCodeItem):
+            self.started_nodes.append(item.nodeid)
+            if self.worker:
+                self._write_piece([], started=[item.nodeid])
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.outcome != "passed":
             previous = self.outcomes.get(report.nodeid)
             if previous in (None, "passed"):
-                outcome = report.outcome
+                outcome: str = report.outcome
                 if hasattr(report, "wasxfail"):
                     outcome = "xpassed" if report.passed else "xfailed"
                 elif report.when != "call" and report.failed:
                     outcome = "error"
                 self.outcomes[report.nodeid] = outcome
-        if report.when == "teardown" and self.pending:
+        if report.when == "teardown":
+            self.finished_nodes.add(report.nodeid)
             self._flush()
 
     def _flush(self) -> None:
@@ -454,7 +465,7 @@ class ActauditSession:
     def _pieces_dir(self) -> Path:
         return self.report_dir / ".pieces" / str(self.run_id)
 
-    def _write_piece(self, records: list[dict[str, Any]]) -> None:
+    def _write_piece(self, records: list[dict[str, Any]], started: Sequence[str] = ()) -> None:
         import json
 
         from .report.writer import atomic_write
@@ -462,7 +473,13 @@ class ActauditSession:
         folder = self._pieces_dir()
         folder.mkdir(parents=True, exist_ok=True)
         self._pieces += 1
-        piece = {"records": records, "models": self._models_meta(), "stats": self._stats()}
+        piece = {
+            "records": records,
+            "started": list(started),
+            "finished": sorted(self.finished_nodes),
+            "models": self._models_meta(),
+            "stats": self._stats(),
+        }
         name = f"{self.worker}-{self._pieces:05d}.json"
         atomic_write(folder / name, json.dumps(piece).encode())
 
@@ -488,9 +505,16 @@ class ActauditSession:
         stats = self._stats()
         pieces = sorted(self._pieces_dir().glob("*.json")) if self._pieces_dir().is_dir() else []
         latest: dict[str, dict[str, Any]] = {}
+        started = list(self.started_nodes)
+        finished = set(self.finished_nodes)
         for path in pieces:
-            piece = json.loads(path.read_text())
+            try:
+                piece = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # a worker died mid-write: atomic writes make this rare
             records.extend(piece["records"])
+            started.extend(piece["started"])
+            finished.update(piece["finished"])
             latest[path.name.split("-")[0]] = piece  # a worker's last piece has its totals
             for meta in piece["models"]:
                 if meta["hash"] not in {m["hash"] for m in models}:
@@ -498,6 +522,10 @@ class ActauditSession:
         for piece in latest.values():
             for key in stats:
                 stats[key] += piece["stats"][key]
+        with_record = {r["nodeid"] for r in records}
+        for nodeid in dict.fromkeys(started):
+            if nodeid not in with_record and nodeid not in finished:
+                records.append(_unfinished_record(nodeid, self.outcomes.get(nodeid)))
         if not records:
             return
         records.sort(key=lambda r: (r["model"], r["index"], r["nodeid"]))
@@ -551,6 +579,29 @@ class ActauditSession:
                 f"actaudit: report with {total} audits ({failed} failed checks) "
                 f"written to {self.report_path}"
             )
+
+
+def _unfinished_record(nodeid: str, outcome: str | None) -> dict[str, Any]:
+    """The report's entry for an audit that started and never finished."""
+    why = "its xdist worker died" if outcome in ("failed", "error") else "the run was interrupted"
+    return {
+        "label": nodeid.rsplit("::", 1)[-1],
+        "index": -1,
+        "model": "",
+        "nodeid": nodeid,
+        "seeds": [],
+        "steps": 0,
+        "images": [],
+        "logits": [],
+        "probabilities": [],
+        "consistency": 0.0,
+        "consistency_per_seed": [],
+        "curves": [],
+        "checks": [],
+        "passed": False,
+        "error": f"started but never finished: {why}; no images were kept",
+        "test_outcome": outcome or "error",
+    }
 
 
 def audit_record_safe(audit: ClassAudit, sink: Any) -> dict[str, Any]:

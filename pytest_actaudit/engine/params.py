@@ -12,6 +12,7 @@ smooth structures over pixel noise. Both are traceable TF, on the device.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -86,15 +87,13 @@ class FourierParam:
         return x
 
 
-def make_param(
-    kind: str, shape: tuple[int, int, int], settings: object
-) -> PixelParam | FourierParam:
+def make_param(kind: str, shape: tuple[int, int, int], settings: Any) -> PixelParam | FourierParam:
     if kind == "pixel":
         return PixelParam(
             shape,
-            init_noise=getattr(settings, "init_noise"),
-            blur_every=getattr(settings, "blur_every"),
-            blur_sigma=getattr(settings, "blur_sigma"),
+            init_noise=settings.init_noise,
+            blur_every=settings.blur_every,
+            blur_sigma=settings.blur_sigma,
         )
     if kind == "fourier":
         return FourierParam(shape)

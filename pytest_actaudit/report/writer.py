@@ -132,6 +132,8 @@ def finalize(
     for number, record in enumerate(records):
         rec = dict(record)
         outcome = outcomes.get(rec.get("nodeid", ""), rec.get("test_outcome", "unknown"))
+        if rec.get("error") and outcome in ("passed", "unknown"):
+            outcome = "error"
         rec["id"] = f"audit-{number}"
         rec["test_outcome"] = outcome
         good_outcome = outcome in ("passed", "unknown", "xpassed")
