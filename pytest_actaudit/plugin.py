@@ -214,6 +214,14 @@ def pytest_configure(config: pytest.Config) -> None:
             f"actaudit: baseline folder not found: {settings.baseline!r}; make one with "
             f"pytest --actaudit --actaudit-generate-baseline {settings.baseline}"
         )
+    if settings.enabled and settings.device.startswith("gpu"):
+        # Checked before any test runs (this imports TensorFlow, only for gpu requests).
+        from .engine.maximize import device_name
+
+        try:
+            device_name(settings.device)
+        except ActauditError as exc:
+            raise pytest.UsageError(f"actaudit: {exc}") from None
     config.stash[SETTINGS_KEY] = settings
     if settings.enabled:
         session = ActauditSession(config, settings)
@@ -394,19 +402,17 @@ class ActauditSession:
         self.planned = list(dict.fromkeys(self.planned))
 
     def _zero_code_items(self, session: pytest.Session) -> list[ZeroCodeItem]:
-        from .model import num_classes, read_labels
-
+        # Load the model and resolve labels and classes now: a missing, corrupt or unsafe
+        # file, mismatched labels or an unknown class is a usage error before any test.
         model_path = str(self.settings.model)
-        classes: list[str] = list(self.settings.classes)
-        if not classes:
-            labels_file = self.settings.labels or Path(model_path).parent / "labels.txt"
-            if Path(labels_file).is_file():
-                classes = read_labels(labels_file)
-            else:
-                try:
-                    classes = [str(i) for i in range(num_classes(self.configured_model()))]
-                except ActauditError as exc:
-                    raise pytest.UsageError(f"actaudit: {exc}") from None
+        try:
+            runner = self.runner(self.configured_model())
+            indices = [runner.resolve(c) for c in self.settings.classes] or range(
+                len(runner.labels)
+            )
+        except ActauditError as exc:
+            raise pytest.UsageError(f"actaudit: {exc}") from None
+        classes = [runner.labels[i] for i in indices]
         parent = AuditCollector.from_parent(session, name="actaudit", nodeid="actaudit")
         return [
             ZeroCodeItem.from_parent(parent, name=f"{model_path}::{name}", target=name)

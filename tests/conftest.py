@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Import TensorFlow in the outer process once: pytester's in-process runs restore
+# sys.modules afterwards, and a second import of TensorFlow's C extension aborts.
+import tensorflow  # noqa: F401
+
 COLORS = ["red", "green", "blue"]
 
 

@@ -178,3 +178,13 @@ def test_fourier_parametrization_moves_towards_the_class(color_model):
     # float summation order depends on the batch size (documented in the README).
     alone = pytest_actaudit.maximize(color_model, "red", seeds=2, steps=60, labels=COLORS)
     assert np.abs(alone[0].images.astype(int) - audits[0].images).max() <= 2
+
+
+def test_batches_of_different_sizes_in_one_engine(color_model):
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    engine = Engine(color_model, input_spec(color_model), EngineSettings(max_batch=4))
+    for plan in ([(0, 0)], [(0, 0), (1, 0), (2, 0)], [(k, s) for k in range(3) for s in range(3)]):
+        results = engine.run(plan, steps=3)
+        assert [(r.target, r.seed) for r in results] == plan

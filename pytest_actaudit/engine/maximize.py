@@ -114,7 +114,9 @@ class Engine:
         self._tv = TotalVariation2D(weight=settings.tv_weight)
         self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
         self.param = make_param(settings.parametrization, spec.shape, settings)
-        self._optimize = tf.function(self._optimize_graph, reduce_retracing=True)
+        # One trace per batch size (a chunk and its remainder): tf-keras-vis's Norm needs
+        # a static batch dimension, which reduce_retracing would generalize away.
+        self._optimize = tf.function(self._optimize_graph)
         self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
         self._predict = tf.function(self._predict_graph, reduce_retracing=True)
         self._neutral: np.ndarray | None = None

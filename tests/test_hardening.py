@@ -1,0 +1,214 @@
+"""Bad input gives a clear error; interrupts and dead workers lose nothing finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_actaudit import ActauditError
+from pytest_actaudit import settings as s
+from pytest_actaudit.model import read_labels
+
+LAMBDA_MODEL = """
+import keras
+inputs = keras.Input((8, 8, 3))
+x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+x = keras.layers.GlobalAveragePooling2D()(x)
+keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save({path!r})
+"""
+
+
+@pytest.fixture(scope="module")
+def lambda_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lambda") / "lambda.keras"
+    subprocess.run([sys.executable, "-c", LAMBDA_MODEL.format(path=str(path))], check=True)
+    return path
+
+
+def test_lambda_model_is_refused_in_safe_mode_with_the_opt_in(pytester, lambda_model):
+    pytester.makepyfile("def test_a(actaudit): actaudit.maximize(0, steps=2)")
+    # No labels beside the model: collecting the zero-code items loads it, so the refusal
+    # is a usage error before anything runs.
+    result = pytester.runpytest_inprocess("--actaudit", f"--actaudit-model={lambda_model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*refusing to load*Keras safe mode*actaudit_unsafe_load = true*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    pytester.makeini("[pytest]\nactaudit_unsafe_load = true\nactaudit_steps = 3\n")
+    result = pytester.runpytest_inprocess("--actaudit", f"--actaudit-model={lambda_model}")
+    result.assert_outcomes(passed=3)  # the test and one zero-code item per class
+
+
+def test_truncated_model_file_is_a_test_error_naming_the_file(pytester, color_model_file):
+    broken = pytester.path / "broken.keras"
+    broken.write_bytes(color_model_file.read_bytes()[:300])
+    pytester.makepyfile("def test_a(actaudit): pass")
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-model=broken.keras")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*could not load model 'broken.keras'*is the file complete*"])
+    # the same file through a conftest fixture: a test error, not a crash
+    pytester.makeconftest(
+        "import pytest, pytest_actaudit\n"
+        "@pytest.fixture(scope='session')\n"
+        "def actaudit_model():\n"
+        "    return pytest_actaudit.load_model('broken.keras')\n"
+    )
+    result = pytester.runpytest_inprocess("--actaudit")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*could not load model 'broken.keras'*"])
+
+
+def test_labels_file_with_the_wrong_number_of_lines(pytester, color_model_file):
+    (pytester.path / "labels.txt").write_text("a\nb\n")
+    pytester.makepyfile("def test_a(actaudit): actaudit.maximize(0, steps=2)")
+    result = pytester.runpytest_inprocess(
+        "--actaudit", f"--actaudit-model={color_model_file}", "--actaudit-labels=labels.txt"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*labels from labels.txt name 2 classes but model*has 3 outputs*"])
+
+
+def test_unknown_class_in_the_classes_option_is_a_usage_error(pytester, color_model_file):
+    result = pytester.runpytest_inprocess(
+        "--actaudit", f"--actaudit-model={color_model_file}", "--actaudit-classes=red,purple"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown class 'purple'*valid names: 'red', 'green', 'blue'*"])
+
+
+def test_missing_references_folder_names_the_option(pytester, color_model_file):
+    pytester.makepyfile(
+        "def test_a(actaudit): actaudit.maximize('red', steps=2, seeds=1).assert_no_shortcut()"
+    )
+    result = pytester.runpytest_inprocess(
+        "--actaudit", f"--actaudit-model={color_model_file}", "--actaudit-references=refs"
+    )
+    result.assert_outcomes(failed=1, passed=3)  # + the zero-code items, no thresholds set
+    result.stdout.fnmatch_lines(["*references folder not found: 'refs'*one subfolder per class*"])
+
+
+def test_gpu_asked_for_where_none_is_visible_is_a_usage_error(pytester):
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU is visible")
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-device=gpu:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*asks for GPU 1 but TensorFlow sees none*"])
+
+
+@given(st.text(max_size=12))
+def test_positive_int_parser_accepts_only_positive_integers(text):
+    try:
+        value = s.positive_int(text, "--actaudit-seeds")
+    except ValueError as exc:
+        assert "--actaudit-seeds" in str(exc) or "positive" in str(exc)
+    else:
+        assert value > 0 and int(text.strip()) == value
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1)))
+def test_labels_reader_round_trips_json_lists(tmp_path_factory, names):
+    path = tmp_path_factory.mktemp("labels") / "labels.json"
+    path.write_text(json.dumps(names), encoding="utf-8")
+    assert read_labels(path) == names
+
+
+@given(st.lists(st.from_regex(r"[A-Za-z0-9_ <>&-]{1,10}", fullmatch=True), min_size=1))
+def test_labels_reader_one_per_line(tmp_path_factory, names):
+    names = [n.strip() for n in names if n.strip()]
+    path = tmp_path_factory.mktemp("labels") / "labels.txt"
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    if names and names[0].startswith("["):
+        return
+    assert read_labels(path) == names
+
+
+def test_labels_reader_bad_json(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text("[1, 2")
+    with pytest.raises(ActauditError, match="not valid JSON"):
+        read_labels(path)
+
+
+SLOW_SUITE = """
+import time
+
+def test_1_quick(actaudit):
+    actaudit.maximize("red", steps=5, seeds=1)
+
+def test_2_slow(actaudit):
+    actaudit.maximize("green", steps=5, seeds=1)
+    print("STARTED-SLOW", flush=True)
+    time.sleep(60)
+"""
+
+
+def _run_until(pytester, args, marker, env=None):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines = []
+    deadline = time.time() + 120
+    assert proc.stdout is not None
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if marker in line:
+            return proc, lines
+    proc.kill()
+    raise AssertionError("never saw " + marker + "\n" + "".join(lines))
+
+
+def test_ctrl_c_keeps_what_finished(pytester, color_model_file):
+    pytester.makepyfile(SLOW_SUITE)
+    args = ["--actaudit", f"--actaudit-model={color_model_file}", "-s", "-p", "no:cacheprovider"]
+    proc, _ = _run_until(pytester, args, "STARTED-SLOW")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    by_label = {a["label"]: a for a in results["audits"]}
+    assert by_label["red"]["images"] and by_label["red"]["status"] == "passed"
+    # the interrupted test's audit had finished optimizing: it is kept too
+    assert by_label["green"]["images"]
+
+
+CRASH_SUITE = """
+import os
+
+def test_crash(actaudit):
+    actaudit.maximize("blue", steps=5, seeds=1)
+    os.kill(os.getpid(), 9)
+
+def test_fine(actaudit):
+    actaudit.maximize("red", steps=5, seeds=1)
+"""
+
+
+def test_a_dead_xdist_worker_leaves_an_error_entry(pytester, color_model_file):
+    pytester.makepyfile(CRASH_SUITE)
+    result = pytester.runpytest_subprocess(
+        "--actaudit", f"--actaudit-model={color_model_file}", "-n", "2", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=4, failed=1)  # + three zero-code items
+    results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    by_node = {a["nodeid"].rsplit("::", 1)[-1]: a for a in results["audits"]}
+    assert by_node["test_fine"]["status"] == "passed" and by_node["test_fine"]["images"]
+    crashed = by_node["test_crash"]
+    assert crashed["status"] == "failed" and "never finished" in crashed["error"]
+    html = (pytester.path / "actaudit-report" / "index.html").read_text()
+    assert "started but never finished" in html
