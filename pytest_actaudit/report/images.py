@@ -8,7 +8,7 @@ import re
 import numpy as np
 from numpy.typing import NDArray
 
-MIN_SIDE = 192  # small inputs are upscaled (nearest neighbour: pixels stay pixels)
+MIN_SIDE = 128  # small inputs are upscaled (nearest neighbour); the page shows them at 192 px
 
 
 def upscale(image: NDArray[np.uint8], min_side: int = MIN_SIDE) -> NDArray[np.uint8]:

@@ -1,0 +1,76 @@
+"""Size of the report for many classes: ``python benchmarks/report_size.py [--classes 100]``.
+
+Builds records for N classes × 4 seeds of 64 px class-maximization-like images (smooth
+noise, as the Fourier parametrization makes), a shortcut probe and a heat map per class,
+writes the report both ways and prints the sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pytest_actaudit import ClassAudit
+from pytest_actaudit.probe import ProbeResult
+from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
+
+
+def smooth_noise(rng: np.random.Generator, n: int, side: int) -> np.ndarray:
+    small = rng.integers(0, 256, (n, side // 4, side // 4, 3)).astype(np.uint8)
+    return np.stack([cv2.resize(s, (side, side), interpolation=cv2.INTER_CUBIC) for s in small])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--side", type=int, default=64)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    audits = []
+    for k in range(args.classes):
+        images = smooth_noise(rng, args.seeds, args.side)
+        audit = ClassAudit(
+            label=f"class {k}", index=k, images=images,
+            logits=np.full(args.seeds, 5.0), probabilities=np.full(args.seeds, 0.99),
+            seeds=list(range(args.seeds)), steps=128,
+            curves=np.cumsum(rng.uniform(0, 1, (args.seeds, 128)), axis=1),
+            attribution=rng.uniform(0, 1, (args.seeds, args.side, args.side)).astype(np.float32),
+            model_name="model.keras", nodeid=f"test_x.py::test[{k}]",
+        )
+        audit.probe_result = ProbeResult(
+            windows=[(0, 0, args.side // 2)] * args.seeds, flip_rates=np.zeros(args.seeds),
+            control_rates=np.zeros(args.seeds), references_of_class=20,
+            references_of_others=60, class_accuracy=1.0,
+            examples=list(smooth_noise(rng, 4, args.side)),
+        )
+        audits.append(audit)
+    run = {"models": [], "seeds": args.seeds, "steps": 128, "device_setting": "auto",
+           "wall_seconds": 0.0, "optimize_seconds": 0.0, "optimized_images": 0,
+           "cache_hits": 0, "command": "pytest --actaudit"}
+    for self_contained in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            began = time.perf_counter()
+            sink = ImageSink(folder)
+            records = [audit_record(a, sink) for a in audits]
+            index = write_report(folder, run=run, records=records, outcomes={},
+                                 self_contained=self_contained)
+            seconds = time.perf_counter() - began
+            images = sum(p.stat().st_size for p in (folder / "images").glob("*.png"))
+            print(
+                f"{args.classes} classes × {args.seeds} seeds, self_contained={self_contained}: "
+                f"index.html {index.stat().st_size / 1e6:.2f} MB, "
+                f"results.json {(folder / 'results.json').stat().st_size / 1e6:.2f} MB, "
+                f"images {images / 1e6:.1f} MB in {len(list((folder / 'images').glob('*.png')))} files, "
+                f"written in {seconds:.1f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
