@@ -29,9 +29,9 @@ def main() -> None:
     import pytest_actaudit
     from pytest_actaudit.demo import LABELS, models_dir
     from pytest_actaudit.demo.shapes import references
+    from pytest_actaudit.engine.maximize import EngineSettings
     from pytest_actaudit.metrics import ssim
     from pytest_actaudit.runner import AuditRunner
-    from pytest_actaudit.engine.maximize import EngineSettings
 
     refs = references(20)
     ref_images = np.concatenate([refs[name] for name in LABELS])
@@ -60,23 +60,28 @@ def main() -> None:
                     diff_feat.append(float(fa @ fb / (np.linalg.norm(fa) * np.linalg.norm(fb))))
             print(
                 f"\n{param:7s} {name:8s} {seconds:5.1f}s  "
-                f"SSIM same-class {np.mean(same_ssim):.3f} vs different-class {np.mean(diff_ssim):.3f}; "
-                f"features same-class {np.mean(same_feat):.3f} vs different-class {np.mean(diff_feat):.3f}"
+                f"SSIM same-class {np.mean(same_ssim):.3f} "
+                f"vs different-class {np.mean(diff_ssim):.3f}; "
+                f"features same-class {np.mean(same_feat):.3f} "
+                f"vs different-class {np.mean(diff_feat):.3f}"
             )
             for audit in audits:
-                audit.probe_context = lambda: (
+                audit.probe_context = lambda engine=engine: (
                     ref_images,
                     ref_labels,
-                    lambda x: engine.predict(x)[1],
+                    lambda batch: engine.predict(batch)[1],
                     engine.attribution,
                 )
                 probe = audit.shortcut_probe()
                 focus, _, _ = audit.focus_shares(exclude="corners:12")
+                features = np.mean(audit.feature_similarity_per_seed)
                 print(
                     f"  {audit.label:8s} p min {audit.probabilities.min():.3f}  "
-                    f"ssim {audit.consistency:.3f}  features {np.mean(audit.feature_similarity_per_seed):.3f}  "
-                    f"flip {np.round(probe.flip_rates, 2).tolist()} control {probe.control_rates[0]:.2f} "
-                    f"ref-accuracy {probe.class_accuracy:.2f} excess max {probe.excess.max():+.2f}  "
+                    f"ssim {audit.consistency:.3f}  features {features:.3f}  "
+                    f"flip {np.round(probe.flip_rates, 2).tolist()} "
+                    f"control {probe.control_rates[0]:.2f} "
+                    f"ref-accuracy {probe.class_accuracy:.2f} "
+                    f"excess max {probe.excess.max():+.2f}  "
                     f"corners:12 share max {focus.max():.2f}"
                 )
 

@@ -36,38 +36,56 @@ def main() -> None:
     for k in range(args.classes):
         images = smooth_noise(rng, args.seeds, args.side)
         audit = ClassAudit(
-            label=f"class {k}", index=k, images=images,
-            logits=np.full(args.seeds, 5.0), probabilities=np.full(args.seeds, 0.99),
-            seeds=list(range(args.seeds)), steps=128,
+            label=f"class {k}",
+            index=k,
+            images=images,
+            logits=np.full(args.seeds, 5.0),
+            probabilities=np.full(args.seeds, 0.99),
+            seeds=list(range(args.seeds)),
+            steps=128,
             curves=np.cumsum(rng.uniform(0, 1, (args.seeds, 128)), axis=1),
             attribution=rng.uniform(0, 1, (args.seeds, args.side, args.side)).astype(np.float32),
-            model_name="model.keras", nodeid=f"test_x.py::test[{k}]",
+            model_name="model.keras",
+            nodeid=f"test_x.py::test[{k}]",
         )
         audit.probe_result = ProbeResult(
-            windows=[(0, 0, args.side // 2)] * args.seeds, flip_rates=np.zeros(args.seeds),
-            control_rates=np.zeros(args.seeds), references_of_class=20,
-            references_of_others=60, class_accuracy=1.0,
+            windows=[(0, 0, args.side // 2)] * args.seeds,
+            flip_rates=np.zeros(args.seeds),
+            control_rates=np.zeros(args.seeds),
+            references_of_class=20,
+            references_of_others=60,
+            class_accuracy=1.0,
             examples=list(smooth_noise(rng, 4, args.side)),
         )
         audits.append(audit)
-    run = {"models": [], "seeds": args.seeds, "steps": 128, "device_setting": "auto",
-           "wall_seconds": 0.0, "optimize_seconds": 0.0, "optimized_images": 0,
-           "cache_hits": 0, "command": "pytest --actaudit"}
+    run = {
+        "models": [],
+        "seeds": args.seeds,
+        "steps": 128,
+        "device_setting": "auto",
+        "wall_seconds": 0.0,
+        "optimize_seconds": 0.0,
+        "optimized_images": 0,
+        "cache_hits": 0,
+        "command": "pytest --actaudit",
+    }
     for self_contained in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             began = time.perf_counter()
             sink = ImageSink(folder)
             records = [audit_record(a, sink) for a in audits]
-            index = write_report(folder, run=run, records=records, outcomes={},
-                                 self_contained=self_contained)
+            index = write_report(
+                folder, run=run, records=records, outcomes={}, self_contained=self_contained
+            )
             seconds = time.perf_counter() - began
-            images = sum(p.stat().st_size for p in (folder / "images").glob("*.png"))
+            pngs = list((folder / "images").glob("*.png"))
+            images = sum(p.stat().st_size for p in pngs)
             print(
                 f"{args.classes} classes × {args.seeds} seeds, self_contained={self_contained}: "
                 f"index.html {index.stat().st_size / 1e6:.2f} MB, "
                 f"results.json {(folder / 'results.json').stat().st_size / 1e6:.2f} MB, "
-                f"images {images / 1e6:.1f} MB in {len(list((folder / 'images').glob('*.png')))} files, "
+                f"images {images / 1e6:.1f} MB in {len(pngs)} files, "
                 f"written in {seconds:.1f} s"
             )
 
