@@ -210,3 +210,73 @@ def test_a_dead_xdist_worker_leaves_an_error_entry(pytester, color_model_file):
     assert crashed["status"] == "failed" and "never finished" in crashed["error"]
     html = (pytester.path / "actaudit-report" / "index.html").read_text()
     assert "started but never finished" in html
+
+
+def _conftest_model(pytester, body):
+    pytester.makeconftest(
+        "import numpy as np, pytest, keras, tensorflow as tf\n"
+        "@pytest.fixture(scope='session')\n"
+        "def actaudit_model():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    )
+
+
+def test_not_an_image_classifier_fails_the_test_with_the_reason(pytester):
+    _conftest_model(
+        pytester,
+        "inputs = keras.Input((20,), dtype='int32')\n"
+        "x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 4)(inputs))\n"
+        "return keras.Model(inputs, keras.layers.Dense(3, activation='softmax')(x))",
+    )
+    pytester.makepyfile("def test_a(actaudit): actaudit.maximize(0)")
+    result = pytester.runpytest_inprocess("--actaudit")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*is not an image classifier: its input is (None, 20) int32*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_out_of_range_index_and_nan_are_test_failures(pytester):
+    _conftest_model(
+        pytester,
+        "class Unstable(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return tf.sqrt(tf.reduce_mean(x, axis=[1, 2]) - 0.45)\n"
+        "inputs = keras.Input((8, 8, 1))\n"
+        "dense = keras.layers.Dense(2, activation='softmax')\n"
+        "model = keras.Model(inputs, dense(Unstable()(inputs)))\n"
+        "dense.set_weights([np.array([[-5.0, 5.0]], 'float32'), np.zeros(2, 'float32')])\n"
+        "return model",
+    )
+    pytester.makepyfile(
+        """
+        def test_index(actaudit):
+            actaudit.maximize(5)
+
+        def test_nan(actaudit):
+            actaudit.maximize(0, steps=40, seeds=1)
+        """
+    )
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-parametrization=pixel")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*class index 5 is out of range: the model has 2 classes (0..1)*",
+            "*class '0' (index 0), seed 0: the score or its gradient became NaN/Inf at step *",
+        ]
+    )
+
+
+def test_verbose_run_prints_a_progress_line_per_chunk(pytester, color_model_file):
+    pytester.makepyfile("def test_a(actaudit): actaudit.maximize('red', steps=3)")
+    pytester.makeconftest(
+        "import pytest, pytest_actaudit\n"
+        "@pytest.fixture(scope='session')\n"
+        f"def actaudit_model(): return pytest_actaudit.load_model({str(color_model_file)!r})\n"
+    )
+    result = pytester.runpytest_inprocess("--actaudit", "-v", "--actaudit-max-batch=2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*actaudit: optimized 2 images (2/3), 3 steps, *s on /device:CPU:0*",
+            "*actaudit: optimized 1 images (3/3), 3 steps, *",
+        ]
+    )
