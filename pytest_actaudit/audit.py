@@ -314,7 +314,7 @@ class ClassAudit:
             "seeds": list(self.seeds),
             "steps": int(self.steps),
             "logits": [float(v) for v in self.logits],
-            "probabilities": [float(v) for v in self.probabilities],
+            "probabilities": [None if np.isnan(v) else float(v) for v in self.probabilities],
             "consistency": self.consistency,
             "consistency_per_seed": [float(v) for v in self.consistency_per_seed],
             "feature_similarity_per_seed": (

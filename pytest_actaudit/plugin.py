@@ -739,14 +739,32 @@ class ActauditFixture:
         return list(self._session.runner(self._model).labels)
 
     def maximize(
-        self, target: str | int, *, seeds: int | None = None, steps: int | None = None
+        self,
+        target: str | int | None = None,
+        *,
+        seeds: int | None = None,
+        steps: int | None = None,
+        layer: str | None = None,
+        filter: int | None = None,  # noqa: A002 (the contract's name)
     ) -> ClassAudit:
-        """Class-maximization images of ``target`` (a class name or index)."""
+        """Class-maximization images of ``target`` (a class name or index), or with
+        ``layer=`` and ``filter=``, of one unit/filter of that layer."""
         __tracebackhide__ = True
         try:
             settings = self._settings.with_overrides(
                 **{k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
             )
+            if layer is not None:
+                if filter is None:
+                    raise ValueError(f"maximize(layer={layer!r}) needs filter=<unit index>")
+                audit: ClassAudit = self._session.runner(self._model).maximize_units(
+                    layer, [filter], seeds=settings.seeds, steps=settings.steps
+                )[0]
+                audit.nodeid = self._nodeid
+                self._session.pending.append(audit)
+                return audit
+            if target is None:
+                raise ValueError("maximize() needs a class target, or layer= and filter=")
             return self._session.maximize(
                 self._model, target, settings, self._nodeid, self._references
             )

@@ -55,7 +55,8 @@ class AuditRunner:
         self.engine = Engine(model, self.spec, self.settings)
         self.progress = progress
         self.stats = RunStats()
-        self._results: dict[tuple[int, int, int], Any] = {}
+        self._results: dict[tuple[Any, ...], Any] = {}
+        self._layer_engines: dict[str, Any] = {}
         self.meta: dict[str, Any] = {
             "name": str(model_path or getattr(model, "name", "model")),
             "hash": model_mod.content_hash(model_path)
@@ -125,6 +126,50 @@ class AuditRunner:
     ) -> ClassAudit:
         return self.maximize_many([target], seeds=seeds, steps=steps, planned=planned)[0]
 
+    def maximize_units(
+        self, layer: str, units: Iterable[int], *, seeds: int, steps: int
+    ) -> list[ClassAudit]:
+        """Images that maximize units of a Dense layer or filters of a conv layer
+        (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
+        from .engine.maximize import Engine
+        from .errors import ActauditError
+
+        if layer not in self._layer_engines:
+            self._layer_engines[layer] = Engine(self.model, self.spec, self.settings, layer=layer)
+        engine = self._layer_engines[layer]
+        count = int(engine.scores.logits.outputs[0].shape[-1])
+        indices = [int(u) for u in units]
+        for u in indices:
+            if not 0 <= u < count:
+                raise ActauditError(
+                    f"unit {u} is out of range: layer {layer!r} has {count} units/filters "
+                    f"(0..{count - 1})"
+                )
+        seed_list = list(range(seeds))
+        plan = [
+            (u, s)
+            for u in dict.fromkeys(indices)
+            for s in seed_list
+            if (layer, u, s, steps) not in self._results
+        ]
+        if plan:
+            began = time.perf_counter()
+            for result in engine.run(plan, steps, progress=self.progress):
+                self._results[(layer, result.target, result.seed, steps)] = result
+            self.stats.images += len(plan)
+            self.stats.seconds += time.perf_counter() - began
+        return [
+            self._make_audit(
+                [self._results[(layer, u, s, steps)] for s in seed_list],
+                f"{layer}[{u}]",
+                u,
+                seed_list,
+                steps,
+                None,
+            )
+            for u in indices
+        ]
+
     def _lenient(self, target: str | int) -> int | None:
         try:
             return self.resolve(target)
@@ -133,7 +178,19 @@ class AuditRunner:
 
     def _audit(self, index: int, seeds: Sequence[int], steps: int) -> ClassAudit:
         results = [self._results[(index, s, steps)] for s in seeds]
-        label = self.labels[index]
+        return self._make_audit(
+            results, self.labels[index], index, seeds, steps, self.engine.neutral_features()
+        )
+
+    def _make_audit(
+        self,
+        results: list[Any],
+        label: str,
+        index: int,
+        seeds: Sequence[int],
+        steps: int,
+        neutral: Any,
+    ) -> ClassAudit:
         for r in results:
             if r.failed_step >= 0:
                 raise OptimizationError(
@@ -152,7 +209,9 @@ class AuditRunner:
             steps=steps,
             curves=np.stack([r.curve for r in results]),
             attribution=np.stack([r.attribution for r in results]),
-            features=np.stack([r.features for r in results]) - self.engine.neutral_features(),
+            features=(np.stack([r.features for r in results]) - neutral)
+            if neutral is not None
+            else None,
             model_name=self.meta["name"],
             settings={"seeds": len(seeds), "steps": steps},
         )
@@ -191,8 +250,10 @@ def maximize(
     """Class-maximization images of each target, without pytest.
 
     ``model`` is a Keras model or a path to one; ``targets`` class names or indices
-    (or ``"all"``). Other keyword arguments are ``EngineSettings`` fields
-    (``learning_rate``, ``device``, ``max_batch``, …) and ``input_range``.
+    (or ``"all"``); with ``layer="name"``, unit/filter indices of that layer instead.
+    Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
+    ``device``, ``max_batch``, ``parametrization``, ``direction=-1`` to lower a
+    regression output, …) and ``input_range``.
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
     """
@@ -204,6 +265,7 @@ def maximize(
         model_path = str(model)
         model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
     input_range = settings.pop("input_range", None)
+    layer = settings.pop("layer", None)
     runner = AuditRunner(
         model,
         labels=labels,
@@ -211,6 +273,14 @@ def maximize(
         input_range=input_range,
         engine_settings=EngineSettings(**settings),
     )
+    if layer is not None:
+        units = [targets] if isinstance(targets, int) else list(targets)
+        return runner.maximize_units(
+            layer,
+            [int(u) for u in units],
+            seeds=positive_int(seeds, "seeds"),
+            steps=positive_int(steps or DEFAULT_STEPS, "steps"),
+        )
     if isinstance(targets, str | int):
         targets = list(range(len(runner.labels))) if targets == "all" else [targets]
     return runner.maximize_many(

@@ -188,3 +188,41 @@ def test_batches_of_different_sizes_in_one_engine(color_model):
     for plan in ([(0, 0)], [(0, 0), (1, 0), (2, 0)], [(k, s) for k in range(3) for s in range(3)]):
         results = engine.run(plan, steps=3)
         assert [(r.target, r.seed) for r in results] == plan
+
+
+def test_conv_filter_and_dense_unit_targets():
+    import keras
+
+    inputs = keras.Input((12, 12, 3))
+    conv = keras.layers.Conv2D(2, 1, name="mix")
+    x = conv(inputs)
+    dense = keras.layers.Dense(3, name="head", activation="softmax")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(x)))
+    # filter 0 = red − blue, filter 1 = blue − red
+    conv.set_weights([np.array([[[[1, -1], [0, 0], [-1, 1]]]], "float32"), np.zeros(2, "float32")])
+    red, blue = pytest_actaudit.maximize(
+        model, [0, 1], layer="mix", seeds=2, steps=20, parametrization="pixel"
+    )
+    assert red.label == "mix[0]" and np.isnan(red.probabilities).all()
+    assert red.images[..., 0].mean() > 200 and red.images[..., 2].mean() < 55
+    assert blue.images[..., 2].mean() > 200 and blue.images[..., 0].mean() < 55
+    (unit,) = pytest_actaudit.maximize(model, 1, layer="head", seeds=1, steps=3)
+    assert unit.label == "head[1]"
+    with pytest.raises(ActauditError, match="has no layer 'mixx'; did you mean 'mix'"):
+        pytest_actaudit.maximize(model, 0, layer="mixx", seeds=1, steps=2)
+    with pytest.raises(ActauditError, match="unit 5 is out of range: layer 'mix' has 2"):
+        pytest_actaudit.maximize(model, 5, layer="mix", seeds=1, steps=2)
+
+
+def test_decreasing_direction_for_a_regression_output():
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    head = keras.layers.Dense(1, name="brightness")
+    model = keras.Model(inputs, head(keras.layers.GlobalAveragePooling2D()(inputs)))
+    head.set_weights([np.full((1, 1), 50.0, "float32"), np.zeros(1, "float32")])
+    (low,) = pytest_actaudit.maximize(
+        model, 0, seeds=1, steps=20, direction=-1, parametrization="pixel"
+    )
+    (high,) = pytest_actaudit.maximize(model, 0, seeds=1, steps=20, parametrization="pixel")
+    assert low.images.mean() < 30 and high.images.mean() > 225

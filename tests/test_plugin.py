@@ -322,3 +322,30 @@ def test_xdist_gives_the_serial_outcomes_and_one_merged_report(project):
     assert [a["logits"] for a in merged["audits"]] == [a["logits"] for a in serial_images]
     assert merged["run"]["optimized_images"] == 6
     assert not (report / ".pieces").exists()
+
+
+def test_fixture_maximizes_a_conv_filter(pytester):
+    pytester.makeconftest(
+        """
+        import numpy as np, pytest, keras
+
+        @pytest.fixture(scope="session")
+        def actaudit_model():
+            inputs = keras.Input((12, 12, 3))
+            x = keras.layers.Conv2D(4, 3, name="block1_conv", activation="relu")(inputs)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+            return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_filter(actaudit):
+            audit = actaudit.maximize(layer="block1_conv", filter=3, seeds=2, steps=5)
+            assert audit.label == "block1_conv[3]" and audit.images.shape == (2, 12, 12, 3)
+            audit.assert_consistent(min_similarity=-1.0)
+        """
+    )
+    pytester.runpytest_inprocess("--actaudit").assert_outcomes(passed=1)
+    results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    assert results["audits"][0]["label"] == "block1_conv[3]"
+    assert results["audits"][0]["probabilities"] == [None, None]

@@ -25,7 +25,7 @@ from ..errors import ActauditError
 from ..model import InputSpec
 from . import transforms
 from .params import make_param
-from .targets import score_models
+from .targets import layer_scores, score_models
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class EngineSettings:
     init_noise: float = 0.1
     parametrization: str = "fourier"  # or "pixel"; chosen by measurement, see README
     contrast: float = 0.5  # weight of the other classes' logsumexp in the objective
+    direction: int = 1  # +1 raises the target score; -1 lowers it (regression outputs)
     max_batch: int = 64
     device: str = "auto"
 
@@ -101,7 +102,9 @@ def device_description(name: str) -> str:
 class Engine:
     """Optimizes images for one model. Build once per model; ``run`` many times."""
 
-    def __init__(self, model: Any, spec: InputSpec, settings: EngineSettings) -> None:
+    def __init__(
+        self, model: Any, spec: InputSpec, settings: EngineSettings, layer: str | None = None
+    ) -> None:
         with warnings.catch_warnings():  # tf-keras-vis imports its own deprecated module
             warnings.simplefilter("ignore", DeprecationWarning)
             from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
@@ -110,7 +113,8 @@ class Engine:
         self.spec = spec
         self.settings = settings
         self.device = device_name(settings.device)
-        self.scores = score_models(model)
+        # Class logits by default; with ``layer``, that layer's units/filters are the targets.
+        self.scores = layer_scores(model, layer) if layer else score_models(model)
         self._tv = TotalVariation2D(weight=settings.tv_weight)
         self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
         self.param = make_param(settings.parametrization, spec.shape, settings)
@@ -211,8 +215,13 @@ class Engine:
                 if self.scores.output_kind == "log":
                     logits = tf.math.log(logits + 1e-12)
                 score = tf.gather(logits, targets, axis=1, batch_dims=1)
-                objective = score
-                if s.contrast > 0 and logits.shape[-1] > 1:
+                objective = s.direction * score
+                if (
+                    s.contrast > 0
+                    and s.direction > 0
+                    and logits.shape[-1] > 1
+                    and (self.scores.output_kind != "unit")
+                ):
                     # Raise the target against the strongest other classes, not alone:
                     # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
                     others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
@@ -237,8 +246,11 @@ class Engine:
     def _scores(self, unit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(logits, probabilities) of unit-space images, all classes."""
         inputs = self._to_input(unit)
-        outputs = self.model(inputs, training=False)
         kind = self.scores.output_kind
+        if kind == "unit":  # a layer's units: no probabilities
+            units = self.scores.logits(inputs, training=False)
+            return units, tf.fill(tf.shape(units), np.nan)
+        outputs = self.model(inputs, training=False)
         if kind == "log":
             return tf.math.log(outputs + 1e-12), outputs
         if kind == "linear":

@@ -70,3 +70,31 @@ def _score_models(model: Any) -> ScoreModels:
     if kind == "TFSMLayer":
         return ScoreModels(model, "log")
     return ScoreModels(model, "linear")
+
+
+def layer_scores(model: Any, layer_name: str) -> ScoreModels:
+    """Scores of one layer's units: a Dense layer's outputs, or a conv layer's filters
+    averaged over space (seeds 001/002: filter visualization)."""
+    import difflib
+
+    from ..errors import ActauditError
+
+    keras = keras_module()
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        close = difflib.get_close_matches(layer_name, names, n=3)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+        raise ActauditError(
+            f"model {model.name!r} has no layer {layer_name!r}; {hint}layers: "
+            + ", ".join(map(repr, names[:30]))
+        )
+    output = model.get_layer(layer_name).output
+    rank = len(output.shape)
+    if rank == 4:
+        output = keras.layers.GlobalAveragePooling2D()(output)
+    elif rank != 2:
+        raise ActauditError(
+            f"layer {layer_name!r} outputs shape {tuple(output.shape)}; a unit target needs a "
+            "dense (batch, units) or conv (batch, H, W, filters) output"
+        )
+    return ScoreModels(keras.Model(model.inputs, output), "unit", None)

@@ -46,6 +46,8 @@ def svg_curve(curves: Sequence[Sequence[float]], width: int = 240, height: int =
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.4g}"
     return str(value)
