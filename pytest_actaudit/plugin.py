@@ -456,12 +456,14 @@ class ActauditSession:
     def _flush(self) -> None:
         """Turn finished audits into records now (images written): nothing is lost if
         the session stops later."""
+        from .report.writer import audit_record
+
         pending, self.pending = self.pending, []
         if not pending:
             return
         fresh = []
         for audit in pending:
-            record = audit_record_safe(audit, self.sink)
+            record = audit_record(audit, self.sink)
             record["test_outcome"] = self.outcomes.get(audit.nodeid, "unknown")
             fresh.append(record)
         self.records.extend(fresh)
@@ -608,12 +610,6 @@ def _unfinished_record(nodeid: str, outcome: str | None) -> dict[str, Any]:
         "error": f"started but never finished: {why}; no images were kept",
         "test_outcome": outcome or "error",
     }
-
-
-def audit_record_safe(audit: ClassAudit, sink: Any) -> dict[str, Any]:
-    from .report.writer import audit_record
-
-    return audit_record(audit, sink)
 
 
 def _writable_folder(folder: Path) -> tuple[Path, str | None]:
