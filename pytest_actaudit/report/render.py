@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -80,21 +79,3 @@ def render_html(results: Mapping[str, Any], folder: Path, *, self_contained: boo
     return env.get_template("index.html").render(
         results=results, run=results["run"], audits=audits, counts=counts
     )
-
-
-def rerender(folder: Path, *, self_contained: bool = False) -> Path:
-    """Re-render ``index.html`` from ``results.json`` (the ``actaudit report`` command)."""
-    from .writer import atomic_write
-
-    source = folder / "results.json"
-    try:
-        results = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{source} not found: run `pytest --actaudit` with --actaudit-report {folder} first"
-        ) from None
-    if results.get("schema") != 1:
-        raise ValueError(f"{source} has schema {results.get('schema')!r}; this version reads 1")
-    index = folder / "index.html"
-    atomic_write(index, render_html(results, folder, self_contained=self_contained).encode("utf-8"))
-    return index

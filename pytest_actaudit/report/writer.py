@@ -166,3 +166,19 @@ def write_report(
     index = folder / "index.html"
     atomic_write(index, render_html(results, folder, self_contained=self_contained).encode("utf-8"))
     return index
+
+
+def rerender(folder: Path, *, self_contained: bool = False) -> Path:
+    """Re-render ``index.html`` from ``results.json`` (the ``actaudit report`` command)."""
+    source = folder / "results.json"
+    try:
+        results = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{source} not found: run `pytest --actaudit` with --actaudit-report {folder} first"
+        ) from None
+    if results.get("schema") != 1:
+        raise ValueError(f"{source} has schema {results.get('schema')!r}; this version reads 1")
+    index = folder / "index.html"
+    atomic_write(index, render_html(results, folder, self_contained=self_contained).encode("utf-8"))
+    return index
