@@ -226,3 +226,23 @@ def test_decreasing_direction_for_a_regression_output():
     )
     (high,) = pytest_actaudit.maximize(model, 0, seeds=1, steps=20, parametrization="pixel")
     assert low.images.mean() < 30 and high.images.mean() > 225
+
+
+@pytest.mark.parametrize("norm_p", [6, 3])
+def test_written_out_regularizer_gradient_equals_autodiff(color_model, norm_p):
+    import tensorflow as tf
+
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    engine = Engine(color_model, input_spec(color_model), EngineSettings(norm_p=norm_p))
+    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (3, 16, 12, 3)), tf.float32)
+    upstream = tf.constant([1.0, 0.5, 2.0])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        written = tf.reduce_sum(upstream * engine._penalty(x))
+        autodiff = tf.reduce_sum(upstream * (engine._tv(x) + engine._norm(2.0 * x - 1.0)))
+    np.testing.assert_allclose(written.numpy(), autodiff.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        tape.gradient(written, x).numpy(), tape.gradient(autodiff, x).numpy(), rtol=1e-4, atol=1e-7
+    )
