@@ -251,7 +251,7 @@ class Engine:
         s = self.settings
         p = float(s.norm_p)
 
-        @tf.custom_gradient  # type: ignore[misc]
+        @tf.custom_gradient  # type: ignore[untyped-decorator]
         def penalty(x: tf.Tensor) -> Any:
             value = self._tv(x) + self._norm(2.0 * x - 1.0)
 
