@@ -235,7 +235,13 @@ def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> Any:
 
 def _keras_version() -> str:
     keras = model_mod.keras_module()
-    return str(getattr(keras, "__version__", "") or getattr(keras, "version", lambda: "")())
+    version = getattr(keras, "__version__", "") or getattr(keras, "version", lambda: "")()
+    model_module = getattr(getattr(keras, "Model", None), "__module__", "")
+    if not version and model_module.startswith("tf_keras"):
+        import tf_keras
+
+        version = f"tf-keras {tf_keras.__version__}"
+    return str(version)
 
 
 def maximize(
