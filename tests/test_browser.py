@@ -46,6 +46,9 @@ def open_page(browser, index: Path):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(index.as_uri())
     page.wait_for_load_state("load")
+    # Images load lazily as they scroll into view: load them all before checking them.
+    page.evaluate("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=30_000)
     return page, errors, requests
 
 
