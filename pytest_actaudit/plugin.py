@@ -352,12 +352,20 @@ class ActauditSession:
         settings: Settings,
         nodeid: str,
         references: Callable[[], tuple[Any, Any]] | None = None,
+        layer: str | None = None,
     ) -> ClassAudit:
-        """One audit for a test: batched with the session's planned targets, recorded."""
+        """One audit for a test, recorded: a class (batched with the session's planned
+        targets), or with ``layer``, a unit/filter of that layer."""
         runner = self.runner(model)
-        audit: ClassAudit = runner.maximize(
-            target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
-        )
+        audit: ClassAudit
+        if layer is not None:
+            (audit,) = runner.maximize_units(
+                layer, [int(target)], seeds=settings.seeds, steps=settings.steps
+            )
+        else:
+            audit = runner.maximize(
+                target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
+            )
         audit.nodeid = nodeid
         get_references = references or (lambda: self.references(model))
         audit.probe_context = lambda: (
@@ -750,19 +758,17 @@ class ActauditFixture:
             settings = self._settings.with_overrides(
                 **{k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
             )
-            if layer is not None:
-                if filter is None:
-                    raise ValueError(f"maximize(layer={layer!r}) needs filter=<unit index>")
-                audit: ClassAudit = self._session.runner(self._model).maximize_units(
-                    layer, [filter], seeds=settings.seeds, steps=settings.steps
-                )[0]
-                audit.nodeid = self._nodeid
-                self._session.pending.append(audit)
-                return audit
-            if target is None:
+            if layer is not None and filter is None:
+                raise ValueError(f"maximize(layer={layer!r}) needs filter=<unit index>")
+            if layer is None and target is None:
                 raise ValueError("maximize() needs a class target, or layer= and filter=")
             return self._session.maximize(
-                self._model, target, settings, self._nodeid, self._references
+                self._model,
+                filter if layer is not None else target,  # type: ignore[arg-type]
+                settings,
+                self._nodeid,
+                self._references,
+                layer=layer,
             )
         except (ActauditError, ValueError) as exc:
             pytest.fail(f"actaudit: {exc}", pytrace=False)

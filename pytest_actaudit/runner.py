@@ -55,6 +55,7 @@ class AuditRunner:
         self.engine = Engine(model, self.spec, self.settings)
         self.progress = progress
         self.stats = RunStats()
+        # (layer or None for class logits, target, seed, steps) -> ImageResult
         self._results: dict[tuple[Any, ...], Any] = {}
         self._layer_engines: dict[str, Any] = {}
         self.meta: dict[str, Any] = {
@@ -102,24 +103,46 @@ class AuditRunner:
         indices = [self.resolve(t) for t in targets]
         extra = [self._lenient(t) for t in planned]
         seed_list = list(range(seeds))
-        wanted = dict.fromkeys([*indices, *(i for i in extra if i is not None)])
-        missing = [(i, s) for i in wanted for s in seed_list if (i, s, steps) not in self._results]
+        wanted = [*indices, *(i for i in extra if i is not None)]
+        self._ensure(self.engine, None, wanted, seed_list, steps)
+        neutral = self.engine.neutral_features()
+        return [
+            self._make_audit(
+                [self._results[(None, i, s, steps)] for s in seed_list],
+                self.labels[i],
+                i,
+                seed_list,
+                steps,
+                neutral,
+            )
+            for i in indices
+        ]
+
+    def _ensure(
+        self, engine: Any, layer: str | None, targets: Iterable[int], seeds: list[int], steps: int
+    ) -> None:
+        """Have a result for every (target, seed): from memory, the cache (class
+        targets only), or one engine run over all that are still missing."""
+        cache = self.cache if layer is None else None
         plan = []
-        for i, s in missing:
-            entry = self.cache.get(i, s, steps) if self.cache else None
-            if entry is None:
-                plan.append((i, s))
-            else:
-                self._results[(i, s, steps)] = _from_cache(i, s, entry)
-        if plan:
-            began = time.perf_counter()
-            for result in self.engine.run(plan, steps, progress=self.progress):
-                self._results[(result.target, result.seed, steps)] = result
-                if self.cache:
-                    self.cache.put(result.target, result.seed, steps, vars(result))
-            self.stats.images += len(plan)
-            self.stats.seconds += time.perf_counter() - began
-        return [self._audit(i, seed_list, steps) for i in indices]
+        for i in dict.fromkeys(targets):
+            for s in seeds:
+                if (layer, i, s, steps) in self._results:
+                    continue
+                entry = cache.get(i, s, steps) if cache else None
+                if entry is None:
+                    plan.append((i, s))
+                else:
+                    self._results[(layer, i, s, steps)] = _from_cache(i, s, entry)
+        if not plan:
+            return
+        began = time.perf_counter()
+        for result in engine.run(plan, steps, progress=self.progress):
+            self._results[(layer, result.target, result.seed, steps)] = result
+            if cache:
+                cache.put(result.target, result.seed, steps, vars(result))
+        self.stats.images += len(plan)
+        self.stats.seconds += time.perf_counter() - began
 
     def maximize(
         self, target: str | int, *, seeds: int, steps: int, planned: Iterable[str | int] = ()
@@ -146,18 +169,7 @@ class AuditRunner:
                     f"(0..{count - 1})"
                 )
         seed_list = list(range(seeds))
-        plan = [
-            (u, s)
-            for u in dict.fromkeys(indices)
-            for s in seed_list
-            if (layer, u, s, steps) not in self._results
-        ]
-        if plan:
-            began = time.perf_counter()
-            for result in engine.run(plan, steps, progress=self.progress):
-                self._results[(layer, result.target, result.seed, steps)] = result
-            self.stats.images += len(plan)
-            self.stats.seconds += time.perf_counter() - began
+        self._ensure(engine, layer, indices, seed_list, steps)
         return [
             self._make_audit(
                 [self._results[(layer, u, s, steps)] for s in seed_list],
@@ -175,12 +187,6 @@ class AuditRunner:
             return self.resolve(target)
         except Exception:
             return None
-
-    def _audit(self, index: int, seeds: Sequence[int], steps: int) -> ClassAudit:
-        results = [self._results[(index, s, steps)] for s in seeds]
-        return self._make_audit(
-            results, self.labels[index], index, seeds, steps, self.engine.neutral_features()
-        )
 
     def _make_audit(
         self,
