@@ -21,15 +21,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
+    from pytest_actaudit.engine.maximize import EngineSettings
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=96)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--params", default="fourier,pixel", help="parametrizations, comma-separated"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="an EngineSettings field to override (repeatable), e.g. --set rotate_every=1",
+    )
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        overrides[field] = type(getattr(EngineSettings(), field))(value)
 
     import pytest_actaudit
     from pytest_actaudit.demo import LABELS, models_dir
     from pytest_actaudit.demo.shapes import references
-    from pytest_actaudit.engine.maximize import EngineSettings
     from pytest_actaudit.metrics import ssim
     from pytest_actaudit.runner import AuditRunner
 
@@ -37,14 +52,14 @@ def main() -> None:
     ref_images = np.concatenate([refs[name] for name in LABELS])
     ref_labels = np.repeat(np.arange(len(LABELS)), 20)
 
-    print(f"steps={args.steps} seeds={args.seeds}")
-    for param in ("fourier", "pixel"):
+    print(f"steps={args.steps} seeds={args.seeds} overrides={overrides}")
+    for param in args.params.split(","):
         for name in ("clean", "shortcut"):
             model = pytest_actaudit.load_model(models_dir() / f"{name}.keras")
             runner = AuditRunner(
                 model,
                 model_path=str(models_dir() / f"{name}.keras"),
-                engine_settings=EngineSettings(parametrization=param),
+                engine_settings=EngineSettings(parametrization=param, **overrides),
             )
             began = time.perf_counter()
             audits = runner.maximize_many(LABELS, seeds=args.seeds, steps=args.steps)

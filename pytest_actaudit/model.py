@@ -163,6 +163,41 @@ def weights_hash(model: Any) -> str:
     return digest.hexdigest()
 
 
+def output_names(model: Any) -> list[str]:
+    """The names of a model's outputs (the layers producing them), in output order."""
+    names = []
+    for i, tensor in enumerate(getattr(model, "outputs", None) or []):
+        history = getattr(tensor, "_keras_history", None)
+        names.append(str(getattr(history[0], "name", f"output_{i}")) if history else f"output_{i}")
+    return names
+
+
+def select_output(model: Any, output: str | None) -> Any:
+    """A single-output view of ``model``: the model itself when it has one output and
+    none is named, else a functional sub-model ending at the named output (same layers
+    and weights; the user's model is untouched)."""
+    names = output_names(model)
+    if output is None:
+        if len(names) > 1:
+            raise ActauditError(
+                f"model {getattr(model, 'name', model)!r} has {len(names)} outputs "
+                f"({', '.join(map(repr, names))}); name the classifier output with "
+                "--actaudit-output NAME (ini actaudit_output, marker output=..., or "
+                "maximize(..., output=NAME))"
+            )
+        return model
+    if output not in names:
+        raise ActauditError(
+            f"model {getattr(model, 'name', model)!r} has no output {output!r}; its outputs "
+            f"are {', '.join(map(repr, names)) or 'none'}"
+        )
+    if len(names) == 1:
+        return model
+    keras = keras_module()
+    index = names.index(output)
+    return keras.Model(model.inputs, model.outputs[index], name=f"{model.name}.{output}")
+
+
 def input_spec(model: Any, input_range: str | None = None) -> InputSpec:
     """Read shape and value range of an image classifier's input; refuse anything else."""
     inputs = getattr(model, "inputs", None)

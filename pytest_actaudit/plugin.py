@@ -127,6 +127,12 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "sample images per class (one subfolder per class) for the shortcut probe",
     ),
     (
+        "--actaudit-output",
+        "actaudit_output",
+        {"metavar": "NAME"},
+        "the classifier output of a multi-output model, by the name of its layer",
+    ),
+    (
         "--actaudit-input-range",
         "actaudit_input_range",
         {"metavar": "0-255|0-1|-1-1|LOW,HIGH"},
@@ -143,10 +149,11 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "--actaudit-max-batch",
         "actaudit_max_batch",
         {
-            "metavar": "N",
-            "type": _argtype(lambda v: settings_mod.positive_int(v, "--actaudit-max-batch")),
+            "metavar": "N|auto",
+            "type": _argtype(lambda v: settings_mod.batch_bound(v, "--actaudit-max-batch")),
         },
-        "images optimized together at most (memory bound; default 64)",
+        "images optimized together at most (default auto: from the model's activation "
+        "sizes and the memory available; the report header shows the bound)",
     ),
 ]
 INI_ONLY = [
@@ -314,6 +321,7 @@ class ActauditSession:
                     labels=self.settings.labels,
                     model_path=source_path(model),
                     input_range=self.settings.input_range,
+                    output=self.settings.output,
                     engine_settings=EngineSettings(
                         device=self.settings.device,
                         parametrization=self.settings.parametrization,

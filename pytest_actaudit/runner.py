@@ -42,13 +42,16 @@ class AuditRunner:
         engine_settings: Any = None,
         progress: Callable[[str], None] | None = None,
         cache_dir: str | None = None,
+        output: str | None = None,
     ) -> None:
         import tensorflow as tf
 
-        from .engine.maximize import Engine, EngineSettings, device_description
+        from .engine.maximize import ENGINE_REVISION, Engine, EngineSettings, device_description
 
+        model = model_mod.select_output(model, output)  # one classifier output
         self.model = model
         self.model_path = model_path
+        self.output = output
         self.spec = model_mod.input_spec(model, input_range)
         self.labels = model_mod.resolve_labels(model, labels, model_path)
         self.settings = engine_settings or EngineSettings()
@@ -59,7 +62,8 @@ class AuditRunner:
         self._results: dict[tuple[Any, ...], Any] = {}
         self._layer_engines: dict[str, Any] = {}
         self.meta: dict[str, Any] = {
-            "name": str(model_path or getattr(model, "name", "model")),
+            "name": str(model_path or getattr(model, "name", "model"))
+            + (f" → {output}" if output and model_path else ""),
             "hash": model_mod.content_hash(model_path)
             if model_path
             else model_mod.weights_hash(model),
@@ -72,6 +76,8 @@ class AuditRunner:
             "tensorflow": tf.__version__,
             "keras": _keras_version(),
             "engine": self.settings.to_dict(),
+            "max_batch": self.engine.max_batch,
+            "max_batch_source": self.engine.batch_source,
         }
         self.cache = None
         if cache_dir:
@@ -83,6 +89,8 @@ class AuditRunner:
                 "device": self.engine.device,
                 "spec": list(self.spec.shape) + [self.spec.low, self.spec.high],
                 "kind": self.meta["output_kind"],
+                "revision": ENGINE_REVISION,
+                "output": output,
             }
             self.cache = ResultCache(cache_dir, context)
 
@@ -265,7 +273,8 @@ def maximize(
     (or ``"all"``); with ``layer="name"``, unit/filter indices of that layer instead.
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
     ``device``, ``max_batch``, ``parametrization``, ``direction=-1`` to lower a
-    regression output, …) and ``input_range``.
+    regression output, …), ``input_range`` and ``output`` (the name of the classifier
+    output of a multi-output model).
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
     """
@@ -278,12 +287,14 @@ def maximize(
         model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
     input_range = settings.pop("input_range", None)
     layer = settings.pop("layer", None)
+    output = settings.pop("output", None)
     runner = AuditRunner(
         model,
         labels=labels,
         model_path=model_path,
         input_range=input_range,
         engine_settings=EngineSettings(**settings),
+        output=output,
     )
     if layer is not None:
         units = [targets] if isinstance(targets, int) else list(targets)

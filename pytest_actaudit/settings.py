@@ -34,6 +34,18 @@ def positive_int(value: str | int, name: str = "value") -> int:
     return number
 
 
+def batch_bound(value: str | int, name: str = "value") -> int:
+    """``auto`` (0: chosen from memory by the engine) or a positive integer."""
+    if str(value).strip().lower() == "auto":
+        return 0
+    try:
+        return positive_int(value, name)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be 'auto' or a positive integer, got {value!r} (for example {name} 32)"
+        ) from None
+
+
 def probability(value: str | float, name: str = "value") -> float:
     """Parse a number in [0, 1]."""
     try:
@@ -111,8 +123,9 @@ class Settings:
     references: str | None = None
     unsafe_load: bool = False
     input_range: str | None = None
+    output: str | None = None
     parametrization: str = "fourier"
-    max_batch: int = 64
+    max_batch: int = 0  # 0: auto
     focus_exclude: str | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
@@ -138,7 +151,7 @@ def _identity(value: Any, name: str) -> Any:
 PARSERS: dict[str, Any] = {
     "seeds": positive_int,
     "steps": positive_int,
-    "max_batch": positive_int,
+    "max_batch": batch_bound,
     "parametrization": parametrization,
     "device": lambda v, n: device(v),
     "classes": lambda v, n: class_list(v),

@@ -246,3 +246,120 @@ def test_written_out_regularizer_gradient_equals_autodiff(color_model, norm_p):
     np.testing.assert_allclose(
         tape.gradient(written, x).numpy(), tape.gradient(autodiff, x).numpy(), rtol=1e-4, atol=1e-7
     )
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 3), (15, 12, 1), (9, 10, 3)])
+def test_fourier_written_out_adjoint_and_phase_shift_equal_autodiff(shape):
+    """The Fourier image's gradient is written out (real FFT, colour transpose, phase
+    back); it must equal autodiff through the plain formulation, odd sizes included."""
+    import tensorflow as tf
+
+    from pytest_actaudit.engine.params import FourierParam
+
+    param = FourierParam(shape)
+    x = tf.constant(np.stack([param.initial(i) for i in range(3)]) * 30.0)
+    weights = tf.constant(np.random.default_rng(1).normal(size=(3, *shape)), tf.float32)
+    shift = tf.constant(np.random.default_rng(2).uniform(-3, 3, (3, 2)), tf.float32)
+    height, width, _ = shape
+    for moved in (None, shift):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            written = tf.reduce_sum(param.to_unit(x, moved) * weights)
+            spectrum = tf.complex(x[:, 0] * param.scale, x[:, 1] * param.scale)
+            if moved is not None:
+                angle = param.fy[None] * moved[:, 1, None, None]
+                angle += param.fx[None] * moved[:, 0, None, None]
+                spectrum *= tf.exp(tf.complex(0.0, angle))[:, None]
+            raw = tf.signal.irfft2d(spectrum, fft_length=[height, width])
+            raw = tf.transpose(raw, [0, 2, 3, 1])
+            if param.color is not None:
+                raw = tf.einsum("bhwc,dc->bhwd", raw, param.color)
+            plain = tf.reduce_sum(tf.sigmoid(raw) * weights)
+        np.testing.assert_allclose(written.numpy(), plain.numpy(), rtol=1e-5)
+        np.testing.assert_allclose(
+            tape.gradient(written, x).numpy(),
+            tape.gradient(plain, x).numpy(),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+    # an integer shift is a roll: image(p) → image(p − d)
+    rolled = param.to_unit(x, tf.constant([[2.0, -1.0]] * 3))
+    np.testing.assert_allclose(
+        rolled.numpy(), tf.roll(param.to_unit(x), [-1, 2], [1, 2]).numpy(), atol=1e-5
+    )
+
+
+def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    for steps in (2, 3, 5):
+        engine.run([(0, 0), (1, 1)], steps=steps)
+    assert engine._optimize.experimental_get_tracing_count() == 1
+    engine.run([(0, 0)], steps=4)
+    assert engine._optimize.experimental_get_tracing_count() == 2
+
+
+def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkeypatch):
+    import keras
+
+    from pytest_actaudit.engine import maximize as engine_mod
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings, bytes_per_image
+    from pytest_actaudit.model import input_spec
+
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 256 floats
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(hidden))  # 4 + 2
+    model = keras.Model(inputs, outputs)
+    # input 192 + conv 256 + pool 4 + dense 2, twice, and 12 images of 192
+    assert bytes_per_image(model, (8, 8, 3)) == 4 * (2 * (192 + 256 + 4 + 2) + 12 * 192)
+    nested = keras.Sequential([keras.Input((8, 8, 3)), model])
+    assert bytes_per_image(nested, (8, 8, 3)) >= bytes_per_image(model, (8, 8, 3))
+
+    budget, source = engine_mod.memory_budget("/device:CPU:0")
+    assert budget > 0 and "available" in source
+    assert engine_mod.memory_budget("/device:GPU:0")[0] == engine_mod.GPU_BUDGET
+    monkeypatch.setattr(engine_mod, "memory_budget", lambda device: (10 * 6_000, "test"))
+    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    per_image = bytes_per_image(color_model, (16, 12, 3))
+    assert engine.max_batch == max(1, 60_000 // per_image)
+    assert engine.batch_source.startswith("auto: ") and engine.batch_source.endswith("test")
+    results = engine.run([(k, s) for k in range(3) for s in range(3)], steps=2)
+    assert len(results) == 9
+    fixed = Engine(color_model, input_spec(color_model), EngineSettings(max_batch=5))
+    assert (fixed.max_batch, fixed.batch_source) == (5, "set")
+
+
+def test_max_batch_option_parses_auto_and_names_bad_values():
+    from pytest_actaudit.settings import batch_bound
+
+    assert batch_bound("auto", "--actaudit-max-batch") == 0
+    assert batch_bound("32", "--actaudit-max-batch") == 32
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(ValueError, match="--actaudit-max-batch must be 'auto' or a positive"):
+            batch_bound(bad, "--actaudit-max-batch")
+
+
+def test_multi_output_model_picks_the_classifier_output_by_name(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    colour = keras.layers.Dense(3, activation="softmax", name="colour")
+    age = keras.layers.Dense(1, name="age")
+    model = keras.Model(inputs, [age(pooled), colour(pooled)])
+    colour.set_weights([np.eye(3, dtype="float32") * 10.0, np.zeros(3, "float32")])
+    with pytest.raises(
+        ActauditError, match=r"has 2 outputs \('age', 'colour'\).*--actaudit-output"
+    ):
+        pytest_actaudit.maximize(model, 0, seeds=1, steps=2)
+    with pytest.raises(
+        ActauditError, match="has no output 'color'; its outputs are 'age', 'colour'"
+    ):
+        pytest_actaudit.maximize(model, 0, seeds=1, steps=2, output="color")
+    (red,) = pytest_actaudit.maximize(
+        model, 0, seeds=1, steps=20, output="colour", parametrization="pixel"
+    )
+    assert red.probabilities[0] > 0.99 and red.images[..., 0].mean() > 200
+    assert len(model.outputs) == 2  # the user's model is untouched

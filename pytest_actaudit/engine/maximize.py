@@ -24,7 +24,7 @@ import tensorflow as tf
 from ..errors import ActauditError
 from ..model import InputSpec
 from . import transforms
-from .params import make_param
+from .params import FourierParam, make_param
 from .targets import layer_scores, score_models
 
 
@@ -40,12 +40,15 @@ class EngineSettings:
     degrees: float = 5.0
     scale: float = 0.05
     blur_every: int = 4
+    # Fourier: rotation and zoom of the view every N steps (jitter is every step, as a
+    # phase shift); pixel: the whole affine view every step. See README, Engine speed.
+    rotate_every: int = 4
     blur_sigma: float = 0.5
     init_noise: float = 0.1
     parametrization: str = "fourier"  # or "pixel"; chosen by measurement, see README
     contrast: float = 0.5  # weight of the other classes' logsumexp in the objective
     direction: int = 1  # +1 raises the target score; -1 lowers it (regression outputs)
-    max_batch: int = 64
+    max_batch: int = 0  # images per compiled batch; 0: from memory (see auto_batch)
     device: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +102,57 @@ def device_description(name: str) -> str:
         return name
 
 
+# Bumped whenever a change alters the images for the same settings (cache key).
+ENGINE_REVISION = 2
+AUTO_BATCH_LIMIT = 256  # beyond this a CPU gains nothing and a report waits longer
+GPU_BUDGET = 2 * 2**30  # TensorFlow does not tell a GPU's total memory portably
+
+
+def bytes_per_image(model: Any, shape: Sequence[int]) -> int:
+    """Memory one image needs in a step: every layer's output (kept for the backward
+    pass, plus as much again for its gradient), and the optimizer's own tensors
+    (parameters, Adam moments, image, view, gradients: about 12 images' worth)."""
+
+    def activations(layer: Any) -> int:
+        inner = getattr(layer, "layers", None)
+        if inner:  # nested model: count its layers, not only its output
+            return sum(activations(sub) for sub in inner)
+        try:
+            out = layer.output
+        except (AttributeError, ValueError, RuntimeError):  # shared/unbuilt layers
+            return 0
+        total = 0
+        for tensor in out if isinstance(out, (list, tuple)) else [out]:
+            dims = [d for d in tuple(getattr(tensor, "shape", ()))[1:] if d is not None]
+            total += int(np.prod(dims)) if dims else 0
+        return total
+
+    floats = 2 * sum(activations(layer) for layer in model.layers) + 12 * int(np.prod(shape))
+    return 4 * floats
+
+
+def memory_budget(device: str) -> tuple[int, str]:
+    """(bytes the engine may use, where that figure comes from): a quarter of the host
+    memory available now on CPU; a fixed 2 GiB on a GPU."""
+    if "GPU" in device.upper():
+        return GPU_BUDGET, "GPU, assumed 2 GiB; set --actaudit-max-batch on a larger GPU"
+    try:
+        with open("/proc/meminfo") as fh:
+            info = dict(line.split(":", 1) for line in fh)
+        available = int(info["MemAvailable"].split()[0]) * 1024
+        return available // 4, f"¼ of {available / 2**30:.1f} GiB available"
+    except (OSError, KeyError, ValueError):
+        return 4 * 2**30, "4 GiB assumed (host memory unknown)"
+
+
+def auto_batch(model: Any, shape: Sequence[int], device: str) -> tuple[int, str]:
+    """The chunk size for ``max_batch=0`` and a line saying how it was chosen."""
+    per_image = bytes_per_image(model, shape)
+    budget, source = memory_budget(device)
+    batch = int(max(1, min(AUTO_BATCH_LIMIT, budget // max(per_image, 1))))
+    return batch, f"auto: {per_image / 2**20:.1f} MB per image, {source}"
+
+
 class Engine:
     """Optimizes images for one model. Build once per model; ``run`` many times."""
 
@@ -124,6 +178,11 @@ class Engine:
         self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
         self._predict = tf.function(self._predict_graph, reduce_retracing=True)
         self._neutral: np.ndarray | None = None
+        self._traced: dict[int, Any] = {}
+        if settings.max_batch > 0:
+            self.max_batch, self.batch_source = settings.max_batch, "set"
+        else:
+            self.max_batch, self.batch_source = auto_batch(model, spec.shape, self.device)
 
     # ------------------------------------------------------------------ host side
     def run(
@@ -135,7 +194,7 @@ class Engine:
         """Optimize one image per (target index, seed), ``steps`` steps, in chunks of
         ``max_batch``."""
         results: list[ImageResult] = []
-        size = self.settings.max_batch
+        size = self.max_batch
         for start in range(0, len(plan), size):
             chunk = plan[start : start + size]
             began = time.perf_counter()
@@ -161,11 +220,11 @@ class Engine:
         )
         targets = np.array([t for t, _ in chunk], np.int32)
         with tf.device(self.device):
-            unit, curves, failed = self._optimize(
+            unit, curves, failed = self._compiled(init.shape)(
                 tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps)
             )
             # The image we report is the quantized one, and the scores are measured on it.
-            images = np.round(unit.numpy() * 255.0).astype(np.uint8)
+            images = np.round(np.nan_to_num(unit.numpy()) * 255.0).astype(np.uint8)
             logits, probs, attribution, features = self._evaluate(
                 tf.constant(images), tf.constant(targets)
             )
@@ -186,6 +245,19 @@ class Engine:
             )
             for i, (t, seed) in enumerate(chunk)
         ]
+
+    def _compiled(self, shape: tuple[int, ...]) -> Any:
+        """The optimization loop traced for this batch size and any step count: one
+        trace per batch size (a chunk and its remainder), not one per step count."""
+        batch = shape[0]
+        if batch not in self._traced:
+            self._traced[batch] = self._optimize.get_concrete_function(
+                tf.TensorSpec(shape, tf.float32),
+                tf.TensorSpec([batch], tf.int32),
+                tf.TensorSpec([batch, None, 4], tf.float32),
+                tf.TensorSpec([], tf.int32),
+            )
+        return self._traced[batch]
 
     def _initial(self, seed: int) -> np.ndarray:
         """The starting parameters of one image, from this seed only."""
@@ -209,8 +281,7 @@ class Engine:
         for t in tf.range(steps):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                unit = self.param.to_unit(x)
-                moved = transforms.affine(unit, params[:, t, :])
+                unit, moved = self._view(x, params[:, t, :], t)
                 logits = self.scores.logits(self._to_input(moved), training=False)
                 if self.scores.output_kind == "log":
                     logits = tf.math.log(logits + 1e-12)
@@ -226,22 +297,55 @@ class Engine:
                     # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
                     others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
                     objective = score - s.contrast * tf.reduce_logsumexp(others, axis=-1)
-                penalty = self._penalty(unit)
-                loss = tf.reduce_sum(penalty - objective)
-            grad = tape.gradient(loss, x)
-            finite = tf.math.is_finite(score) & tf.reduce_all(
-                tf.math.is_finite(grad), axis=list(range(1, len(init.shape)))
+                loss = tf.reduce_sum(self._penalty(unit)) - tf.reduce_sum(objective)
+            # Seeding the backward pass explicitly keeps the loss's value (tf-keras-vis's
+            # regularizer values: float powers over every pixel) out of the step; only
+            # their written-out gradient is needed.
+            grad = tape.gradient(loss, x, output_gradients=tf.ones([]))
+            # Per image: a NaN/Inf score, or a NaN/Inf anywhere in the image (its sum);
+            # a NaN/Inf gradient shows in the next step's image. This is the whole-
+            # gradient check at a step's delay, for one reduction instead of two passes.
+            finite = tf.math.is_finite(score) & tf.math.is_finite(
+                tf.reduce_sum(unit, axis=[1, 2, 3])
             )
             failed = tf.where((failed < 0) & ~finite, t, failed)
-            active = tf.reshape(failed < 0, [-1] + [1] * (len(init.shape) - 1))
-            grad = tf.where(active, grad, 0.0)
+            # Images are independent: a failed one goes on as NaN without touching the
+            # others, and is reported by its first failed step.
             step = tf.cast(t + 1, tf.float32)
             m = beta1 * m + (1.0 - beta1) * grad
             v = beta2 * v + (1.0 - beta2) * tf.square(grad)
-            update = (m / (1.0 - beta1**step)) / (tf.sqrt(v / (1.0 - beta2**step)) + eps)
-            x = self.param.after_step(x - s.learning_rate * update, t)
-            curve = curve.write(t, tf.where(finite, score, tf.fill([batch], np.nan)))
-        return self.param.to_unit(x), curve.stack(), failed
+            # Adam, bias corrections folded into scalars (the same update as
+            # (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes over the image)
+            root = tf.sqrt(1.0 - beta2**step)
+            rate = s.learning_rate * root / (1.0 - beta1**step)
+            x = self.param.after_step(x - rate * m / (tf.sqrt(v) + eps * root), t)
+            curve = curve.write(t, tf.where(failed < 0, score, np.nan))
+        final = self.param.to_unit(x)
+        finite = tf.reduce_all(tf.math.is_finite(final), axis=[1, 2, 3])
+        failed = tf.where((failed < 0) & ~finite, steps, failed)
+        return final, curve.stack(), failed
+
+    def _view(self, x: tf.Tensor, params: tf.Tensor, t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(image, what the model sees this step) from the parameters ``x`` and this
+        step's transform (B×4: dx, dy, angle, zoom).
+
+        Fourier: the jitter is a phase shift of the spectrum (exact, sub-pixel, almost
+        free); rotation and zoom, a resampling op forward and backward that costs about
+        a quarter of a small model's step, come every ``rotate_every`` steps. Pixel: the
+        whole affine view every step (there is no cheap exact shift of a pixel image).
+        """
+        s = self.settings
+        if isinstance(self.param, FourierParam):
+            unit = self.param.to_unit(x, shift=params[:, :2])
+            if s.rotate_every <= 0 or (s.degrees == 0 and s.scale == 0):
+                return unit, unit
+            turn = tf.concat([tf.zeros_like(params[:, :2]), params[:, 2:]], axis=1)
+            moved = tf.cond(
+                t % s.rotate_every == 0, lambda: transforms.affine(unit, turn), lambda: unit
+            )
+            return unit, moved
+        unit = self.param.to_unit(x)
+        return unit, transforms.affine(unit, params)
 
     def _penalty(self, unit: tf.Tensor) -> tf.Tensor:
         """tf-keras-vis ``TotalVariation2D(unit) + Norm(2·unit − 1)`` per image, with its
@@ -256,24 +360,37 @@ class Engine:
             value = self._tv(x) + self._norm(2.0 * x - 1.0)
 
             def grad(upstream: tf.Tensor) -> tf.Tensor:
+                _, height, width, _ = x.shape
                 n = float(np.prod(x.shape[1:]))
-                dy = tf.sign(x[:, 1:] - x[:, :-1])
-                dx = tf.sign(x[:, :, 1:] - x[:, :, :-1])
-                zy, zx = tf.zeros_like(x[:, :1]), tf.zeros_like(x[:, :, :1])
-                tv = (tf.concat([zy, dy], 1) - tf.concat([dy, zy], 1)) + (
-                    tf.concat([zx, dx], 2) - tf.concat([dx, zx], 2)
-                )
+                # TV: d/dx Σ|x[i+1] − x[i]| = s[i−1] − s[i], s the sign of the forward
+                # difference. On rows of H·W·C (a row step is W·C) and on rows of W·C (a
+                # column step is C), every slice and pad moves contiguous runs.
+                channels = x.shape[3]
+                tv = 0.0
+                for shape, step in (
+                    ([-1, height * width * channels], width * channels),
+                    ([-1, width * channels], channels),
+                ):
+                    flat = tf.reshape(x, shape)
+                    ahead = tf.sign(flat[:, step:] - flat[:, :-step])
+                    part = tf.pad(ahead, [[0, 0], [step, 0]]) - tf.pad(ahead, [[0, 0], [0, step]])
+                    tv += tf.reshape(part, tf.shape(x))
                 y = 2.0 * x - 1.0
                 if s.norm_p == 6:  # |y|^6 = (y²)³ and |y|^5·sign(y) = y⁵: no float pow
                     y2 = tf.square(y)
-                    powp, powp1 = y2 * y2 * y2, y2 * y2 * y
+                    y4 = tf.square(y2)
+                    powp, powp1 = y4 * y2, y4 * y
                 else:
                     powp = tf.pow(tf.abs(y), p)
                     powp1 = tf.sign(y) * tf.pow(tf.abs(y), p - 1.0)
-                norm = tf.pow(tf.reduce_sum(powp, axis=[1, 2, 3], keepdims=True) + 1e-30, 1 / p)
-                dnorm = powp1 / tf.pow(norm, p - 1.0) / n ** (1.0 / p)
-                total = s.tv_weight / n * tv + s.norm_weight * 2.0 * dnorm
-                return tf.reshape(upstream, [-1, 1, 1, 1]) * total
+                # per image: d‖y‖_p/dy = y^(p−1)/‖y‖_p^(p−1); weights folded in per image
+                norm = tf.pow(tf.reduce_sum(powp, axis=[1, 2, 3]) + 1e-30, 1 / p)
+                coef = upstream * s.norm_weight * 2.0 / (tf.pow(norm, p - 1.0) * n ** (1.0 / p))
+                tv_coef = upstream * (s.tv_weight / n)
+                return (
+                    tf.reshape(tv_coef, [-1, 1, 1, 1]) * tv
+                    + tf.reshape(coef, [-1, 1, 1, 1]) * powp1
+                )
 
             return value, grad
 
@@ -286,13 +403,15 @@ class Engine:
         if kind == "unit":  # a layer's units: no probabilities
             units = self.scores.logits(inputs, training=False)
             return units, tf.fill(tf.shape(units), np.nan)
-        outputs = self.model(inputs, training=False)
         if kind == "log":
+            outputs = self.model(inputs, training=False)
             return tf.math.log(outputs + 1e-12), outputs
-        if kind == "linear":
-            probs = tf.nn.sigmoid(outputs) if outputs.shape[-1] == 1 else tf.nn.softmax(outputs)
-            return outputs, probs
-        return self.scores.logits(inputs, training=False), outputs
+        # One forward pass: the probabilities are the squashed logits (the linear copy
+        # of the last layer has the user's weights), not a second run of the model.
+        logits = self.scores.logits(inputs, training=False)
+        if kind == "sigmoid" or (kind == "linear" and logits.shape[-1] == 1):
+            return logits, tf.nn.sigmoid(logits)
+        return logits, tf.nn.softmax(logits, axis=-1)
 
     def _evaluate_graph(
         self, images: tf.Tensor, targets: tf.Tensor
@@ -332,8 +451,8 @@ class Engine:
         """Attribution maps (N×H×W) of uint8 images for one class, in chunks."""
         maps = []
         with tf.device(self.device):
-            for start in range(0, len(images), self.settings.max_batch):
-                chunk = images[start : start + self.settings.max_batch]
+            for start in range(0, len(images), self.max_batch):
+                chunk = images[start : start + self.max_batch]
                 targets = tf.fill([len(chunk)], tf.constant(target, tf.int32))
                 maps.append(self._evaluate(tf.constant(chunk), targets)[2].numpy())
         return np.concatenate(maps)
@@ -342,8 +461,8 @@ class Engine:
         """(logits, probabilities) of uint8 images N×H×W×C, all classes, in chunks."""
         logits, probs = [], []
         with tf.device(self.device):
-            for start in range(0, len(images), self.settings.max_batch):
-                chunk = tf.constant(images[start : start + self.settings.max_batch])
+            for start in range(0, len(images), self.max_batch):
+                chunk = tf.constant(images[start : start + self.max_batch])
                 lo, pr = self._predict(chunk)
                 logits.append(lo.numpy())
                 probs.append(pr.numpy())

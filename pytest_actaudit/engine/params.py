@@ -56,6 +56,9 @@ class PixelParam:
 
 
 class FourierParam:
+    """Parameters B×2×C×H×K (real and imaginary parts of each channel's half
+    spectrum, K = W//2 + 1), contiguous per part so that nothing slices the last axis."""
+
     name = "fourier"
 
     def __init__(self, shape: tuple[int, int, int], *, decay: float = 1.0, sd: float = 0.01):
@@ -65,23 +68,71 @@ class FourierParam:
         fy = np.fft.fftfreq(height)[:, None]
         fx = np.fft.rfftfreq(width)[None, :]
         freqs = np.sqrt(fx * fx + fy * fy)
-        scale = 1.0 / np.maximum(freqs, 1.0 / max(height, width)) ** decay
-        self.scale = tf.constant((scale * math.sqrt(height * width)).astype(np.float32))
+        # 1/f amplitude, times √(HW) (irfft's 1/(HW) normalization) and 1/4 (the
+        # pre-sigmoid scale), all folded into one constant.
+        scale = (
+            math.sqrt(height * width) / 4.0 / np.maximum(freqs, 1.0 / max(height, width)) ** decay
+        )
+        self.scale = tf.constant(scale.astype(np.float32))
+        # The inverse real FFT is linear; its adjoint is a forward real FFT times these
+        # weights (bins other than DC and Nyquist stand for two conjugate bins).
+        weight = np.full(fx.shape, 2.0)
+        weight[:, 0] = 1.0
+        if width % 2 == 0:
+            weight[:, -1] = 1.0
+        self.adjoint = tf.constant((weight * scale / (height * width)).astype(np.float32))
+        self.fy = tf.constant((-2.0 * math.pi * fy).astype(np.float32))
+        self.fx = tf.constant((-2.0 * math.pi * fx).astype(np.float32))
         self.color = tf.constant(COLOR) if channels == 3 else None
 
     def initial(self, seed: int) -> np.ndarray:
         height, width, channels = self.shape
         rng = np.random.default_rng([seed, 0xF0F0])
-        return rng.normal(0.0, self.sd, (channels, height, width // 2 + 1, 2)).astype(np.float32)
+        spectrum = rng.normal(0.0, self.sd, (channels, height, width // 2 + 1, 2))
+        return np.ascontiguousarray(np.moveaxis(spectrum, -1, 0)).astype(np.float32)
 
-    def to_unit(self, x: tf.Tensor) -> tf.Tensor:
+    def to_unit(self, x: tf.Tensor, shift: tf.Tensor | None = None) -> tf.Tensor:
+        """Images in (0, 1), B×H×W×C. ``shift`` (B×2: dx, dy in pixels) translates
+        each image by a phase ramp on its spectrum: exact, sub-pixel, and wrapping
+        around (the image is periodic), at the cost of one complex multiply."""
+        if shift is None:
+            shift = tf.zeros([tf.shape(x)[0], 2])
+        return tf.sigmoid(self._linear(x, shift))
+
+    @tf.custom_gradient  # type: ignore[untyped-decorator]
+    def _linear(self, x: tf.Tensor, shift: tf.Tensor) -> Any:
+        """Spectrum → pre-sigmoid image B×H×W×C: phase shift, inverse real FFT,
+        colour mix, channels last. Its adjoint is written out (real FFT, colour
+        transpose, phase back): autodiff through complex/real/imag, the FFT's
+        registered gradient and an einsum cost ~3× the forward FFT (benchmarks)."""
         height, width, channels = self.shape
-        spectrum = tf.complex(x[..., 0] * self.scale, x[..., 1] * self.scale)
+        angle = (self.fy[None] * shift[:, 1, None, None] + self.fx[None] * shift[:, 0, None, None])[
+            :, None
+        ]  # B×1×H×K
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        re, im = x[:, 0] * self.scale, x[:, 1] * self.scale
+        spectrum = tf.complex(re * cos - im * sin, re * sin + im * cos)
         raw = tf.signal.irfft2d(spectrum, fft_length=[height, width])  # B×C×H×W
-        raw = tf.transpose(raw, [0, 2, 3, 1]) / 4.0
-        if self.color is not None:
-            raw = tf.einsum("bhwc,dc->bhwd", raw, self.color)
-        return tf.sigmoid(raw)
+        image = self._mix(tf.transpose(raw, [0, 2, 3, 1]), transpose=False)
+
+        def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
+            planes = tf.transpose(self._mix(upstream, transpose=True), [0, 3, 1, 2])
+            back = tf.signal.rfft2d(planes, fft_length=[height, width])
+            g_re, g_im = tf.math.real(back), tf.math.imag(back)
+            # the adjoint of a phase rotation rotates back
+            un_re, un_im = g_re * cos + g_im * sin, g_im * cos - g_re * sin
+            return tf.stack([un_re, un_im], 1) * self.adjoint, None
+
+        return image, grad
+
+    def _mix(self, image: tf.Tensor, *, transpose: bool) -> tf.Tensor:
+        """Decorrelated → RGB colour (or back, for the adjoint) on B×H×W×C images: one
+        (pixels × 3) · (3 × 3) matmul, measured 1.6× faster than an einsum on planes."""
+        if self.color is None:
+            return image
+        flat = tf.reshape(image, [-1, self.shape[2]])
+        mixed = tf.matmul(flat, self.color, transpose_b=not transpose)
+        return tf.reshape(mixed, tf.shape(image))
 
     def after_step(self, x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
         return x
