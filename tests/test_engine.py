@@ -363,3 +363,26 @@ def test_multi_output_model_picks_the_classifier_output_by_name(tmp_path):
     )
     assert red.probabilities[0] > 0.99 and red.images[..., 0].mean() > 200
     assert len(model.outputs) == 2  # the user's model is untouched
+
+
+def test_mixed_precision_model_float32_images_and_loss_scale():
+    import keras
+
+    from pytest_actaudit.engine.maximize import FLOAT16_LOSS_SCALE, Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8, 8, 3))
+        head = keras.layers.Dense(3)
+        logits = head(keras.layers.GlobalAveragePooling2D()(inputs))
+        model = keras.Model(inputs, keras.layers.Activation("softmax", dtype="float32")(logits))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    head.set_weights([np.eye(3, dtype="float32") * 10.0, np.zeros(3, "float32")])
+    assert head.compute_dtype == "float16"
+    engine = Engine(model, input_spec(model), EngineSettings())
+    assert engine.loss_scale == FLOAT16_LOSS_SCALE
+    (red,) = pytest_actaudit.maximize(model, 0, seeds=2, steps=20, parametrization="pixel")
+    assert red.images.dtype == np.uint8 and np.isfinite(red.curves).all()
+    assert red.probabilities.min() > 0.99 and red.images[..., 0].mean() > 200

@@ -108,6 +108,20 @@ AUTO_BATCH_LIMIT = 256  # beyond this a CPU gains nothing and a report waits lon
 GPU_BUDGET = 2 * 2**30  # TensorFlow does not tell a GPU's total memory portably
 
 
+FLOAT16_LOSS_SCALE = 256.0
+
+
+def computes_in_float16(model: Any) -> bool:
+    """True for mixed-precision models (any layer computing in float16/bfloat16)."""
+
+    def walk(layer: Any) -> bool:
+        if str(getattr(layer, "compute_dtype", "float32")) in ("float16", "bfloat16"):
+            return True
+        return any(walk(sub) for sub in getattr(layer, "layers", None) or [])
+
+    return any(walk(layer) for layer in getattr(model, "layers", []))
+
+
 def bytes_per_image(model: Any, shape: Sequence[int]) -> int:
     """Memory one image needs in a step: every layer's output (kept for the backward
     pass, plus as much again for its gradient), and the optimizer's own tensors
@@ -179,6 +193,7 @@ class Engine:
         self._predict = tf.function(self._predict_graph, reduce_retracing=True)
         self._neutral: np.ndarray | None = None
         self._traced: dict[int, Any] = {}
+        self.loss_scale = FLOAT16_LOSS_SCALE if computes_in_float16(model) else 1.0
         if settings.max_batch > 0:
             self.max_batch, self.batch_source = settings.max_batch, "set"
         else:
@@ -282,7 +297,7 @@ class Engine:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 unit, moved = self._view(x, params[:, t, :], t)
-                logits = self.scores.logits(self._to_input(moved), training=False)
+                logits = self._logits(self._to_input(moved))
                 if self.scores.output_kind == "log":
                     logits = tf.math.log(logits + 1e-12)
                 score = tf.gather(logits, targets, axis=1, batch_dims=1)
@@ -298,6 +313,10 @@ class Engine:
                     others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
                     objective = score - s.contrast * tf.reduce_logsumexp(others, axis=-1)
                 loss = tf.reduce_sum(self._penalty(unit)) - tf.reduce_sum(objective)
+                # float16 models: a static loss scale keeps small gradients from
+                # flushing to zero inside the model; Adam's update does not depend on
+                # the gradient's scale, so nothing is divided back.
+                loss *= self.loss_scale
             # Seeding the backward pass explicitly keeps the loss's value (tf-keras-vis's
             # regularizer values: float powers over every pixel) out of the step; only
             # their written-out gradient is needed.
@@ -346,6 +365,10 @@ class Engine:
             return unit, moved
         unit = self.param.to_unit(x)
         return unit, transforms.affine(unit, params)
+
+    def _logits(self, inputs: tf.Tensor) -> tf.Tensor:
+        """The score model's output in float32, whatever the model computes in."""
+        return tf.cast(self.scores.logits(inputs, training=False), tf.float32)
 
     def _penalty(self, unit: tf.Tensor) -> tf.Tensor:
         """tf-keras-vis ``TotalVariation2D(unit) + Norm(2·unit − 1)`` per image, with its
@@ -401,14 +424,14 @@ class Engine:
         inputs = self._to_input(unit)
         kind = self.scores.output_kind
         if kind == "unit":  # a layer's units: no probabilities
-            units = self.scores.logits(inputs, training=False)
+            units = self._logits(inputs)
             return units, tf.fill(tf.shape(units), np.nan)
         if kind == "log":
-            outputs = self.model(inputs, training=False)
+            outputs = tf.cast(self.model(inputs, training=False), tf.float32)
             return tf.math.log(outputs + 1e-12), outputs
         # One forward pass: the probabilities are the squashed logits (the linear copy
         # of the last layer has the user's weights), not a second run of the model.
-        logits = self.scores.logits(inputs, training=False)
+        logits = self._logits(inputs)
         if kind == "sigmoid" or (kind == "linear" and logits.shape[-1] == 1):
             return logits, tf.nn.sigmoid(logits)
         return logits, tf.nn.softmax(logits, axis=-1)
@@ -427,7 +450,8 @@ class Engine:
             tape.watch(unit)
             logits, probs = self._scores(unit)
             target_logits = tf.gather(logits, targets, axis=1, batch_dims=1)
-        grad = tape.gradient(target_logits, unit)
+            scaled = target_logits * self.loss_scale  # float16 models: see _optimize_graph
+        grad = tape.gradient(scaled, unit) / self.loss_scale
         attribution = tf.reduce_sum(tf.abs(grad * (unit - 0.5)), axis=-1)
         probs = tf.gather(probs, targets, axis=1, batch_dims=1)
         return target_logits, probs, attribution, self._features(unit)
