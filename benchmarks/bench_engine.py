@@ -20,8 +20,8 @@ and MobileNetV2 α=0.35 at 96 px with random weights), over the SAME batch of
 Every contender runs in its own fresh subprocess, so its peak memory
 (``ru_maxrss``) is its own. Each is warmed up first with a small step count (the
 first call, with tracing, is reported), the engine also once at the timed step count
-(the trace count shows that a new step count does not trace again), then timed ``repeats`` times; the table
-uses the fastest repeat (the machine is shared: the minimum is the least disturbed
+(the trace count shows that a new step count does not trace again), then timed
+``repeats`` times; the table uses the fastest repeat (the machine is shared: the minimum is the least disturbed
 measurement), wall and CPU time. The engines' subprocesses also time the bare loop
 interleaved with the engine, pair by pair, for a same-process ratio. The eager
 tf-keras-vis contenders get a time budget (``--no-budget`` lifts it): fewer repeats,
