@@ -17,16 +17,15 @@ and MobileNetV2 α=0.35 at 96 px with random weights), over the SAME batch of
                     (``pytest_actaudit.engine.reference``, mode "batched");
 * ``tkv_per_item``  tf-keras-vis, one call per (target, seed) (mode "per_item").
 
-Every contender runs in its own fresh subprocess, so its peak memory
-(``ru_maxrss``) is its own. Each is warmed up first with a small step count (the
-first call, with tracing, is reported), the engine also once at the timed step count
-(the trace count shows that a new step count does not trace again), then timed
-``repeats`` times; the table uses the fastest repeat (the machine is shared: the minimum is the least disturbed
-measurement), wall and CPU time. The engines' subprocesses also time the bare loop
-interleaved with the engine, pair by pair, for a same-process ratio. The eager
-tf-keras-vis contenders get a time budget (``--no-budget`` lifts it): fewer repeats,
-and per-item times a subset of its independent, equal-cost calls and scales it,
-labelled EXTRAPOLATED in the table.
+Every contender runs in its own fresh subprocess, so its peak memory (``ru_maxrss``) is
+its own. Each is warmed up first with a small step count (the first call, with tracing,
+is reported), the engine also once at the timed step count (the trace count shows that a
+new step count does not trace again), then timed ``repeats`` times; the table uses the
+fastest repeat (the machine is shared: the minimum is the least disturbed measurement),
+wall and CPU time. The engines' subprocesses also time the bare loop interleaved with
+the engine, pair by pair, for a same-process ratio. The eager tf-keras-vis contenders
+get a time budget (``--no-budget`` lifts it): fewer repeats, and per-item times a subset
+of its independent, equal-cost calls and scales it, labelled EXTRAPOLATED in the table.
 
 The chunking check: MobileNetV2 at 96 px, 64 targets × 4 seeds through the engine
 with ``EngineSettings(max_batch=32)``, against one chunk of 32 images; the ratio of
