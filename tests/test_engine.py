@@ -386,3 +386,18 @@ def test_mixed_precision_model_float32_images_and_loss_scale():
     (red,) = pytest_actaudit.maximize(model, 0, seeds=2, steps=20, parametrization="pixel")
     assert red.images.dtype == np.uint8 and np.isfinite(red.curves).all()
     assert red.probabilities.min() > 0.99 and red.images[..., 0].mean() > 200
+
+
+def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
+    import keras
+
+    from pytest_actaudit.engine.maximize import OPAQUE_BATCH, auto_batch
+
+    class TFSMLayer(keras.layers.Layer):  # stands in for keras.layers.TFSMLayer
+        def call(self, x):
+            return keras.ops.mean(x, axis=[1, 2])
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, TFSMLayer()(inputs))
+    batch, source = auto_batch(model, (8, 8, 3), "/device:CPU:0")
+    assert batch == OPAQUE_BATCH and "opaque" in source

@@ -105,6 +105,7 @@ def device_description(name: str) -> str:
 # Bumped whenever a change alters the images for the same settings (cache key).
 ENGINE_REVISION = 2
 AUTO_BATCH_LIMIT = 256  # beyond this a CPU gains nothing and a report waits longer
+OPAQUE_BATCH = 64  # when the layers cannot be measured (a SavedModel through TFSMLayer)
 GPU_BUDGET = 2 * 2**30  # TensorFlow does not tell a GPU's total memory portably
 
 
@@ -161,6 +162,9 @@ def memory_budget(device: str) -> tuple[int, str]:
 
 def auto_batch(model: Any, shape: Sequence[int], device: str) -> tuple[int, str]:
     """The chunk size for ``max_batch=0`` and a line saying how it was chosen."""
+    if any(type(layer).__name__ == "TFSMLayer" for layer in getattr(model, "layers", [])):
+        # a SavedModel's layers are opaque: no estimate, the former fixed bound
+        return OPAQUE_BATCH, f"auto: {OPAQUE_BATCH} (SavedModel layers are opaque)"
     per_image = bytes_per_image(model, shape)
     budget, source = memory_budget(device)
     batch = int(max(1, min(AUTO_BATCH_LIMIT, budget // max(per_image, 1))))
