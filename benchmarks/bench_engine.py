@@ -410,7 +410,6 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
     plan = make_plan(int(model.outputs[0].shape[-1]), job["targets"], job["seeds"])
     defaults = default_settings()
     s = pixel_settings(defaults)
-    contrast = float(getattr(s, "contrast", 0.0))
     engine = Engine(model, spec, s)
     steps = job["steps"]
     side = min(spec.height, spec.width)
@@ -449,13 +448,7 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     moved = transforms.affine(x, params[:, t, :]) if affine else x
-                    logits = engine.scores.logits(engine._to_input(moved), training=False)
-                    score = tf.gather(logits, targets, axis=1, batch_dims=1)
-                    objective = score
-                    if contrast > 0 and logits.shape[-1] > 1:
-                        mask = tf.one_hot(targets, tf.shape(logits)[-1]) > 0
-                        others = tf.where(mask, -1e9, logits)
-                        objective = score - contrast * tf.reduce_logsumexp(others, axis=-1)
+                    score, objective = engine._objective(engine._to_input(moved), targets)
                     loss = -tf.reduce_sum(objective)
                     if reg == "autodiff":
                         loss += tf.reduce_sum(engine._tv(x) + engine._norm(2.0 * x - 1.0))

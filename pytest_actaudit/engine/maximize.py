@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,20 +107,22 @@ ENGINE_REVISION = 2
 AUTO_BATCH_LIMIT = 256  # beyond this a CPU gains nothing and a report waits longer
 OPAQUE_BATCH = 64  # when the layers cannot be measured (a SavedModel through TFSMLayer)
 GPU_BUDGET = 2 * 2**30  # TensorFlow does not tell a GPU's total memory portably
-
-
 FLOAT16_LOSS_SCALE = 256.0
+
+
+def all_layers(model: Any) -> Iterator[Any]:
+    """Every layer of ``model``, nested models' layers included (after the model)."""
+    for layer in getattr(model, "layers", None) or []:
+        yield layer
+        yield from all_layers(layer)
 
 
 def computes_in_float16(model: Any) -> bool:
     """True for mixed-precision models (any layer computing in float16/bfloat16)."""
-
-    def walk(layer: Any) -> bool:
-        if str(getattr(layer, "compute_dtype", "float32")) in ("float16", "bfloat16"):
-            return True
-        return any(walk(sub) for sub in getattr(layer, "layers", None) or [])
-
-    return any(walk(layer) for layer in getattr(model, "layers", []))
+    return any(
+        str(getattr(layer, "compute_dtype", "float32")) in ("float16", "bfloat16")
+        for layer in all_layers(model)
+    )
 
 
 def bytes_per_image(model: Any, shape: Sequence[int]) -> int:
@@ -129,9 +131,8 @@ def bytes_per_image(model: Any, shape: Sequence[int]) -> int:
     (parameters, Adam moments, image, view, gradients: about 12 images' worth)."""
 
     def activations(layer: Any) -> int:
-        inner = getattr(layer, "layers", None)
-        if inner:  # nested model: count its layers, not only its output
-            return sum(activations(sub) for sub in inner)
+        if getattr(layer, "layers", None):  # nested model: its layers count, not its output
+            return 0
         try:
             out = layer.output
         except (AttributeError, ValueError, RuntimeError):  # shared/unbuilt layers
@@ -142,8 +143,8 @@ def bytes_per_image(model: Any, shape: Sequence[int]) -> int:
             total += int(np.prod(dims)) if dims else 0
         return total
 
-    floats = 2 * sum(activations(layer) for layer in model.layers) + 12 * int(np.prod(shape))
-    return 4 * floats
+    floats = 2 * sum(activations(layer) for layer in all_layers(model))
+    return 4 * (floats + 12 * int(np.prod(shape)))
 
 
 def memory_budget(device: str) -> tuple[int, str]:
@@ -301,21 +302,7 @@ class Engine:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 unit, moved = self._view(x, params[:, t, :], t)
-                logits = self._logits(self._to_input(moved))
-                if self.scores.output_kind == "log":
-                    logits = tf.math.log(logits + 1e-12)
-                score = tf.gather(logits, targets, axis=1, batch_dims=1)
-                objective = s.direction * score
-                if (
-                    s.contrast > 0
-                    and s.direction > 0
-                    and logits.shape[-1] > 1
-                    and (self.scores.output_kind != "unit")
-                ):
-                    # Raise the target against the strongest other classes, not alone:
-                    # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
-                    others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
-                    objective = score - s.contrast * tf.reduce_logsumexp(others, axis=-1)
+                score, objective = self._objective(self._to_input(moved), targets)
                 loss = tf.reduce_sum(self._penalty(unit)) - tf.reduce_sum(objective)
                 # float16 models: a static loss scale keeps small gradients from
                 # flushing to zero inside the model; Adam's update does not depend on
@@ -347,6 +334,25 @@ class Engine:
         finite = tf.reduce_all(tf.math.is_finite(final), axis=[1, 2, 3])
         failed = tf.where((failed < 0) & ~finite, steps, failed)
         return final, curve.stack(), failed
+
+    def _objective(self, inputs: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(target score, what the step raises) per image of model-input images."""
+        s = self.settings
+        logits = self._logits(inputs)
+        if self.scores.output_kind == "log":
+            logits = tf.math.log(logits + 1e-12)
+        score = tf.gather(logits, targets, axis=1, batch_dims=1)
+        if (
+            s.contrast > 0
+            and s.direction > 0
+            and logits.shape[-1] > 1
+            and (self.scores.output_kind != "unit")
+        ):
+            # Raise the target against the strongest other classes, not alone:
+            # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
+            others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
+            return score, score - s.contrast * tf.reduce_logsumexp(others, axis=-1)
+        return score, s.direction * score
 
     def _view(self, x: tf.Tensor, params: tf.Tensor, t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(image, what the model sees this step) from the parameters ``x`` and this
