@@ -155,6 +155,16 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "images optimized together at most (default auto: from the model's activation "
         "sizes and the memory available; the report header shows the bound)",
     ),
+    (
+        "--actaudit-lanes",
+        "actaudit_lanes",
+        {
+            "metavar": "N|auto",
+            "type": _argtype(lambda v: settings_mod.batch_bound(v, "--actaudit-lanes")),
+        },
+        "independent loops a batch runs as, at the same time (default auto: 2 on a CPU "
+        "with 2 or more cores, 1 on a GPU)",
+    ),
 ]
 INI_ONLY = [
     ("actaudit_min_probability", "zero-code audits: min probability of every seed's image"),
@@ -326,6 +336,7 @@ class ActauditSession:
                         device=self.settings.device,
                         parametrization=self.settings.parametrization,
                         max_batch=self.settings.max_batch,
+                        lanes=self.settings.lanes,
                     ),
                     progress=progress,
                     cache_dir=cache_dir,

@@ -78,6 +78,8 @@ class AuditRunner:
             "engine": self.settings.to_dict(),
             "max_batch": self.engine.max_batch,
             "max_batch_source": self.engine.batch_source,
+            "lanes": self.engine.lanes,
+            "lanes_source": self.engine.lanes_source,
         }
         self.cache = None
         if cache_dir:
@@ -272,7 +274,7 @@ def maximize(
     ``model`` is a Keras model or a path to one; ``targets`` class names or indices
     (or ``"all"``); with ``layer="name"``, unit/filter indices of that layer instead.
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
-    ``device``, ``max_batch``, ``parametrization``, ``direction=-1`` to lower a
+    ``device``, ``max_batch``, ``lanes``, ``parametrization``, ``direction=-1`` to lower a
     regression output, …), ``input_range`` and ``output`` (the name of the classifier
     output of a multi-output model).
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture

@@ -35,8 +35,9 @@ def positive_int(value: str | int, name: str = "value") -> int:
 
 
 def batch_bound(value: str | int, name: str = "value") -> int:
-    """``auto`` (0: chosen from memory by the engine) or a positive integer."""
-    if str(value).strip().lower() == "auto":
+    """``auto`` (0: chosen by the engine) or a positive integer. An int 0 is ``auto``
+    already parsed (the command line's value is parsed once more with the ini's)."""
+    if str(value).strip().lower() == "auto" or (isinstance(value, int) and value == 0):
         return 0
     try:
         return positive_int(value, name)
@@ -126,6 +127,7 @@ class Settings:
     output: str | None = None
     parametrization: str = "fourier"
     max_batch: int = 0  # 0: auto
+    lanes: int = 0  # 0: auto
     focus_exclude: str | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
@@ -152,6 +154,7 @@ PARSERS: dict[str, Any] = {
     "seeds": positive_int,
     "steps": positive_int,
     "max_batch": batch_bound,
+    "lanes": batch_bound,
     "parametrization": parametrization,
     "device": lambda v, n: device(v),
     "classes": lambda v, n: class_list(v),

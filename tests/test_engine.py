@@ -401,3 +401,57 @@ def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
     model = keras.Model(inputs, TFSMLayer()(inputs))
     batch, source = auto_batch(model, (8, 8, 3), "/device:CPU:0")
     assert batch == OPAQUE_BATCH and "opaque" in source
+
+
+def test_lanes_give_the_same_images_as_one_loop(color_model):
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings, lane_sizes
+    from pytest_actaudit.model import input_spec
+
+    assert lane_sizes(7, 3) == [3, 2, 2] and lane_sizes(4, 2) == [2, 2]
+    plan = [(k, s) for k in range(3) for s in range(2)]
+    runs = {}
+    for lanes in (1, 2, 4):
+        engine = Engine(
+            color_model,
+            input_spec(color_model),
+            EngineSettings(lanes=lanes, parametrization="pixel"),
+        )
+        assert (engine.lanes, engine.lanes_source) == (lanes, "set")
+        runs[lanes] = engine.run(plan, steps=12)
+    for lanes in (2, 4):
+        for one, laned in zip(runs[1], runs[lanes], strict=True):
+            assert (laned.target, laned.seed) == (one.target, one.seed)
+            assert np.abs(laned.image.astype(int) - one.image).max() <= 1
+            np.testing.assert_allclose(laned.curve, one.curve, rtol=1e-4, atol=1e-4)
+
+
+def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
+    import keras
+    import tensorflow as tf
+
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    class Unstable(keras.layers.Layer):
+        def call(self, x):
+            return tf.sqrt(tf.reduce_mean(x, axis=[1, 2]) - 0.45)  # NaN once it darkens
+
+    inputs = keras.Input((8, 8, 1))
+    outputs = keras.layers.Dense(2, activation="softmax")(Unstable()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.array([[-5.0, 5.0]], "float32"), np.zeros(2, "float32")])
+    engine = Engine(model, input_spec(model), EngineSettings(lanes=2, parametrization="pixel"))
+    results = engine.run([(0, 0), (1, 0), (0, 1), (1, 1)], steps=40)  # lanes: 0,1 | 0,1
+    assert [r.failed_step >= 0 for r in results] == [True, False, True, False]
+    for good in results[1::2]:
+        assert np.isfinite(good.curve).all() and good.probability > 0.9
+
+
+def test_automatic_lanes(monkeypatch):
+    from pytest_actaudit.engine import maximize
+
+    assert maximize.auto_lanes("/device:GPU:0") == (1, "auto: GPU")
+    monkeypatch.setattr(maximize, "usable_cores", lambda: 1)
+    assert maximize.auto_lanes("/device:CPU:0") == (1, "auto: 1 CPU core")
+    monkeypatch.setattr(maximize, "usable_cores", lambda: 8)
+    assert maximize.auto_lanes("/device:CPU:0") == (2, "auto: 8 CPU cores")

@@ -280,3 +280,21 @@ def test_verbose_run_prints_a_progress_line_per_chunk(pytester, color_model_file
             "*actaudit: optimized 1 images (3/3), 3 steps, *",
         ]
     )
+
+
+def test_auto_batch_bound_and_lanes_from_the_command_line(pytester, color_model_file):
+    pytester.makepyfile("def test_a(actaudit): actaudit.maximize('red', steps=2)")
+    pytester.makeconftest(
+        "import pytest, pytest_actaudit\n"
+        "@pytest.fixture(scope='session')\n"
+        f"def actaudit_model(): return pytest_actaudit.load_model({str(color_model_file)!r})\n"
+    )
+    result = pytester.runpytest_inprocess(
+        "--actaudit", "-v", "--actaudit-max-batch", "auto", "--actaudit-lanes", "auto"
+    )
+    result.assert_outcomes(passed=1)
+    header = (pytester.path / "actaudit-report" / "index.html").read_text()
+    assert "batch ≤ " in header and "CPU core" in header, header[:2000]
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-lanes", "none")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--actaudit-lanes must be 'auto' or a positive integer*"])

@@ -12,6 +12,7 @@ range on the way in, so the step size means the same for 0–255 and −1–1 mo
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,7 @@ class EngineSettings:
     contrast: float = 0.5  # weight of the other classes' logsumexp in the objective
     direction: int = 1  # +1 raises the target score; -1 lowers it (regression outputs)
     max_batch: int = 0  # images per compiled batch; 0: from memory (see auto_batch)
+    lanes: int = 0  # independent loops per batch, run concurrently; 0: see auto_lanes
     device: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +174,30 @@ def auto_batch(model: Any, shape: Sequence[int], device: str) -> tuple[int, str]
     return batch, f"auto: {per_image / 2**20:.1f} MB per image, {source}"
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def auto_lanes(device: str) -> tuple[int, str]:
+    """Lanes for ``lanes=0``: 2 on a CPU with 2 or more cores, where two concurrent
+    loops fill the cores better than one (measured on 2 cores; more may pay on larger
+    CPUs, see README); 1 on a GPU, which runs one op at a time per stream and fills
+    with a larger batch instead."""
+    if "GPU" in device.upper():
+        return 1, "auto: GPU"
+    cores = usable_cores()
+    return (2 if cores >= 2 else 1), f"auto: {cores} CPU core{'s' if cores != 1 else ''}"
+
+
+def lane_sizes(batch: int, lanes: int) -> list[int]:
+    """Sizes of ``lanes`` near-equal parts of a batch (larger ones first)."""
+    return [batch // lanes + (1 if i < batch % lanes else 0) for i in range(lanes)]
+
+
 class Engine:
     """Optimizes images for one model. Build once per model; ``run`` many times."""
 
@@ -193,12 +219,20 @@ class Engine:
         self.param = make_param(settings.parametrization, spec.shape, settings)
         # One trace per batch size (a chunk and its remainder): tf-keras-vis's Norm needs
         # a static batch dimension, which reduce_retracing would generalize away.
-        self._optimize = tf.function(self._optimize_graph)
-        self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True)
-        self._predict = tf.function(self._predict_graph, reduce_retracing=True)
+        # Traced without AutoGraph (plain TF control flow throughout): its source
+        # conversion took most of a first call's time.
+        self._optimize = tf.function(self._optimize_graph, autograph=False)
+        # Lanes call one traced function (TensorFlow inlines each call): the lanes of a
+        # batch cost one trace, not one each.
+        self._lane_fn = tf.function(self._lane, autograph=False)
+        self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True, autograph=False)
+        self._predict = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
         self._neutral: np.ndarray | None = None
         self._traced: dict[int, Any] = {}
         self.loss_scale = FLOAT16_LOSS_SCALE if computes_in_float16(model) else 1.0
+        self.lanes, self.lanes_source = (
+            (settings.lanes, "set") if settings.lanes > 0 else auto_lanes(self.device)
+        )
         if settings.max_batch > 0:
             self.max_batch, self.batch_source = settings.max_batch, "set"
         else:
@@ -279,6 +313,10 @@ class Engine:
             )
         return self._traced[batch]
 
+    def lane_count(self, batch: int) -> int:
+        """How many independent loops a batch of this size runs as."""
+        return max(1, min(self.lanes, batch))
+
     def _initial(self, seed: int) -> np.ndarray:
         """The starting parameters of one image, from this seed only."""
         return self.param.initial(seed)
@@ -290,15 +328,35 @@ class Engine:
     def _optimize_graph(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The batch as ``lanes`` independent loops in one graph. TensorFlow runs them
+        at the same time, so on a CPU one lane's element-wise work and small ops fill
+        the cores that the other lane's model ops leave idle (benchmarks: 1.3–1.9× the
+        throughput of one loop over the whole batch on 2 cores). Images never interact,
+        so a lane is only a grouping."""
+        batch = int(init.shape[0])
+        sizes = lane_sizes(batch, self.lane_count(batch))
+        if len(sizes) == 1:
+            return self._lane(init, targets, params, steps)
+        parts = zip(
+            tf.split(init, sizes), tf.split(targets, sizes), tf.split(params, sizes), strict=True
+        )
+        lanes = [self._lane_fn(*part, steps) for part in parts]
+        return (
+            tf.concat([lane[0] for lane in lanes], 0),
+            tf.concat([lane[1] for lane in lanes], 1),
+            tf.concat([lane[2] for lane in lanes], 0),
+        )
+
+    def _lane(
+        self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One lane's loop: (final unit images, score per step × image, failed step)."""
         s = self.settings
         beta1, beta2, eps = 0.9, 0.999, 1e-8
-        x = init
-        m = tf.zeros_like(init)
-        v = tf.zeros_like(init)
-        batch = tf.shape(init)[0]
-        failed = tf.fill([batch], tf.constant(-1, tf.int32))
-        curve = tf.TensorArray(tf.float32, size=steps)
-        for t in tf.range(steps):
+
+        def step(
+            t: tf.Tensor, x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, failed: tf.Tensor, curve: Any
+        ) -> tuple[Any, ...]:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 unit, moved = self._view(x, params[:, t, :], t)
@@ -321,15 +379,29 @@ class Engine:
             failed = tf.where((failed < 0) & ~finite, t, failed)
             # Images are independent: a failed one goes on as NaN without touching the
             # others, and is reported by its first failed step.
-            step = tf.cast(t + 1, tf.float32)
+            count = tf.cast(t + 1, tf.float32)
             m = beta1 * m + (1.0 - beta1) * grad
             v = beta2 * v + (1.0 - beta2) * tf.square(grad)
             # Adam, bias corrections folded into scalars (the same update as
             # (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes over the image)
-            root = tf.sqrt(1.0 - beta2**step)
-            rate = s.learning_rate * root / (1.0 - beta1**step)
+            root = tf.sqrt(1.0 - beta2**count)
+            rate = s.learning_rate * root / (1.0 - beta1**count)
             x = self.param.after_step(x - rate * m / (tf.sqrt(v) + eps * root), t)
             curve = curve.write(t, tf.where(failed < 0, score, np.nan))
+            return t + 1, x, m, v, failed, curve
+
+        # An explicit while loop, traced without AutoGraph: AutoGraph's conversion of
+        # this code and everything it calls was most of the first call's time.
+        failed = tf.fill([tf.shape(init)[0]], tf.constant(-1, tf.int32))
+        start = (
+            tf.constant(0),
+            init,
+            tf.zeros_like(init),
+            tf.zeros_like(init),
+            failed,
+            tf.TensorArray(tf.float32, size=steps),
+        )
+        _, x, _, _, failed, curve = tf.while_loop(lambda t, *_: t < steps, step, start)
         final = self.param.to_unit(x)
         finite = tf.reduce_all(tf.math.is_finite(final), axis=[1, 2, 3])
         failed = tf.where((failed < 0) & ~finite, steps, failed)
@@ -429,22 +501,31 @@ class Engine:
 
         return penalty(unit)
 
-    def _scores(self, unit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(logits, probabilities) of unit-space images, all classes."""
+    def _scores(
+        self, unit: tf.Tensor, with_features: bool = False
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+        """(logits, probabilities, penultimate features or None) of unit-space images,
+        all classes. Features come from the same forward pass where the model allows
+        (``ScoreModels.joint``)."""
         inputs = self._to_input(unit)
         kind = self.scores.output_kind
+        features = None
         if kind == "unit":  # a layer's units: no probabilities
             units = self._logits(inputs)
-            return units, tf.fill(tf.shape(units), np.nan)
+            return units, tf.fill(tf.shape(units), np.nan), None
         if kind == "log":
             outputs = tf.cast(self.model(inputs, training=False), tf.float32)
-            return tf.math.log(outputs + 1e-12), outputs
+            return tf.math.log(outputs + 1e-12), outputs, None
         # One forward pass: the probabilities are the squashed logits (the linear copy
         # of the last layer has the user's weights), not a second run of the model.
-        logits = self._logits(inputs)
+        if with_features and self.scores.joint is not None:
+            logits, features = self.scores.joint(inputs, training=False)
+            logits = tf.cast(logits, tf.float32)
+        else:
+            logits = self._logits(inputs)
         if kind == "sigmoid" or (kind == "linear" and logits.shape[-1] == 1):
-            return logits, tf.nn.sigmoid(logits)
-        return logits, tf.nn.softmax(logits, axis=-1)
+            return logits, tf.nn.sigmoid(logits), features
+        return logits, tf.nn.softmax(logits, axis=-1), features
 
     def _evaluate_graph(
         self, images: tf.Tensor, targets: tf.Tensor
@@ -458,19 +539,24 @@ class Engine:
         unit = tf.cast(images, tf.float32) / 255.0
         with tf.GradientTape() as tape:
             tape.watch(unit)
-            logits, probs = self._scores(unit)
+            logits, probs, features = self._scores(unit, with_features=True)
             target_logits = tf.gather(logits, targets, axis=1, batch_dims=1)
             scaled = target_logits * self.loss_scale  # float16 models: see _optimize_graph
         grad = tape.gradient(scaled, unit) / self.loss_scale
         attribution = tf.reduce_sum(tf.abs(grad * (unit - 0.5)), axis=-1)
         probs = tf.gather(probs, targets, axis=1, batch_dims=1)
-        return target_logits, probs, attribution, self._features(unit)
+        if features is None:
+            return target_logits, probs, attribution, self._features(unit)
+        return target_logits, probs, attribution, self._flat(features)
 
     def _features(self, unit: tf.Tensor) -> tf.Tensor:
         if self.scores.features is None:
             return tf.zeros([tf.shape(unit)[0], 0])
-        features = self.scores.features(self._to_input(unit), training=False)
-        return tf.reshape(tf.cast(features, tf.float32), [tf.shape(unit)[0], -1])
+        return self._flat(self.scores.features(self._to_input(unit), training=False))
+
+    @staticmethod
+    def _flat(features: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(tf.cast(features, tf.float32), [tf.shape(features)[0], -1])
 
     def neutral_features(self) -> np.ndarray:
         """Penultimate features of a mid-grey image: the origin that the feature
@@ -503,4 +589,5 @@ class Engine:
         return np.concatenate(logits), np.concatenate(probs)
 
     def _predict_graph(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return self._scores(tf.cast(images, tf.float32) / 255.0)
+        logits, probs, _ = self._scores(tf.cast(images, tf.float32) / 255.0)
+        return logits, probs

@@ -27,6 +27,8 @@ class ScoreModels:
     logits: Any
     output_kind: str
     features: Any = None  # model → penultimate activations (input of the last Dense)
+    # model → [logits, features] in one forward pass (None where they cannot share one)
+    joint: Any = None
 
 
 def _activation_name(activation: Any) -> str:
@@ -48,7 +50,16 @@ def feature_model(model: Any) -> Any:
 
 def score_models(model: Any) -> ScoreModels:
     scores = _score_models(model)
-    return ScoreModels(scores.logits, scores.output_kind, feature_model(model))
+    features = feature_model(model)
+    joint = None
+    if features is not None and scores.output_kind != "log":
+        try:  # both are cuts of the same functional graph: one model, one forward pass
+            joint = keras_module().Model(
+                model.inputs, [scores.logits.outputs[0], features.outputs[0]]
+            )
+        except Exception:  # a graph Keras cannot cut twice: two forward passes
+            joint = None
+    return ScoreModels(scores.logits, scores.output_kind, features, joint)
 
 
 def _score_models(model: Any) -> ScoreModels:
