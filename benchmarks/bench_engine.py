@@ -54,9 +54,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "pytest_actaudit" / "demo" / "models" / "clean.keras"
 
-CONTENDERS = ("bare", "project", "project_pixel", "tkv_batched", "tkv_per_item")
+CONTENDERS = ("bare", "bare_lanes", "project", "project_pixel", "tkv_batched", "tkv_per_item")
 TITLES = {
     "bare": "bare compiled loop",
+    "bare_lanes": "bare compiled loop, engine's lanes",
     "project": "project engine (defaults)",
     "project_pixel": "project engine, pixel param.",
     "tkv_batched": "tf-keras-vis batched",
@@ -93,7 +94,14 @@ FULL = {
     "targets": 4,
     "seeds": 3,
     "warm_steps": 2,
-    "repeats": {"bare": 4, "project": 4, "project_pixel": 3, "tkv_batched": 2, "tkv_per_item": 1},
+    "repeats": {
+        "bare": 4,
+        "bare_lanes": 4,
+        "project": 4,
+        "project_pixel": 3,
+        "tkv_batched": 2,
+        "tkv_per_item": 1,
+    },
     "pairs": 3,  # interleaved (project, bare) pairs in the project's subprocess
     # Most of the run is tf-keras-vis: each eager contender gets this many seconds of
     # timed work (estimated from its warm-up), so the full run stays under 15 minutes.
@@ -108,7 +116,14 @@ QUICK = {
     "seeds": 2,
     "warm_steps": 4,  # = steps: no second trace in the smoke run
     "eager_warm_steps": 1,
-    "repeats": {"bare": 1, "project": 1, "project_pixel": 1, "tkv_batched": 1, "tkv_per_item": 1},
+    "repeats": {
+        "bare": 1,
+        "bare_lanes": 1,
+        "project": 1,
+        "project_pixel": 1,
+        "tkv_batched": 1,
+        "tkv_per_item": 1,
+    },
     "pairs": 0,
     "chunk": {"targets": 64, "seeds": 4, "max_batch": 32, "steps": 1},
     "ablate_repeats": 1,
@@ -205,19 +220,23 @@ def make_plan(num_classes: int, targets: int, seeds: int) -> list[tuple[int, int
 
 class Bare:
     """Forward + backward + plain update over the batch, in one tf.function with the
-    step loop inside the graph. Works in the model's input units directly."""
+    step loop inside the graph. Works in the model's input units directly. With
+    ``lanes`` > 1 the batch runs as that many independent loops in the one graph, as
+    the engine's lanes do: the like-for-like limit for an engine that uses them."""
 
-    def __init__(self, model: Any, spec: Any) -> None:
+    def __init__(self, model: Any, spec: Any, lanes: int = 1) -> None:
         import tensorflow as tf
 
         from pytest_actaudit.engine.targets import score_models
 
         self.logits = score_models(model).logits
         self.spec = spec
+        self.lanes = lanes
         self.rate = BARE_LEARNING_RATE * (spec.high - spec.low)
+        self._lane = tf.function(self._lane_graph)
         self._loop = tf.function(self._graph)
 
-    def _graph(self, x: Any, targets: Any, steps: Any) -> Any:
+    def _lane_graph(self, x: Any, targets: Any, steps: Any) -> Any:
         import tensorflow as tf
 
         for _ in tf.range(steps):
@@ -227,6 +246,17 @@ class Bare:
                 total = tf.reduce_sum(score)
             x = x + self.rate * tape.gradient(total, x)
         return x
+
+    def _graph(self, x: Any, targets: Any, steps: Any) -> Any:
+        import tensorflow as tf
+
+        from pytest_actaudit.engine.maximize import lane_sizes
+
+        sizes = lane_sizes(int(x.shape[0]), max(1, min(self.lanes, int(x.shape[0]))))
+        if len(sizes) == 1:
+            return self._lane_graph(x, targets, steps)
+        parts = zip(tf.split(x, sizes), tf.split(targets, sizes), strict=True)
+        return tf.concat([self._lane(xs, ts, steps) for xs, ts in parts], 0)
 
     def run(self, init: Any, targets: Any, steps: int) -> Any:
         import tensorflow as tf
@@ -242,8 +272,9 @@ def _contender(name: str, model: Any, spec: Any, plan: list[tuple[int, int]], se
     from pytest_actaudit.engine.maximize import Engine
     from pytest_actaudit.engine.reference import Reference
 
-    if name == "bare":
-        bare = Bare(model, spec)
+    if name in ("bare", "bare_lanes"):
+        lanes = Engine(model, spec, settings).lanes if name == "bare_lanes" else 1
+        bare = Bare(model, spec, lanes)
         # The engine's own starting images in pixels (an Engine built, never run).
         starts = Engine(model, spec, pixel_settings(settings))
         unit = np.stack([starts._initial(seed) for _, seed in plan])
@@ -381,16 +412,24 @@ def _measure(job: dict[str, Any], name: str, loaded: tuple) -> dict[str, Any]:
 
     if job.get("pairs") and name in ("project", "project_pixel"):  # after the memory reading
         bare = _contender("bare", model, spec, plan, settings)
+        bare_lanes = _contender("bare_lanes", model, spec, plan, settings)
         bare(warm)
-        pairs = []  # (project wall, bare wall, project CPU, bare CPU)
+        bare_lanes(warm)
+        # (project wall, bare wall, project CPU, bare CPU, bare-with-lanes wall, CPU)
+        pairs = []
         for _ in range(job["pairs"]):
             p_wall, p_cpu, _ = _timed(run, job["steps"])
             b_wall, b_cpu, _ = _timed(bare, job["steps"])
-            pairs.append((p_wall, b_wall, p_cpu, b_cpu))
+            l_wall, l_cpu, _ = _timed(bare_lanes, job["steps"])
+            pairs.append((p_wall, b_wall, p_cpu, b_cpu, l_wall, l_cpu))
         out["pairs"] = pairs
         out["paired_ratio"] = min(p[0] for p in pairs) / min(p[1] for p in pairs)
         out["paired_ratio_median"] = statistics.median(p[0] / p[1] for p in pairs)
         out["paired_cpu_ratio"] = min(p[2] for p in pairs) / min(p[3] for p in pairs)
+        out["paired_ratio_lanes"] = min(p[0] for p in pairs) / min(p[4] for p in pairs)
+        out["paired_ratio_lanes_median"] = statistics.median(p[0] / p[4] for p in pairs)
+        out["paired_cpu_ratio_lanes"] = min(p[2] for p in pairs) / min(p[5] for p in pairs)
+        out["lanes"] = run.engine.lanes
     return out
 
 
@@ -737,6 +776,7 @@ def print_table(results: list[dict[str, Any]], inline: bool) -> None:
                 "time: fastest timed repeat; first call: warm-up incl. tracing\n"
             )
         bare, project = ok.get("bare", {}), ok.get("project", {})
+        laned = ok.get("bare_lanes", {})
         table = []
         for name in CONTENDERS:
             r = next((x for x in rows if x["contender"] == name), None)
@@ -744,7 +784,7 @@ def print_table(results: list[dict[str, Any]], inline: bool) -> None:
                 continue
             if "error" in r:
                 table.append([TITLES[name], "failed: " + r["error"].splitlines()[0][:60]])
-                table[-1] += [""] * 9
+                table[-1] += [""] * 10
                 continue
             sec, cpu = r["seconds"], r["cpu_seconds"]
             label = TITLES[name] + (f" ×{len(r['times'])}" if len(r["times"]) > 1 else "")
@@ -756,6 +796,7 @@ def print_table(results: list[dict[str, Any]], inline: bool) -> None:
                     label,
                     f"{sec:.2f}",
                     _fmt(sec / bare["seconds"] if bare else None),
+                    _fmt(sec / laned["seconds"] if laned else None),
                     _fmt(sec / project["seconds"] if project else None),
                     f"{cpu:.2f}",
                     _fmt(cpu / bare["cpu_seconds"] if bare else None),
@@ -771,6 +812,7 @@ def print_table(results: list[dict[str, Any]], inline: bool) -> None:
                 "contender (×timed repeats)",
                 "wall s",
                 "× bare",
+                "× bare, lanes",
                 "× project",
                 "CPU s",
                 "CPU × bare",
@@ -788,8 +830,15 @@ def print_table(results: list[dict[str, Any]], inline: bool) -> None:
             if "paired_ratio" in r:
                 print(
                     f"{TITLES[name]} ÷ bare, interleaved in one process, {len(r['pairs'])} "
-                    f"pairs: wall {r['paired_ratio']:.2f} (fastest of each; median of pair "
+                    f"triples: wall {r['paired_ratio']:.2f} (fastest of each; median of "
                     f"ratios {r['paired_ratio_median']:.2f}), CPU {r['paired_cpu_ratio']:.2f}"
+                )
+            if "paired_ratio_lanes" in r:
+                print(
+                    f"{TITLES[name]} ÷ bare in the engine's {r['lanes']} lane(s), like for "
+                    f"like, same triples: wall {r['paired_ratio_lanes']:.2f} (median of "
+                    f"ratios {r['paired_ratio_lanes_median']:.2f}), CPU "
+                    f"{r['paired_cpu_ratio_lanes']:.2f}"
                 )
         if project.get("settings", {}).get("parametrization"):
             print(
