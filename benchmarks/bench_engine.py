@@ -102,7 +102,7 @@ FULL = {
         "tkv_batched": 2,
         "tkv_per_item": 1,
     },
-    "pairs": 3,  # interleaved (project, bare) pairs in the project's subprocess
+    "pairs": 3,  # interleaved (project, bare, bare in lanes) triples in the project's subprocess
     # Most of the run is tf-keras-vis: each eager contender gets this many seconds of
     # timed work (estimated from its warm-up), so the full run stays under 15 minutes.
     # --no-budget times everything in full.
