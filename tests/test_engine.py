@@ -450,8 +450,20 @@ def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
 def test_automatic_lanes(monkeypatch):
     from pytest_actaudit.engine import maximize
 
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     assert maximize.auto_lanes("/device:GPU:0") == (1, "auto: GPU")
     monkeypatch.setattr(maximize, "usable_cores", lambda: 1)
     assert maximize.auto_lanes("/device:CPU:0") == (1, "auto: 1 CPU core")
     monkeypatch.setattr(maximize, "usable_cores", lambda: 8)
     assert maximize.auto_lanes("/device:CPU:0") == (2, "auto: 8 CPU cores")
+    # pytest-xdist workers share the cores: 2 workers on 2 cores run one lane each.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    monkeypatch.setattr(maximize, "usable_cores", lambda: 2)
+    assert maximize.auto_lanes("/device:CPU:0") == (
+        1,
+        "auto: 2 CPU cores shared by 2 xdist workers",
+    )
+    monkeypatch.setattr(maximize, "usable_cores", lambda: 4)
+    assert maximize.auto_lanes("/device:CPU:0")[0] == 2
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "not a number")
+    assert maximize.auto_lanes("/device:CPU:0") == (2, "auto: 4 CPU cores")

@@ -183,14 +183,23 @@ def usable_cores() -> int:
 
 
 def auto_lanes(device: str) -> tuple[int, str]:
-    """Lanes for ``lanes=0``: 2 on a CPU with 2 or more cores, where two concurrent
-    loops fill the cores better than one (measured on 2 cores; more may pay on larger
-    CPUs, see README); 1 on a GPU, which runs one op at a time per stream and fills
-    with a larger batch instead."""
+    """Lanes for ``lanes=0``: 2 on a CPU with 2 or more cores for this process, where
+    two concurrent loops fill the cores better than one (measured on 2 cores; more may
+    pay on larger CPUs, see README); 1 on a GPU, which runs one op at a time per stream
+    and fills with a larger batch instead. Under pytest-xdist the workers share the
+    cores (``PYTEST_XDIST_WORKER_COUNT``, set in each worker): 2 workers on 2 cores
+    get one lane each."""
     if "GPU" in device.upper():
         return 1, "auto: GPU"
     cores = usable_cores()
-    return (2 if cores >= 2 else 1), f"auto: {cores} CPU core{'s' if cores != 1 else ''}"
+    source = f"auto: {cores} CPU core{'s' if cores != 1 else ''}"
+    try:
+        workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        workers = 1
+    if workers > 1:
+        source += f" shared by {workers} xdist workers"
+    return (2 if cores // workers >= 2 else 1), source
 
 
 def lane_sizes(batch: int, lanes: int) -> list[int]:
