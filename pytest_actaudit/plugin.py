@@ -150,7 +150,7 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "actaudit_max_batch",
         {
             "metavar": "N|auto",
-            "type": _argtype(lambda v: settings_mod.batch_bound(v, "--actaudit-max-batch")),
+            "type": _argtype(lambda v: settings_mod.auto_or_positive(v, "--actaudit-max-batch")),
         },
         "images optimized together at most (default auto: from the model's activation "
         "sizes and the memory available; the report header shows the bound)",
@@ -160,10 +160,10 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "actaudit_lanes",
         {
             "metavar": "N|auto",
-            "type": _argtype(lambda v: settings_mod.batch_bound(v, "--actaudit-lanes")),
+            "type": _argtype(lambda v: settings_mod.auto_or_positive(v, "--actaudit-lanes", 2)),
         },
         "independent loops a batch runs as, at the same time (default auto: 2 on a CPU "
-        "with 2 or more cores, 1 on a GPU)",
+        "with 2 or more cores per xdist worker, 1 on a GPU)",
     ),
 ]
 INI_ONLY = [

@@ -34,7 +34,7 @@ def positive_int(value: str | int, name: str = "value") -> int:
     return number
 
 
-def batch_bound(value: str | int, name: str = "value") -> int:
+def auto_or_positive(value: str | int, name: str = "value", example: int = 32) -> int:
     """``auto`` (0: chosen by the engine) or a positive integer. An int 0 is ``auto``
     already parsed (the command line's value is parsed once more with the ini's)."""
     if str(value).strip().lower() == "auto" or (isinstance(value, int) and value == 0):
@@ -43,7 +43,8 @@ def batch_bound(value: str | int, name: str = "value") -> int:
         return positive_int(value, name)
     except ValueError:
         raise ValueError(
-            f"{name} must be 'auto' or a positive integer, got {value!r} (for example {name} 32)"
+            f"{name} must be 'auto' or a positive integer, got {value!r} "
+            f"(for example {name} {example})"
         ) from None
 
 
@@ -153,8 +154,8 @@ def _identity(value: Any, name: str) -> Any:
 PARSERS: dict[str, Any] = {
     "seeds": positive_int,
     "steps": positive_int,
-    "max_batch": batch_bound,
-    "lanes": batch_bound,
+    "max_batch": auto_or_positive,
+    "lanes": lambda v, n: auto_or_positive(v, n, example=2),
     "parametrization": parametrization,
     "device": lambda v, n: device(v),
     "classes": lambda v, n: class_list(v),

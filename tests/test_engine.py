@@ -332,13 +332,15 @@ def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkey
 
 
 def test_max_batch_option_parses_auto_and_names_bad_values():
-    from pytest_actaudit.settings import batch_bound
+    from pytest_actaudit.settings import PARSERS, auto_or_positive
 
-    assert batch_bound("auto", "--actaudit-max-batch") == 0
-    assert batch_bound("32", "--actaudit-max-batch") == 32
+    assert auto_or_positive("auto", "--actaudit-max-batch") == 0
+    assert auto_or_positive("32", "--actaudit-max-batch") == 32
     for bad in ("0", "-3", "many"):
         with pytest.raises(ValueError, match="--actaudit-max-batch must be 'auto' or a positive"):
-            batch_bound(bad, "--actaudit-max-batch")
+            auto_or_positive(bad, "--actaudit-max-batch")
+    with pytest.raises(ValueError, match=r"got 'x' \(for example actaudit_lanes 2\)"):
+        PARSERS["lanes"]("x", "actaudit_lanes")
 
 
 def test_multi_output_model_picks_the_classifier_output_by_name(tmp_path):
