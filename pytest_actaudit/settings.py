@@ -37,7 +37,9 @@ def positive_int(value: str | int, name: str = "value") -> int:
 def auto_or_positive(value: str | int, name: str = "value", example: int = 32) -> int:
     """``auto`` (0: chosen by the engine) or a positive integer. An int 0 is ``auto``
     already parsed (the command line's value is parsed once more with the ini's)."""
-    if str(value).strip().lower() == "auto" or (isinstance(value, int) and value == 0):
+    if str(value).strip().lower() == "auto" or (
+        isinstance(value, int) and not isinstance(value, bool) and value == 0
+    ):
         return 0
     try:
         return positive_int(value, name)

@@ -290,7 +290,14 @@ def test_auto_batch_bound_and_lanes_from_the_command_line(pytester, color_model_
         f"def actaudit_model(): return pytest_actaudit.load_model({str(color_model_file)!r})\n"
     )
     result = pytester.runpytest_inprocess(
-        "--actaudit", "-v", "--actaudit-max-batch", "auto", "--actaudit-lanes", "auto"
+        "--actaudit",
+        "-v",
+        "--actaudit-max-batch",
+        "auto",
+        "--actaudit-lanes",
+        "auto",
+        "--actaudit-device",
+        "cpu",  # the lanes' source names CPU cores (on a GPU: "auto: GPU")
     )
     result.assert_outcomes(passed=1)
     header = (pytester.path / "actaudit-report" / "index.html").read_text()

@@ -12,12 +12,13 @@ range on the way in, so the step size means the same for 0–255 and −1–1 mo
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -175,7 +176,8 @@ def auto_batch(model: Any, shape: Sequence[int], device: str) -> tuple[int, str]
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on (a container's limit, not the host's count)."""
+    """CPU cores this process may run on: its CPU affinity (a cpuset), not the host's
+    count; a CFS quota (docker --cpus) is not seen, set --actaudit-lanes there."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
@@ -184,9 +186,9 @@ def usable_cores() -> int:
 
 def auto_lanes(device: str) -> tuple[int, str]:
     """Lanes for ``lanes=0``: 2 on a CPU with 2 or more cores for this process, where
-    two concurrent loops fill the cores better than one (measured on 2 cores; more may
-    pay on larger CPUs, see README); 1 on a GPU, which runs one op at a time per stream
-    and fills with a larger batch instead. Under pytest-xdist the workers share the
+    two concurrent loops fill the cores better than one (measured on 2 cores only); 1
+    on a GPU, which runs one op at a time per stream and fills with a larger batch
+    instead. Under pytest-xdist the workers share the
     cores (``PYTEST_XDIST_WORKER_COUNT``, set in each worker): 2 workers on 2 cores
     get one lane each."""
     if "GPU" in device.upper():
@@ -205,6 +207,28 @@ def auto_lanes(device: str) -> tuple[int, str]:
 def lane_sizes(batch: int, lanes: int) -> list[int]:
     """Sizes of ``lanes`` near-equal parts of a batch (larger ones first)."""
     return [batch // lanes + (1 if i < batch % lanes else 0) for i in range(lanes)]
+
+
+T = TypeVar("T")
+
+
+def _model_autograph_on_demand(method: Callable[..., T]) -> Callable[..., T]:
+    """Run an Engine method; if tracing the model failed for want of AutoGraph (a
+    custom layer's Python ``if``/``for`` on a tensor), turn it on for the model's calls
+    (``Engine._call``), retrace and run again. Earlier chunks' results are kept."""
+
+    @functools.wraps(method)
+    def wrapper(self: Engine, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except tf.errors.OperatorNotAllowedInGraphError:
+            if self.model_autograph:
+                raise
+            self.model_autograph = True
+            self._build_functions()
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Engine:
@@ -226,18 +250,10 @@ class Engine:
         self._tv = TotalVariation2D(weight=settings.tv_weight)
         self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
         self.param = make_param(settings.parametrization, spec.shape, settings)
-        # One trace per batch size (a chunk and its remainder): tf-keras-vis's Norm needs
-        # a static batch dimension, which reduce_retracing would generalize away.
-        # Traced without AutoGraph (plain TF control flow throughout): its source
-        # conversion took most of a first call's time.
-        self._optimize = tf.function(self._optimize_graph, autograph=False)
-        # Lanes call one traced function (TensorFlow inlines each call): the lanes of a
-        # batch cost one trace, not one each.
-        self._lane_fn = tf.function(self._lane, autograph=False)
-        self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True, autograph=False)
-        self._predict = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
         self._neutral: np.ndarray | None = None
-        self._traced: dict[int, Any] = {}
+        # True once the model turned out to need AutoGraph (see _call).
+        self.model_autograph = False
+        self._build_functions()
         self.loss_scale = FLOAT16_LOSS_SCALE if computes_in_float16(model) else 1.0
         self.lanes, self.lanes_source = (
             (settings.lanes, "set") if settings.lanes > 0 else auto_lanes(self.device)
@@ -246,6 +262,20 @@ class Engine:
             self.max_batch, self.batch_source = settings.max_batch, "set"
         else:
             self.max_batch, self.batch_source = auto_batch(model, spec.shape, self.device)
+
+    def _build_functions(self) -> None:
+        # One trace per batch size (a chunk and its remainder): tf-keras-vis's Norm needs
+        # a static batch dimension, which reduce_retracing would generalize away.
+        # Traced without AutoGraph (plain TF control flow throughout): its source
+        # conversion took most of a first call's time.
+        self._optimize = tf.function(self._optimize_graph, autograph=False)
+        # Lanes call one traced function (TensorFlow inlines each call): the lanes of a
+        # batch of equal halves cost one trace, not one each.
+        self._lane_fn = tf.function(self._lane, autograph=False)
+        self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True, autograph=False)
+        self._predict = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
+        self._calls: dict[int, Any] = {}
+        self._traced: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ host side
     def run(
@@ -269,6 +299,7 @@ class Engine:
                 )
         return results
 
+    @_model_autograph_on_demand
     def _run_chunk(self, chunk: Sequence[tuple[int, int]], steps: int) -> list[ImageResult]:
         s = self.settings
         side = min(self.spec.height, self.spec.width)
@@ -457,9 +488,26 @@ class Engine:
         unit = self.param.to_unit(x)
         return unit, transforms.affine(unit, params)
 
+    def _call(self, model: Any, inputs: tf.Tensor) -> Any:
+        """``model(inputs)``; with AutoGraph on for the model's own code once a trace
+        showed the model needs it. The engine's functions are traced without AutoGraph,
+        but a custom layer may rely on it (tf-keras converts a layer's ``call`` when
+        AutoGraph is on around it: a Python ``if`` on a tensor). Then a nested
+        tf.function per model turns it on for the model alone (Keras's own code is never
+        converted). Not by default: on MobileNetV2 the nested call doubles the first
+        call's time (5.6 → 10.3 s); the steps run as fast either way."""
+        if not self.model_autograph:
+            return model(inputs, training=False)
+        call = self._calls.get(id(model))
+        if call is None:
+            call = self._calls[id(model)] = tf.function(
+                lambda x: model(x, training=False), autograph=True
+            )
+        return call(inputs)
+
     def _logits(self, inputs: tf.Tensor) -> tf.Tensor:
         """The score model's output in float32, whatever the model computes in."""
-        return tf.cast(self.scores.logits(inputs, training=False), tf.float32)
+        return tf.cast(self._call(self.scores.logits, inputs), tf.float32)
 
     def _penalty(self, unit: tf.Tensor) -> tf.Tensor:
         """tf-keras-vis ``TotalVariation2D(unit) + Norm(2·unit − 1)`` per image, with its
@@ -523,12 +571,12 @@ class Engine:
             units = self._logits(inputs)
             return units, tf.fill(tf.shape(units), np.nan), None
         if kind == "log":
-            outputs = tf.cast(self.model(inputs, training=False), tf.float32)
+            outputs = tf.cast(self._call(self.model, inputs), tf.float32)
             return tf.math.log(outputs + 1e-12), outputs, None
         # One forward pass: the probabilities are the squashed logits (the linear copy
         # of the last layer has the user's weights), not a second run of the model.
         if with_features and self.scores.joint is not None:
-            logits, features = self.scores.joint(inputs, training=False)
+            logits, features = self._call(self.scores.joint, inputs)
             logits = tf.cast(logits, tf.float32)
         else:
             logits = self._logits(inputs)
@@ -561,12 +609,13 @@ class Engine:
     def _features(self, unit: tf.Tensor) -> tf.Tensor:
         if self.scores.features is None:
             return tf.zeros([tf.shape(unit)[0], 0])
-        return self._flat(self.scores.features(self._to_input(unit), training=False))
+        return self._flat(self._call(self.scores.features, self._to_input(unit)))
 
     @staticmethod
     def _flat(features: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.cast(features, tf.float32), [tf.shape(features)[0], -1])
 
+    @_model_autograph_on_demand
     def neutral_features(self) -> np.ndarray:
         """Penultimate features of a mid-grey image: the origin that the feature
         consistency metric centres on (uncentred ReLU features all look alike)."""
@@ -576,6 +625,7 @@ class Engine:
                 self._neutral = self._features(grey).numpy()[0].astype(np.float64)
         return self._neutral
 
+    @_model_autograph_on_demand
     def attribution(self, images: np.ndarray, target: int) -> np.ndarray:
         """Attribution maps (N×H×W) of uint8 images for one class, in chunks."""
         maps = []
@@ -586,6 +636,7 @@ class Engine:
                 maps.append(self._evaluate(tf.constant(chunk), targets)[2].numpy())
         return np.concatenate(maps)
 
+    @_model_autograph_on_demand
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities) of uint8 images N×H×W×C, all classes, in chunks."""
         logits, probs = [], []
