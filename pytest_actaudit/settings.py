@@ -135,12 +135,24 @@ class Settings:
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
-        """Apply marker kwargs (the highest precedence), validated like the options."""
-        known = {f.name for f in dataclasses.fields(self)} - {"enabled", "thresholds"}
-        unknown = sorted(set(overrides) - known)
+        """Apply marker kwargs (the highest precedence), validated like the options.
+        Only per-test settings: the model, its engine and the report are one per
+        session, so a marker naming them would be silently ignored; it is an error."""
+        fields = {f.name for f in dataclasses.fields(self)} - {"enabled", "thresholds"}
+        session_wide = sorted(set(overrides) & (fields - set(MARKER_KEYS)))
+        if session_wide:
+            where = ", ".join(
+                f"--actaudit-{name.replace('_', '-')} / actaudit_{name}" for name in session_wide
+            )
+            raise ValueError(
+                f"actaudit marker argument(s) {session_wide} apply to the whole session: set "
+                f"them on the command line or in the ini ({where}); a marker accepts "
+                f"{list(MARKER_KEYS)}"
+            )
+        unknown = sorted(set(overrides) - fields)
         if unknown:
             raise ValueError(
-                f"unknown actaudit marker argument(s) {unknown}; valid: {sorted(known)}"
+                f"unknown actaudit marker argument(s) {unknown}; valid: {list(MARKER_KEYS)}"
             )
         parsed = {
             name: PARSERS.get(name, _identity)(value, name) for name, value in overrides.items()
@@ -151,6 +163,9 @@ class Settings:
 def _identity(value: Any, name: str) -> Any:
     return value
 
+
+# What a marker (and ActauditFixture.maximize) may set per test; the rest is per session.
+MARKER_KEYS = ("seeds", "steps", "classes", "baseline", "generate_baseline")
 
 # name -> parser(value, option name); shared by the command line, ini and markers.
 PARSERS: dict[str, Any] = {

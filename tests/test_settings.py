@@ -64,6 +64,15 @@ def test_unknown_marker_argument_is_named():
         s.Settings().with_overrides(seedz=3)
 
 
+def test_session_wide_marker_argument_is_an_error_not_ignored():
+    # The engine and the model are one per session: a marker's lanes= would be ignored.
+    with pytest.raises(
+        ValueError, match=r"\['lanes'\] apply to the whole session.*--actaudit-lanes"
+    ):
+        s.Settings().with_overrides(lanes=1, seeds=2)
+    assert s.Settings().with_overrides(seeds=2, steps=3).steps == 3
+
+
 def test_marker_values_are_validated():
     with pytest.raises(ValueError, match="positive integer"):
         s.Settings().with_overrides(steps=0)
