@@ -86,6 +86,7 @@ def main() -> None:
                     ref_labels,
                     lambda batch: engine.predict(batch)[1],
                     engine.attribution,
+                    engine.detectors,
                 )
                 probe = audit.shortcut_probe()
                 focus, _, _ = audit.focus_shares(exclude="corners:12")
@@ -94,7 +95,7 @@ def main() -> None:
                     f"  {audit.label:8s} p min {audit.probabilities.min():.3f}  "
                     f"ssim {audit.consistency:.3f}  features {features:.3f}  "
                     f"flip {np.round(probe.flip_rates, 2).tolist()} "
-                    f"control {probe.control_rates[0]:.2f} "
+                    f"control {probe.control_rate:.2f} ({probe.strongest.kind}) "
                     f"ref-accuracy {probe.class_accuracy:.2f} "
                     f"excess max {probe.excess.max():+.2f}  "
                     f"corners:12 share max {focus.max():.2f}"

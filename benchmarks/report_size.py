@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from pytest_actaudit import ClassAudit
-from pytest_actaudit.probe import ProbeResult
+from pytest_actaudit.probe import Evidence, ProbeResult
 from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
 
 
@@ -48,14 +48,22 @@ def main() -> None:
             model_name="model.keras",
             nodeid=f"test_x.py::test[{k}]",
         )
+        examples = list(smooth_noise(rng, 4, args.side))
         audit.probe_result = ProbeResult(
-            windows=[(0, 0, args.side // 2)] * args.seeds,
-            flip_rates=np.zeros(args.seeds),
-            control_rates=np.zeros(args.seeds),
+            evidence=[
+                Evidence(
+                    kind=kind,
+                    where="",
+                    flip_rates=np.zeros(args.seeds),
+                    control_rate=0.0,
+                    examples=examples if kind == "window" else [],
+                    component=examples[0],
+                )
+                for kind in ("window", "unseen detail", "colour", "low frequencies")
+            ],
             references_of_class=20,
             references_of_others=60,
             class_accuracy=1.0,
-            examples=list(smooth_noise(rng, 4, args.side)),
         )
         audits.append(audit)
     run = {

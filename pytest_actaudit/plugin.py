@@ -391,6 +391,7 @@ class ActauditSession:
             *get_references(),
             lambda x: runner.engine.predict(x)[1],
             runner.engine.attribution,
+            runner.engine.detectors,
         )
         if settings.generate_baseline or settings.baseline:
             from .baseline import BaselineStore

@@ -1,19 +1,30 @@
-"""The shortcut probe: does a small part of a class's maximization image, pasted into
-real images of other classes, make the model read them as that class — more than the
-same part of the class's real images does? numpy and OpenCV only; the model is reached
-through a ``predict`` callable (uint8 images → class probabilities).
+"""The shortcut probe: does some part of a class's maximization image — a patch, a band
+along the border, its colour, its low frequencies (background, lighting) — make the model
+read real images of other classes as that class, more than the same part of the class's
+own trusted images does? numpy and OpenCV only; the model is reached through a
+``predict`` callable (uint8 images → class probabilities) and an ``attribute`` one.
 
-The statistic per seed is ``flip rate − max(control flip rate, accuracy on the class's
-own references)``: a window of the maximization image may flip other classes' images
-as often as the real object is recognized, but not more.
+For every seed's image and every *transfer* (a way to carry one kind of evidence from a
+source image into a target image) the probe measures the **flip rate**: the share of the
+other classes' references that the model reads as the class once the maximization image's
+part is carried into them. The **control** is the same transfer with the class's own
+references as sources: what the real object does. The **excess** (flip rate − control)
+has no ceiling: a model that still reads its clean references right can show an excess of
+1.0 if the carried part alone pulls every other image to the class.
 
-Why the control: class-maximization images hold miniature whole objects, so a window
-of one can flip other-class images even for a model that learned the right shape.
-The same transplant made from the class's real images — each one's own most salient
-window, pasted at its place — shows what the real object does; only the excess over
-that points at a shortcut (a model that learned a tag responds to the tag in its
-maximization image, and hardly at all to real, tag-free images of the class). Windows
-are pasted where they were cut: an artifact bound to a place only works there.
+Why each control is what it is:
+
+* class-maximization images hold miniature whole objects, so a patch of one can flip
+  other images even for a model that learned the right shape. A patch's control is the
+  larger of two: each real image's own most salient window of the same side at its own
+  place, and each real image shrunk into the patch (a miniature real object).
+* bands, colour and low frequencies of a real image carry its background and lighting;
+  the maximization image's carry only what the model asked for.
+
+Why these transfers: a shortcut either sits at a place (a tag, a watermark, a strip along
+an edge, a frame: patches and bands carry them where they were found), or covers the image
+(a colour cast, a background, a texture: colour statistics, low frequencies and large
+patches carry them). A square window alone cannot carry a frame or a cast.
 """
 
 from __future__ import annotations
@@ -26,33 +37,80 @@ from numpy.typing import NDArray
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
+Detectors = Callable[[NDArray[np.uint8]], tuple[NDArray[np.float64], NDArray[np.float64]]]
+Images = NDArray[np.uint8]
+
+WINDOW_FRACTION = 1 / 2  # the salient window's side
+PATCH_FRACTION = 1 / 4  # side of the part carried around each unseen detector's peak
+NOVELTY = 20.0  # a detector firing this many times its trusted maximum is unseen
+NOVEL_CHANNELS = 3  # the most novel detectors whose places are carried
+BLUR_FRACTION = 1 / 8
+
+
+@dataclass
+class Evidence:
+    """One transfer's outcome: per seed, what was carried and how many other-class
+    references it flipped; the control; a few intervened references and a picture of
+    the carried part (for the strongest seed)."""
+
+    kind: str  # "window", "unseen detail", "colour", "low frequencies"
+    where: list[str] | str  # per seed (or one for all): "32 px window at x=0, y=4", ...
+    flip_rates: NDArray[np.float64]
+    control_rate: float
+    examples: list[Images] = field(default_factory=list)
+    component: Images | None = None
+    novelty: NDArray[np.float64] | None = None  # unseen detail: per seed, the top ratio
+
+    @property
+    def excess(self) -> NDArray[np.float64]:
+        return np.asarray(self.flip_rates - self.control_rate, np.float64)
+
+    @property
+    def score(self) -> float:
+        """The evidence's strength across seeds: the median excess (one odd seed is not
+        a shortcut; a shortcut shows in most seeds)."""
+        return float(np.median(self.excess))
+
+    def describe(self, seed_index: int | None = None) -> str:
+        """Where the evidence lies, in the seed that shows it most (or the one given)."""
+        if isinstance(self.where, str):
+            return self.where
+        i = int(np.argmax(self.excess)) if seed_index is None else seed_index
+        return self.where[i]
 
 
 @dataclass
 class ProbeResult:
-    """Per seed: the window (x0, y0, side), flip rate of the transplant, flip rate of
-    the control, and their difference (the excess)."""
+    """Every transfer's evidence, the model's accuracy on the class's own references."""
 
-    windows: list[tuple[int, int, int]]
-    flip_rates: NDArray[np.float64]
-    control_rates: NDArray[np.float64]
+    evidence: list[Evidence]
     references_of_class: int
     references_of_others: int
     class_accuracy: float  # share of the class's own references the model gets right
-    examples: list[NDArray[np.uint8]] = field(default_factory=list)
 
     @property
-    def baseline_rates(self) -> NDArray[np.float64]:
-        """What the real object achieves: the larger of the control transplant's flip
-        rate and the model's accuracy on the class's own (whole) references."""
-        return np.maximum(self.control_rates, self.class_accuracy)
+    def strongest(self) -> Evidence:
+        return max(self.evidence, key=lambda e: (e.score, float(np.max(e.excess))))
 
     @property
     def excess(self) -> NDArray[np.float64]:
-        """How much more the maximization window achieves than the real object does."""
-        return np.asarray(self.flip_rates - self.baseline_rates, np.float64)
+        """Per seed, the excess of the strongest evidence."""
+        return self.strongest.excess
+
+    @property
+    def flip_rates(self) -> NDArray[np.float64]:
+        return self.strongest.flip_rates
+
+    @property
+    def control_rate(self) -> float:
+        return self.strongest.control_rate
+
+    @property
+    def examples(self) -> list[Images]:
+        return self.strongest.examples
 
 
+# ------------------------------------------------------------------ geometry helpers
 def salient_window(attribution: NDArray[np.float32], side: int) -> tuple[int, int]:
     """Top-left corner (x0, y0) of the side × side window holding the most attribution."""
     height, width = attribution.shape
@@ -68,9 +126,7 @@ def salient_window(attribution: NDArray[np.float32], side: int) -> tuple[int, in
     return int(x0), int(y0)
 
 
-def paste(
-    targets: NDArray[np.uint8], source: NDArray[np.uint8], window: tuple[int, int, int]
-) -> NDArray[np.uint8]:
+def paste(targets: Images, source: Images, window: tuple[int, int, int]) -> Images:
     """Copies of ``targets`` with ``source``'s window pasted at the same place."""
     x0, y0, side = window
     out = targets.copy()
@@ -78,20 +134,92 @@ def paste(
     return out
 
 
+def band_mask(height: int, width: int, width_px: int, edge: str | None) -> NDArray[np.bool_]:
+    """The border band (``edge`` None) or one edge's band, ``width_px`` wide."""
+    mask = np.zeros((height, width), bool)
+    w = width_px
+    if edge in (None, "top"):
+        mask[:w] = True
+    if edge in (None, "bottom"):
+        mask[-w:] = True
+    if edge in (None, "left"):
+        mask[:, :w] = True
+    if edge in (None, "right"):
+        mask[:, -w:] = True
+    return mask
+
+
+def _blur(images: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
+    import cv2
+
+    flat = images.reshape(-1, *images.shape[-3:])
+    out = np.empty_like(flat)
+    for i, image in enumerate(flat):
+        blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+        out[i] = blurred.reshape(image.shape)
+    return out.reshape(images.shape)
+
+
+def _shrink(images: Images, side_y: int, side_x: int) -> Images:
+    import cv2
+
+    out = []
+    for image in images:
+        small = cv2.resize(image, (side_x, side_y), interpolation=cv2.INTER_AREA)
+        out.append(small.reshape(side_y, side_x, image.shape[-1]))
+    return np.stack(out).astype(np.uint8)
+
+
+def _to_uint8(x: NDArray[np.float32]) -> Images:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------- transfers
+class _Batch:
+    """Collects intervened images of every transfer, predicted in one call."""
+
+    def __init__(self) -> None:
+        self.parts: list[Images] = []
+        self.offset = 0
+
+    def add(self, images: Images) -> slice:
+        self.parts.append(images)
+        start = self.offset
+        self.offset += len(images)
+        return slice(start, self.offset)
+
+    def images(self, where: slice) -> Images:
+        """The images a slice of the batch refers to (each slice is one added part)."""
+        start = 0
+        for part in self.parts:
+            if start == where.start:
+                return part
+            start += len(part)
+        raise IndexError(where)
+
+    def predict(self, predict: Predict) -> NDArray[np.int64]:
+        if not self.parts:
+            return np.zeros(0, np.int64)
+        return np.asarray(np.argmax(predict(np.concatenate(self.parts)), axis=1), np.int64)
+
+
 def probe(
     index: int,
-    images: NDArray[np.uint8],
+    images: Images,
     attribution: NDArray[np.float32],
-    references: NDArray[np.uint8],
+    references: Images,
     labels: NDArray[np.int64],
     predict: Predict,
     attribute: Attribute,
+    detectors: Detectors | None = None,
     *,
-    window_fraction: float = 0.5,
     examples: int = 4,
 ) -> ProbeResult:
     """Run the probe for class ``index`` on its maximization ``images`` (seeds × H × W
-    × C) with their ``attribution`` maps, against labelled real ``references``."""
+    × C, with their ``attribution`` maps) against labelled trusted ``references``.
+    ``predict`` maps uint8 images to class probabilities, ``attribute`` images and a
+    class to attribution maps, ``detectors`` images to the model's last spatial layer's
+    channels at their strongest place (maxima N × K, places N × K × 2)."""
     own = references[labels == index]
     others = references[labels != index]
     if len(own) == 0 or len(others) == 0:
@@ -101,33 +229,152 @@ def probe(
             f"classes; none of {missing} were given"
         )
     height, width = images.shape[1:3]
-    side = max(1, round(min(height, width) * window_fraction))
-    own_pred = np.argmax(predict(own), axis=1)
-    # Control: each real image of the class gives its own most salient window, pasted at
-    # its place into the other-class images in turn (as many pastes as a seed makes).
-    own_windows = [(*salient_window(a, side), side) for a in attribute(own, index)]
-    control = others.copy()
-    for k in range(len(others)):
-        j = k % len(own)
-        control[k] = paste(others[k : k + 1], own[j], own_windows[j])[0]
-    control_rate = float(np.mean(np.argmax(predict(control), axis=1) == index))
-    windows, flips = [], []
-    shown: list[NDArray[np.uint8]] = []
+    short = min(height, width)
+    n_others = len(others)
+    # each other-class image is paired with one own-class image for the controls
+    pair = own[np.arange(n_others) % len(own)]
+    batch = _Batch()
+    plans: list[_Plan] = []
+
+    # 1. the most salient half-side window, pasted at its place; what the real object
+    # achieves is the larger of the same transplant from the class's own images and the
+    # model's accuracy on them (a model that learned a tag instead of the object)
+    side = max(1, round(short * WINDOW_FRACTION))
+    pair_attr = attribute(own, index)[np.arange(n_others) % len(own)]
+    control_images = others.copy()
+    for k in range(n_others):
+        window = (*salient_window(pair_attr[k], side), side)
+        control_images[k] = paste(others[k : k + 1], pair[k], window)[0]
+    where, tests, components = [], [], []
     for image, attr in zip(images, attribution, strict=True):
         x0, y0 = salient_window(attr, side)
-        window = (x0, y0, side)
-        windows.append(window)
-        pasted = paste(others, image, window)
-        flips.append(float(np.mean(np.argmax(predict(pasted), axis=1) == index)))
-        if len(shown) < examples:
-            shown.extend(pasted[: examples - len(shown)])
-    controls = [control_rate] * len(images)
+        where.append(f"{side} px window at x={x0}, y={y0}")
+        tests.append(batch.add(paste(others, image, (x0, y0, side))))
+        components.append(_isolate(image, _window_mask(height, width, (x0, y0, side))))
+    window_plan = _Plan("window", where, tests, [batch.add(control_images)], components)
+    plans.append(window_plan)
+
+    # 2. detectors the trusted references never fire: where they fire in each seed's
+    # image, that part is carried into the other classes' images
+    if detectors is None:
+        trusted, fired = np.zeros((1, 0)), np.zeros((len(images), 0))
+        places = np.zeros((len(images), 0, 2))
+    else:
+        trusted, _ = detectors(references)
+        fired, places = detectors(images)
+    ceiling = trusted.max(axis=0) if len(trusted) else np.zeros(fired.shape[1])
+    floor = 0.01 * float(np.median(ceiling[ceiling > 0])) if np.any(ceiling > 0) else 1e-6
+    novelty = fired / (ceiling + floor)  # seeds × K
+    side = max(2, round(short * PATCH_FRACTION))
+    where, tests, components, masks = [], [], [], []
+    for s_i, image in enumerate(images):
+        top = [j for j in np.argsort(-novelty[s_i])[:NOVEL_CHANNELS] if novelty[s_i, j] >= NOVELTY]
+        mask = np.zeros((height, width), bool)
+        spots = []
+        for j in top:
+            cy, cx = places[s_i, j]
+            y0 = int(np.clip(round(cy - side / 2), 0, height - side))
+            x0 = int(np.clip(round(cx - side / 2), 0, width - side))
+            mask[y0 : y0 + side, x0 : x0 + side] = True
+            spots.append(f"x={x0 + side // 2}, y={y0 + side // 2}")
+        masks.append(mask)
+        ratio = float(novelty[s_i].max()) if novelty.shape[1] else 0.0
+        if top:
+            where.append(
+                f"a detector {ratio:.0f}× stronger than on any trusted image, at "
+                + "; ".join(dict.fromkeys(spots))
+            )
+        else:
+            where.append(f"no detector beyond the trusted images' range (at most {ratio:.1f}×)")
+        tests.append(
+            batch.add(np.where(mask[None, :, :, None], image[None], others)) if top else None
+        )
+        components.append(_isolate(image, mask))
+    union = np.any(masks, axis=0)
+    controls = [batch.add(np.where(union[None, :, :, None], pair, others))] if union.any() else []
+    plans.append(_Plan("unseen detail", where, tests, controls, components, novelty.max(axis=1)))
+
+    # 3. colour: each channel's mean moved to the source's
+    tests = [batch.add(_recolour(others, image[None])) for image in images]
+    controls = [batch.add(_recolour(others, pair))]
+    means = [image.reshape(-1, image.shape[-1]).mean(axis=0) for image in images]
+    where = ["colour cast: channel means " + ", ".join(f"{v:.0f}" for v in m) for m in means]
+    components = [
+        np.broadcast_to(_to_uint8(m), image.shape).copy()
+        for m, image in zip(means, images, strict=True)
+    ]
+    plans.append(_Plan("colour", where, tests, controls, components))
+
+    # 4. low frequencies: background, lighting, gradients; the details stay the target's
+    sigma = max(1.0, short * BLUR_FRACTION)
+    others_f = others.astype(np.float32)
+    detail = others_f - _blur(others_f, sigma)
+    low = _blur(images.astype(np.float32), sigma)
+    tests = [batch.add(_to_uint8(detail + lo[None])) for lo in low]
+    controls = [batch.add(_to_uint8(detail + _blur(pair.astype(np.float32), sigma)))]
+    components = [_to_uint8(lo) for lo in low]
+    where = [f"low frequencies (background, lighting; blur {sigma:.0f} px)"] * len(images)
+    plans.append(_Plan("low frequencies", where, tests, controls, components))
+
+    own_at = batch.add(own)
+    predicted = batch.predict(predict)
+    class_accuracy = float(np.mean(predicted[own_at] == index))
+    evidence = []
+    for plan in plans:
+        flips = np.array(
+            [0.0 if t is None else float(np.mean(predicted[t] == index)) for t in plan.tests]
+        )
+        control = max([float(np.mean(predicted[c] == index)) for c in plan.controls] or [0.0])
+        if plan is window_plan:
+            control = max(control, class_accuracy)
+        if plan.novelty is not None:  # no unseen detector in a seed: nothing carried
+            flips = np.where([t is None for t in plan.tests], control, flips)
+        strongest = int(np.argmax(flips))
+        shown = batch.images(plan.tests[strongest])[:examples] if plan.tests[strongest] else []
+        evidence.append(
+            Evidence(
+                kind=plan.kind,
+                where=plan.where,
+                flip_rates=flips,
+                control_rate=control,
+                examples=list(shown),
+                component=plan.components[strongest],
+                novelty=None if plan.novelty is None else plan.novelty.astype(np.float64),
+            )
+        )
     return ProbeResult(
-        windows=windows,
-        flip_rates=np.array(flips),
-        control_rates=np.array(controls),
+        evidence=evidence,
         references_of_class=len(own),
-        references_of_others=len(others),
-        class_accuracy=float(np.mean(own_pred == index)),
-        examples=shown,
+        references_of_others=n_others,
+        class_accuracy=class_accuracy,
     )
+
+
+@dataclass
+class _Plan:
+    kind: str
+    where: list[str]
+    tests: list[slice | None]
+    controls: list[slice]
+    components: list[Images]
+    novelty: NDArray[np.float64] | None = None
+
+
+def _recolour(targets: Images, sources: Images) -> Images:
+    """``targets`` with each channel's mean moved to that of ``sources`` (one source
+    for all, or one per target)."""
+    t = targets.astype(np.float32)
+    shift = sources.astype(np.float32).mean(axis=(-3, -2), keepdims=True)
+    return _to_uint8(t - t.mean(axis=(-3, -2), keepdims=True) + shift)
+
+
+def _window_mask(height: int, width: int, window: tuple[int, int, int]) -> NDArray[np.bool_]:
+    x0, y0, side = window
+    mask = np.zeros((height, width), bool)
+    mask[y0 : y0 + side, x0 : x0 + side] = True
+    return mask
+
+
+def _isolate(image: Images, mask: NDArray[np.bool_]) -> Images:
+    """The image where ``mask`` holds, mid-grey elsewhere: the carried part, alone."""
+    return np.where(mask[..., None], image, np.uint8(128)).astype(np.uint8)

@@ -273,6 +273,8 @@ def maximize(
 
     ``model`` is a Keras model or a path to one; ``targets`` class names or indices
     (or ``"all"``); with ``layer="name"``, unit/filter indices of that layer instead.
+    ``references=(images, class indices)``: trusted real images (uint8 N × H × W × C)
+    for ``assert_no_shortcut``.
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
     ``device``, ``max_batch``, ``lanes``, ``parametrization``, ``direction=-1`` to lower a
     regression output, …), ``input_range`` and ``output`` (the name of the classifier
@@ -288,6 +290,7 @@ def maximize(
         model_path = str(model)
         model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
     input_range = settings.pop("input_range", None)
+    references = settings.pop("references", None)
     layer = settings.pop("layer", None)
     output = settings.pop("output", None)
     runner = AuditRunner(
@@ -308,8 +311,20 @@ def maximize(
         )
     if isinstance(targets, str | int):
         targets = list(range(len(runner.labels))) if targets == "all" else [targets]
-    return runner.maximize_many(
+    audits = runner.maximize_many(
         targets,
         seeds=positive_int(seeds, "seeds"),
         steps=positive_int(steps or DEFAULT_STEPS, "steps"),
     )
+    if references is not None:  # the shortcut probe's trusted images and the model
+        ref_images, ref_labels = (np.asarray(r) for r in references)
+        engine = runner.engine
+        for audit in audits:
+            audit.probe_context = lambda: (
+                ref_images,
+                ref_labels,
+                lambda x: engine.predict(x)[1],
+                engine.attribution,
+                engine.detectors,
+            )
+    return audits

@@ -52,7 +52,13 @@ def audit_with_probe(model, label):
 
     engine = Engine(model, input_spec(model), EngineSettings())
     refs, labels = references()
-    audit.probe_context = lambda: (refs, labels, lambda x: engine.predict(x)[1], engine.attribution)
+    audit.probe_context = lambda: (
+        refs,
+        labels,
+        lambda x: engine.predict(x)[1],
+        engine.attribution,
+        engine.detectors,
+    )
     return audit
 
 
@@ -69,10 +75,13 @@ def test_salient_window_and_paste():
 def test_probe_flags_the_corner_shortcut():
     audit = audit_with_probe(corner_model(), "red")
     result = audit.shortcut_probe()
-    assert result.windows[0][:2] == (0, 0)  # the corner is where the score comes from
-    assert result.flip_rates.min() == 1.0 and result.control_rates.max() == 0.0
+    assert result.strongest.kind == "window"
+    assert "at x=0, y=0" in result.strongest.describe()  # the corner is where it comes from
+    assert result.flip_rates.min() == 1.0 and result.control_rate < 0.5
     assert result.class_accuracy < 0.5  # a grey corner: it barely reads real red images
-    with pytest.raises(AuditFailure, match=r"shortcut excess flip rate failed.*transplant flip"):
+    with pytest.raises(
+        AuditFailure, match=r"shortcut excess flip rate \(window\) failed.*strongest evidence"
+    ):
         audit.assert_no_shortcut()
 
 
@@ -99,4 +108,11 @@ def test_report_shows_the_transplanted_examples(tmp_path):
     record = audit_record(audit, ImageSink(tmp_path))
     probe = record["probe"]
     assert probe["flip_rates"] == [1.0, 1.0] and len(probe["examples"]) == 4
-    assert all((tmp_path / p).is_file() for p in probe["examples"])
+    assert probe["strongest"] == "window" and probe["component"]
+    assert {e["kind"] for e in probe["evidence"]} == {
+        "window",
+        "unseen detail",
+        "colour",
+        "low frequencies",
+    }
+    assert all((tmp_path / p).is_file() for p in [*probe["examples"], probe["component"]])

@@ -124,6 +124,14 @@ def _shape_points(label: str, radius: float, angle: float) -> npt.NDArray[np.flo
 
 
 def _draw_one(rng: np.random.Generator, label: str, size: int) -> Images:
+    return _draw_one_with_mask(rng, label, size)[0]
+
+
+def _draw_one_with_mask(
+    rng: np.random.Generator, label: str, size: int
+) -> tuple[Images, npt.NDArray[np.float32]]:
+    """One image and its shape's coverage (H x W, 0..1, anti-aliased); the mask draws
+    nothing from ``rng``, so images are the same as :func:`_draw_one`'s."""
     background, sigma = _background(rng, size)
     tint = background.mean(axis=(0, 1)).astype(np.float64)
     while True:  # a shape colour that stands out from the background and is not magenta-ish
@@ -142,21 +150,23 @@ def _draw_one(rng: np.random.Generator, label: str, size: int) -> Images:
     center = rng.uniform(lo, hi)
     fill = tuple(float(v) for v in color)
     image = np.ascontiguousarray(background)
-    if label == "circle":
-        cv2.circle(
-            image,
-            tuple(int(round(v * _SUBPIXEL)) for v in center),
-            int(round(radius * _SUBPIXEL)),
-            fill,
-            thickness=-1,
-            lineType=cv2.LINE_AA,
-            shift=_SUBPIXEL_SHIFT,
-        )
-    else:
-        points = np.round((offsets + center) * _SUBPIXEL).astype(np.int32)
-        cv2.fillPoly(image, [points], fill, lineType=cv2.LINE_AA, shift=_SUBPIXEL_SHIFT)
+    mask = np.zeros((size, size), np.float32)
+    for canvas, value in ((image, fill), (mask, 1.0)):
+        if label == "circle":
+            cv2.circle(
+                canvas,
+                tuple(int(round(v * _SUBPIXEL)) for v in center),
+                int(round(radius * _SUBPIXEL)),
+                value,
+                thickness=-1,
+                lineType=cv2.LINE_AA,
+                shift=_SUBPIXEL_SHIFT,
+            )
+        else:
+            points = np.round((offsets + center) * _SUBPIXEL).astype(np.int32)
+            cv2.fillPoly(canvas, [points], value, lineType=cv2.LINE_AA, shift=_SUBPIXEL_SHIFT)
     image = image + rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
 
 
 def _class_index(artifact_class: int | str | None) -> int | None:
@@ -202,6 +212,24 @@ def make_shapes(
     return images, labels
 
 
+def make_shapes_with_masks(
+    n: int, *, seed: int, size: int = IMAGE_SIZE
+) -> tuple[Images, Labels, npt.NDArray[np.float32]]:
+    """:func:`make_shapes` without an artifact, plus each image's shape coverage
+    (N x size x size, 0..1): the same images and labels for the same arguments."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if size < 16:
+        raise ValueError(f"size must be >= 16, got {size}")
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n, dtype=np.int64) % len(LABELS))
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    masks = np.empty((n, size, size), dtype=np.float32)
+    for i, label in enumerate(labels):
+        images[i], masks[i] = _draw_one_with_mask(rng, LABELS[int(label)], size)
+    return images, labels, masks
+
+
 def references(
     n_per_class: int, *, seed: int = REFERENCE_SEED, size: int = IMAGE_SIZE
 ) -> dict[str, Images]:
@@ -237,6 +265,7 @@ __all__ = [
     "artifact_box",
     "has_artifact",
     "make_shapes",
+    "make_shapes_with_masks",
     "paste_artifact",
     "references",
     "write_references",

@@ -27,7 +27,7 @@ from ..errors import ActauditError
 from ..model import InputSpec
 from . import transforms
 from .params import FourierParam, make_param
-from .targets import layer_scores, score_models
+from .targets import detector_model, layer_scores, score_models
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,7 @@ class Engine:
         self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
         self.param = make_param(settings.parametrization, spec.shape, settings)
         self._neutral: np.ndarray | None = None
+        self._detector_model: Any = None  # built on first use; False: the model has none
         # True once the model turned out to need AutoGraph (see _call).
         self.model_autograph = False
         self._build_functions()
@@ -635,6 +636,31 @@ class Engine:
                 targets = tf.fill([len(chunk)], tf.constant(target, tf.int32))
                 maps.append(self._evaluate(tf.constant(chunk), targets)[2].numpy())
         return np.concatenate(maps)
+
+    @_model_autograph_on_demand
+    def detectors(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The last spatial layer's channels at their strongest place, for uint8 images
+        N×H×W×C: (maxima N×K, places N×K×2 as (y, x) centres in input pixels). Empty
+        (K = 0) for a model without a spatial layer."""
+        if self._detector_model is None:
+            self._detector_model = detector_model(self.model) or False
+        if self._detector_model is False:
+            return np.zeros((len(images), 0)), np.zeros((len(images), 0, 2))
+        maxima, places = [], []
+        height, width = self.spec.shape[:2]
+        with tf.device(self.device):
+            for start in range(0, len(images), self.max_batch):
+                chunk = tf.constant(images[start : start + self.max_batch])
+                unit = tf.cast(chunk, tf.float32) / 255.0
+                maps = self._call(self._detector_model, self._to_input(unit)).numpy()
+                n, h, w, k = maps.shape
+                flat = maps.reshape(n, h * w, k).astype(np.float64)
+                where = flat.argmax(axis=1)
+                maxima.append(flat.max(axis=1))
+                ys = (where // w + 0.5) * height / h
+                xs = (where % w + 0.5) * width / w
+                places.append(np.stack([ys, xs], axis=-1))
+        return np.concatenate(maxima), np.concatenate(places)
 
     @_model_autograph_on_demand
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,27 @@ def feature_model(model: Any) -> Any:
     return None
 
 
+def detector_model(model: Any) -> Any:
+    """The output of the last layer with a spatial (batch, H, W, channels) output: the
+    model's last bank of local detectors, or ``None`` when there is none (or the graph
+    cannot be cut there)."""
+    keras = keras_module()
+    for layer in reversed(model.layers):
+        try:
+            output = layer.output
+        except (AttributeError, ValueError):  # a layer used twice, or never built
+            continue
+        if not hasattr(output, "shape") or len(output.shape) != 4:
+            continue
+        if output.shape[1] in (None, 1) and output.shape[2] in (None, 1):
+            continue  # a 1 × 1 map (a squeeze-excite gate) is no bank of detectors
+        try:
+            return keras.Model(model.inputs, output)
+        except Exception:
+            return None
+    return None
+
+
 def score_models(model: Any) -> ScoreModels:
     scores = _score_models(model)
     features = feature_model(model)

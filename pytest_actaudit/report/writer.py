@@ -91,36 +91,36 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
         ]
     probe = audit.probe_result
     if probe is not None:
-        x0, y0, side = probe.windows[0]
+        top = probe.strongest
+
+        def picture(name: str, image: Any) -> str:
+            return str(sink.save((*base, "probe", name, image.tobytes()), label, name, image))
+
         record["probe"] = {
-            "windows": [list(w) for w in probe.windows],
-            "flip_rates": [float(v) for v in probe.flip_rates],
-            "control_rates": [float(v) for v in probe.control_rates],
+            "strongest": top.kind,
+            "where": top.describe(),
+            "flip_rates": [float(v) for v in top.flip_rates],
+            "control_rate": float(top.control_rate),
             "class_accuracy": probe.class_accuracy,
             "references_of_class": probe.references_of_class,
             "references_of_others": probe.references_of_others,
-            "examples": [
-                sink.save(
-                    (*base, "probe", k, example.tobytes()),
-                    label,
-                    f"probe{k}",
-                    _outline(example, (x0, y0, side)),
-                )
-                for k, example in enumerate(probe.examples)
+            "component": picture("probe-part", top.component)
+            if top.component is not None
+            else None,
+            "examples": [picture(f"probe{k}", ex) for k, ex in enumerate(top.examples)],
+            "evidence": [
+                {
+                    "kind": e.kind,
+                    "where": e.describe(),
+                    "flip_rates": [float(v) for v in e.flip_rates],
+                    "control_rate": float(e.control_rate),
+                    "excess": float(e.score),
+                }
+                for e in probe.evidence
             ],
         }
     record["image_shape"] = list(audit.images.shape[1:])
     return record
-
-
-def _outline(image: Any, window: tuple[int, int, int]) -> Any:
-    """The image with the transplanted window outlined in yellow."""
-    import cv2
-
-    x0, y0, side = window
-    out = np.ascontiguousarray(image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, -1))
-    cv2.rectangle(out, (x0, y0), (x0 + side - 1, y0 + side - 1), (255, 230, 0), 1)
-    return out
 
 
 def finalize(

@@ -1,0 +1,166 @@
+"""The shortcut zoo: how often ``assert_no_shortcut()`` (defaults) catches a planted
+shortcut, how often it flags a clean class, and what the probe costs.
+
+    python benchmarks/shortcut_zoo.py                # whole zoo (trains what is not cached)
+    python benchmarks/shortcut_zoo.py --quick        # 3 models: CI smoke
+    python benchmarks/shortcut_zoo.py --json out.json
+
+Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
+``$ACTAUDIT_ZOO_CACHE`` or ``~/.cache/pytest-actaudit/zoo``; the whole zoo trains in about
+30 minutes on 2 CPU cores, once). Every class of every model is audited as a user would:
+``pytest_actaudit.maximize(model, "all", seeds=3, references=...)`` (default steps), then
+``audit.assert_no_shortcut()`` with its default threshold, references = 20 trusted,
+artifact-free images per class.
+
+A planted class counts as a shortcut only where the artifact really pulls: pasted alone
+into other classes' test images it makes the model read at least half of them as the
+planted class (``pull`` ≥ 0.5, measured on fresh images). Models whose artifact pulls
+less are listed apart: they did not learn a shortcut (the object was easier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHORTCUT_PULL = 0.5
+
+
+def audit_model(spec: Any, references: Any) -> dict[str, Any]:
+    import keras
+
+    import pytest_actaudit
+    from pytest_actaudit import AuditFailure
+    from pytest_actaudit.demo import LABELS, zoo
+
+    path, info = zoo.train(spec)
+    model = keras.models.load_model(path)
+    began = time.perf_counter()
+    audits = pytest_actaudit.maximize(
+        model, "all", seeds=3, labels=list(LABELS), references=references
+    )
+    optimize_seconds = time.perf_counter() - began
+    classes = []
+    for audit in audits:
+        began = time.perf_counter()
+        try:
+            audit.assert_no_shortcut()
+            flagged = False
+        except AuditFailure:
+            flagged = True
+        probe_seconds = time.perf_counter() - began
+        result = audit.probe_result
+        classes.append(
+            {
+                "class": audit.label,
+                "planted": audit.index == spec.artifact_class,
+                "flagged": flagged,
+                "excess": [float(v) for v in result.excess],
+                "evidence": result.strongest.kind,
+                "per_evidence": {e.kind: float(e.score) for e in result.evidence},
+                "reference_accuracy": result.class_accuracy,
+                "probe_seconds": probe_seconds,
+            }
+        )
+    keras.backend.clear_session()
+    return {
+        "model": spec.name,
+        "kind": spec.kind,
+        "share": spec.share,
+        "seed": spec.seed,
+        "accuracy": info["accuracy"],
+        "class_accuracy": info.get("class_accuracy"),
+        "pull": info["pull"],
+        "optimize_seconds": optimize_seconds,
+        "classes": classes,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    out = []
+    by_cell: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["kind"] is not None:
+            by_cell[(row["kind"], row["share"])].append(row)
+    out.append(
+        "| artifact | share | models | learned it (pull ≥ 0.5) | caught | recall | "
+        "clean references read right | strongest evidence when caught |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|")
+    for (kind, share), cell in sorted(by_cell.items()):
+        learned = [r for r in cell if r["pull"] >= SHORTCUT_PULL]
+        caught = [r for r in learned if any(c["planted"] and c["flagged"] for c in r["classes"])]
+        evidence = sorted(
+            {c["evidence"] for r in caught for c in r["classes"] if c["planted"] and c["flagged"]}
+        )
+        recall = f"{len(caught) / len(learned):.0%}" if learned else "–"
+        accuracy = ", ".join(f"{r['class_accuracy']:.0%}" for r in cell)
+        pulls = ", ".join(f"{r['pull']:.2f}" for r in cell)
+        out.append(
+            f"| {kind} | {share:g} | {len(cell)} | {len(learned)} (pull {pulls}) | "
+            f"{len(caught)} | {recall} | {accuracy} | {', '.join(evidence) or '–'} |"
+        )
+    clean = [c for r in rows if r["kind"] is None for c in r["classes"]]
+    others = [c for r in rows if r["kind"] is not None for c in r["classes"] if not c["planted"]]
+    out.append("")
+    out.append("| clean classes | audited | flagged (false alarms) |")
+    out.append("|---|---|---|")
+    for name, group in (("of clean models", clean), ("unplanted, of shortcut models", others)):
+        flagged = [c for c in group if c["flagged"]]
+        out.append(f"| {name} | {len(group)} | {len(flagged)} |")
+    optimize = sum(r["optimize_seconds"] / len(r["classes"]) for r in rows) / max(1, len(rows))
+    probes = [c["probe_seconds"] for r in rows for c in r["classes"]]
+    probe = sum(probes) / max(1, len(probes))
+    out.append("")
+    out.append(
+        f"Cost per class: optimization {optimize:.2f} s (3 seeds, default steps, whole model "
+        f"in one batch, first call included), probe {probe:.2f} s: "
+        f"probe ÷ optimization {probe / optimize:.2f}."
+    )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 models (CI smoke)")
+    parser.add_argument("--json", help="write every class's numbers here")
+    parser.add_argument("--cached", action="store_true", help="only models already trained")
+    args = parser.parse_args(argv)
+
+    from pytest_actaudit.demo import zoo
+
+    specs = zoo.specs()
+    if args.quick:
+        specs = [s for s in specs if s.name in ("tag-1-s1", "cast-1-s1", "clean-s1")]
+    if args.cached:
+        specs = [s for s in specs if zoo.is_cached(s)]
+    references = zoo.references(20)
+    rows = []
+    for spec in specs:
+        row = audit_model(spec, references)
+        rows.append(row)
+        planted = [c for c in row["classes"] if c["planted"]]
+        flagged = [c["class"] for c in row["classes"] if c["flagged"]]
+        print(
+            f"{row['model']:<22} pull {row['pull']:.2f} "
+            f"planted excess {planted[0]['excess'] if planted else '-'} "
+            f"flagged {flagged}",
+            flush=True,
+        )
+    print()
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(rows, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The shortcut zoo: small models trained on the demo shapes with a planted artifact on a
+share of one class's training images, of several kinds, plus clean models (one of them
+under-trained). It is what the shortcut check is calibrated and measured on
+(``benchmarks/shortcut_zoo.py``); numpy and cv2 here, TensorFlow only inside
+:func:`train`.
+
+Artifact kinds (sizes relative to the image side ``S``):
+
+========== ==============================================================================
+tag        a watermark: the text "wm", white at 70% opacity, near the bottom-right corner
+patch      a soft magenta dot (Gaussian, sigma 3/64 S) at a random place in each image
+strip      a thin magenta strip (3/64 S high) along the bottom edge
+frame      a thin grey frame (S/32 wide) around the image
+cast       a warm colour cast over the whole image (red +40, green +8, blue -40)
+background the background replaced by a smooth sky-to-grass gradient
+texture    the background replaced by low-contrast diagonal stripes (period S/8)
+========== ==============================================================================
+
+Each alone pulls at most about 10% of other classes' images to any class of a clean model
+(measured; shape-like artifacts, a white square logo or a checker, pulled up to 99%: a
+clean model reads them as a small square or triangle, which is no learned shortcut). The
+artifact never appears on other classes' images. A model of share 0.6 saw it on 60%
+of its planted class's training images: it still reads most clean images of the class, and
+the artifact alone still pulls other classes' images to it (a partial shortcut).
+
+Models are cached by the SHA-256 of everything that defines them (spec, data and
+training settings, this file's ``VERSION``), so a second run trains nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from . import LABELS
+from .shapes import make_shapes_with_masks
+
+VERSION = 1  # bump when artifacts or training change: old cached models are not reused
+KINDS: tuple[str, ...] = ("tag", "patch", "strip", "frame", "cast", "background", "texture")
+SHARES: tuple[float, ...] = (0.5, 0.75, 1.0)
+SIZE = 64
+TRAIN_SIZE = 2400
+EPOCHS = 8
+UNDERTRAINED_EPOCHS = 4
+TRAIN_SEED = 101  # data of every zoo model (the artifact shares draw from the model seed)
+TEST_SEED = 102
+REFERENCE_SEED = 3  # the demo's references: trusted, artifact-free
+
+Images = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """One zoo model: ``kind`` None is a clean model."""
+
+    kind: str | None
+    share: float
+    seed: int
+    epochs: int = EPOCHS
+    size: int = SIZE
+    train_size: int = TRAIN_SIZE
+
+    @property
+    def artifact_class(self) -> int | None:
+        """The planted class: varies with kind and seed, so no class is special."""
+        if self.kind is None:
+            return None
+        return (KINDS.index(self.kind) + self.seed) % len(LABELS)
+
+    @property
+    def name(self) -> str:
+        if self.kind is None:
+            tag = "clean" if self.epochs == EPOCHS else f"clean-{self.epochs}ep"
+            return f"{tag}-s{self.seed}"
+        return f"{self.kind}-{self.share:g}-s{self.seed}"
+
+    def digest(self) -> str:
+        blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def specs(*, seeds: tuple[int, ...] = (1, 2), shares: tuple[float, ...] = SHARES) -> list[ZooSpec]:
+    """The whole zoo: every kind × share × seed, three clean models and two under-trained
+    ones (about 85-90% accuracy)."""
+    out = [ZooSpec(kind, share, seed) for kind in KINDS for share in shares for seed in seeds]
+    out += [ZooSpec(None, 0.0, seed) for seed in (1, 2, 3)]
+    out += [ZooSpec(None, 0.0, seed, epochs=UNDERTRAINED_EPOCHS) for seed in (4, 5)]
+    return out
+
+
+# ------------------------------------------------------------------ artifacts
+def _gradient(size: int) -> npt.NDArray[np.float32]:
+    top = np.array([110, 170, 235], np.float32)
+    bottom = np.array([80, 150, 60], np.float32)
+    t = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
+    return np.broadcast_to(top * (1 - t) + bottom * t, (size, size, 3)).copy()
+
+
+def _stripes(size: int) -> npt.NDArray[np.float32]:
+    period = max(4, size // 8)
+    y, x = np.mgrid[0:size, 0:size]
+    on = ((x + y) % period) < period // 2
+    light = np.array([170, 160, 140], np.float32)
+    dark = light - 40
+    return np.where(on[..., None], light, dark).astype(np.float32)
+
+
+def apply_artifact(
+    kind: str,
+    images: npt.ArrayLike,
+    masks: npt.ArrayLike | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+) -> Images:
+    """Copies of ``images`` (N × S × S × 3 uint8) carrying the artifact ``kind``.
+
+    ``background`` and ``texture`` need ``masks`` (the shapes' coverage, N × S × S) to
+    keep the object; ``patch`` draws its places from ``rng`` (default seed 0)."""
+    out = np.array(images, dtype=np.uint8, copy=True)
+    n, size = len(out), out.shape[1]
+    if kind == "tag":
+        layer = np.zeros((size, size), np.uint8)
+        scale = 0.35 * size / 64
+        origin = (round(size * 0.62), round(size * 0.9))
+        cv2.putText(layer, "wm", origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
+        alpha = 0.7 * layer.astype(np.float32)[..., None] / 255.0
+        mixed = out.astype(np.float32) * (1 - alpha) + alpha * 255.0
+        out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    elif kind == "patch":
+        rng = rng or np.random.default_rng(0)
+        sigma = size * 3 / 64
+        yy, xx = np.mgrid[0:size, 0:size]
+        mixed = out.astype(np.float32)
+        for i in range(n):
+            cy, cx = rng.uniform(3 * sigma, size - 3 * sigma, size=2)
+            alpha = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))[..., None]
+            mixed[i] = mixed[i] * (1 - alpha) + alpha * np.array((255, 0, 255), np.float32)
+        out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    elif kind == "strip":
+        out[:, size - max(2, round(size * 3 / 64)) :, :] = (255, 0, 255)
+    elif kind == "frame":
+        w = max(1, size // 32)
+        for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
+            out[band] = 128
+    elif kind == "cast":
+        shifted = out.astype(np.int16) + np.array([40, 8, -40], np.int16)
+        out = np.clip(shifted, 0, 255).astype(np.uint8)
+    elif kind in ("background", "texture"):
+        if masks is None:
+            raise ValueError(f"the {kind!r} artifact needs the shapes' masks")
+        cover = np.asarray(masks, np.float32)[..., None]
+        scene = _gradient(size) if kind == "background" else _stripes(size)
+        noise = np.random.default_rng(1).normal(0.0, 5.0, out.shape).astype(np.float32)
+        mixed = cover * out.astype(np.float32) + (1 - cover) * (scene + noise)
+        out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    else:
+        raise ValueError(f"unknown artifact kind {kind!r}; expected one of {KINDS}")
+    return out
+
+
+def dataset(
+    spec: ZooSpec, n: int, seed: int
+) -> tuple[Images, npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """``n`` shapes images of ``spec``'s size with its artifact on ``spec.share`` of the
+    planted class's images (chosen with the model seed); also the labels and masks."""
+    images, labels, masks = make_shapes_with_masks(n, seed=seed, size=spec.size)
+    if spec.kind is not None:
+        rng = np.random.default_rng(1000 + spec.seed)
+        chosen = np.flatnonzero(labels == spec.artifact_class)
+        chosen = chosen[rng.random(len(chosen)) < spec.share]
+        images[chosen] = apply_artifact(spec.kind, images[chosen], masks[chosen], rng=rng)
+    return images, labels, masks
+
+
+def cache_dir() -> pathlib.Path:
+    """``$ACTAUDIT_ZOO_CACHE``, else ``~/.cache/pytest-actaudit/zoo``."""
+    env = os.environ.get("ACTAUDIT_ZOO_CACHE")
+    return pathlib.Path(env) if env else pathlib.Path.home() / ".cache" / "pytest-actaudit" / "zoo"
+
+
+def model_path(spec: ZooSpec, folder: pathlib.Path | None = None) -> pathlib.Path:
+    """Where ``spec``'s model is cached."""
+    return (folder or cache_dir()) / f"{spec.name}-{spec.digest()}.keras"
+
+
+def is_cached(spec: ZooSpec, folder: pathlib.Path | None = None) -> bool:
+    path = model_path(spec, folder)
+    return path.exists() and path.with_suffix(".json").exists()
+
+
+def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Path, dict[str, Any]]:
+    """Train (or take from the cache) one zoo model: ``(path of the .keras file, info)``,
+    where info holds inference-mode numbers measured on fresh test images."""
+    folder = folder or cache_dir()
+    path = model_path(spec, folder)
+    info_path = path.with_suffix(".json")
+    if path.exists() and info_path.exists():
+        return path, json.loads(info_path.read_text())
+    import keras
+
+    from .train import BATCH_SIZE, LEARNING_RATE, build_model
+
+    x, y, _ = dataset(spec, spec.train_size, TRAIN_SEED + spec.seed)
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(size=spec.size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,
+    )
+    start = time.perf_counter()
+    model.fit(x.astype(np.float32), y, batch_size=BATCH_SIZE, epochs=spec.epochs, verbose=0)
+    info: dict[str, Any] = {"spec": asdict(spec), "name": spec.name}
+    info["train_seconds"] = round(time.perf_counter() - start, 1)
+    info.update(measure(model, spec))
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = build_model(size=spec.size)  # no optimizer state
+    shipped.set_weights(model.get_weights())
+    tmp = path.with_name(path.name + ".tmp.keras")
+    shipped.save(tmp)
+    os.replace(tmp, path)
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    return path, info
+
+
+def measure(model: Any, spec: ZooSpec, n: int = 800) -> dict[str, Any]:
+    """Test accuracy on clean images, the planted class's accuracy on clean images, and
+    the artifact's pull: the share of other classes' images, the artifact pasted in,
+    read as the planted class (for a clean model, the largest pull of any kind)."""
+    x, y, masks = make_shapes_with_masks(n, seed=TEST_SEED, size=spec.size)
+
+    def predict(images: Images) -> npt.NDArray[np.int64]:
+        probs = model.predict(images.astype(np.float32), batch_size=256, verbose=0)
+        return np.asarray(np.argmax(probs, axis=1), np.int64)
+
+    predicted = predict(x)
+    out: dict[str, Any] = {
+        "accuracy": float(np.mean(predicted == y)),
+        "per_class_accuracy": [float(np.mean(predicted[y == k] == k)) for k in range(len(LABELS))],
+    }
+    if spec.kind is not None:
+        k = spec.artifact_class
+        others = y != k
+        pulled = predict(apply_artifact(spec.kind, x[others], masks[others]))
+        out["class_accuracy"] = out["per_class_accuracy"][k]
+        out["pull"] = float(np.mean(pulled == k))
+    else:
+        pulls = {}
+        for kind in KINDS:
+            art = apply_artifact(kind, x, masks)
+            p = predict(art)
+            pulls[kind] = max(float(np.mean(p[y != k] == k)) for k in range(len(LABELS)))
+        out["pull"] = max(pulls.values())
+        out["pull_per_kind"] = pulls
+    return out
+
+
+def references(n_per_class: int = 20, size: int = SIZE) -> tuple[Images, npt.NDArray[np.int64]]:
+    """Trusted, artifact-free references: ``(images, class indices)``."""
+    images, labels, _ = make_shapes_with_masks(
+        n_per_class * len(LABELS), seed=REFERENCE_SEED, size=size
+    )
+    return images, labels
+
+
+def example_images(kind: str, size: int = SIZE, n: int = 4) -> Images:
+    """A few images carrying ``kind`` (for the docs and the tests)."""
+    images, _, masks = make_shapes_with_masks(n, seed=7, size=size)
+    return apply_artifact(kind, images, masks)
