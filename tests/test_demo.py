@@ -151,3 +151,36 @@ def test_shipped_models_clean_learned_shapes_shortcut_learned_artifact() -> None
     shortcut = keras.models.load_model(demo.model_path("shortcut"))
     flipped = np.argmax(shortcut.predict(pasted, verbose=0), axis=1)
     assert np.mean(flipped == k) >= 0.95
+
+
+def test_zoo_artifacts_are_deterministic_and_only_where_asked() -> None:
+    from pytest_actaudit.demo import zoo
+
+    images, labels, masks = shapes.make_shapes_with_masks(8, seed=4, size=32)
+    plain, _ = shapes.make_shapes(8, seed=4, size=32)
+    assert np.array_equal(images, plain) and masks.shape == (8, 32, 32)
+    for kind in zoo.KINDS:
+        marked = zoo.apply_artifact(kind, images, masks)
+        assert marked.shape == images.shape and marked.dtype == np.uint8
+        assert not np.array_equal(marked, images), kind
+        assert np.array_equal(marked, zoo.apply_artifact(kind, images, masks)), kind
+        if kind in ("background", "texture"):  # the object stays where it is
+            inside = masks > 0.99
+            assert np.array_equal(marked[inside], images[inside]), kind
+    with pytest.raises(ValueError, match="unknown artifact kind 'blur'"):
+        zoo.apply_artifact("blur", images)
+
+
+def test_zoo_spec_plants_one_share_of_one_class() -> None:
+    from pytest_actaudit.demo import zoo
+
+    spec = zoo.ZooSpec("strip", 0.5, seed=1, size=32, train_size=400)
+    images, labels, _ = zoo.dataset(spec, 400, seed=9)
+    plain, _, _ = shapes.make_shapes_with_masks(400, seed=9, size=32)
+    changed = np.any(images != plain, axis=(1, 2, 3))
+    assert set(labels[changed]) == {spec.artifact_class}
+    share = changed[labels == spec.artifact_class].mean()
+    assert 0.35 < share < 0.65
+    names = {s.name for s in zoo.specs()}
+    assert len(names) == len(zoo.specs()) >= 7 * 3 * 2 + 3
+    assert spec.digest() != zoo.ZooSpec("strip", 0.75, seed=1, size=32).digest()

@@ -116,3 +116,80 @@ def test_report_shows_the_transplanted_examples(tmp_path):
         "low frequencies",
     }
     assert all((tmp_path / p).is_file() for p in [*probe["examples"], probe["component"]])
+
+
+def halves_model(extra: str):
+    """Classes 'left' / 'right' (which half is brighter) and 'plain' (bias), where
+    'plain' also rises with a planted shortcut: ``extra="cast"`` the image's red minus
+    blue; ``extra="tag"`` the strongest magenta pixel (a 1×1 conv detector that no
+    grey, white or black reference fires)."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    halves = keras.layers.Flatten()(keras.layers.AveragePooling2D((16, 8))(x))
+    if extra == "cast":
+        cue = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        detector = keras.layers.Conv2D(1, 1, activation="relu", name="magenta")
+        cue = keras.layers.GlobalMaxPooling2D()(detector(x))
+    features = keras.layers.Concatenate()([halves, cue])
+    dense = keras.layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(features))
+    kernel = np.zeros((features.shape[-1], 3), np.float32)
+    kernel[0:3, 0], kernel[3:6, 0] = 10 / 3, -10 / 3  # left brighter
+    kernel[0:3, 1], kernel[3:6, 1] = -10 / 3, 10 / 3  # right brighter
+    if extra == "cast":
+        kernel[6, 2], kernel[8, 2] = 30.0, -30.0  # red minus blue
+    else:
+        kernel[6, 2] = 20.0
+        detector.set_weights([np.array([[[[1.0], [-2.0], [1.0]]]], np.float32), np.array([0.05])])
+    dense.set_weights([kernel, np.array([0.0, 0.0, 2.0], np.float32)])
+    return model
+
+
+def halves_references(n: int = 6):
+    """Grey-level images: left half bright, right half bright, or plain mid-grey."""
+    rng = np.random.default_rng(1)
+    images, labels = [], []
+    for k in range(3):
+        for _ in range(n):
+            image = np.full((16, 16, 3), 128, np.int16) + rng.integers(-8, 9, (16, 16, 1))
+            if k < 2:
+                image[:, : 8] = 210 if k == 0 else 40
+                image[:, 8 :] = 40 if k == 0 else 210
+            images.append(np.clip(image, 0, 255).astype(np.uint8))
+            labels.append(k)
+    return np.stack(images), np.array(labels)
+
+
+@pytest.mark.parametrize(("extra", "evidence"), [("cast", "colour"), ("tag", "unseen detail")])
+def test_probe_names_a_shortcut_the_window_misses(extra, evidence):
+    model = halves_model(extra)
+    refs, labels = halves_references()
+    (audit,) = pytest_actaudit.maximize(
+        model,
+        "plain",
+        seeds=2,
+        steps=60,
+        labels=["left", "right", "plain"],
+        parametrization="pixel",
+        references=(refs, labels),
+    )
+    result = audit.shortcut_probe()
+    assert result.class_accuracy == 1.0  # the real class is read right: no ceiling helps
+    assert result.strongest.kind == evidence
+    assert result.strongest.control_rate <= 0.1 and result.excess.min() >= 0.8
+    with pytest.raises(AuditFailure, match=rf"excess flip rate \({evidence}\) failed"):
+        audit.assert_no_shortcut()
+    clean = [e for e in result.evidence if e.kind == "window"]
+    assert clean[0].score <= 0.0  # the window alone would have passed this model
+
+
+def test_probe_colour_that_is_the_object_passes():
+    # The colour model's classes are colours: the class's own references carry the same
+    # colour, so the control flips as much as the maximization image does.
+    audit = audit_with_probe(build_color_model(16, 16), "blue")
+    colour = [e for e in audit.shortcut_probe().evidence if e.kind == "colour"][0]
+    assert colour.flip_rates.min() == 1.0 and colour.control_rate == 1.0
+    audit.assert_no_shortcut()
