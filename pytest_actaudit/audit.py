@@ -225,8 +225,8 @@ class ClassAudit:
         note = (
             f"strongest evidence: {top.kind}, {top.describe()}: flips "
             f"{_fmt_list(top.flip_rates)} of {result.references_of_others} other-class "
-            f"references, control (the same from this class's own references) "
-            f"{top.control_rate:.2f}; other evidence (median excess): {others}; the model "
+            f"references, control {top.control_rate:.2f} ({top.control_what}); other "
+            f"evidence (median excess): {others}; the model "
             f"reads {result.class_accuracy:.0%} of this class's {result.references_of_class} "
             "references correctly"
         )

@@ -60,6 +60,7 @@ class Evidence:
     examples: list[Images] = field(default_factory=list)
     component: Images | None = None
     novelty: NDArray[np.float64] | None = None  # unseen detail: per seed, the top ratio
+    control_what: str = "the same part of this class's own references"
 
     @property
     def excess(self) -> NDArray[np.float64]:
@@ -325,7 +326,12 @@ def probe(
             [0.0 if t is None else float(np.mean(predicted[t] == index)) for t in plan.tests]
         )
         control = max([float(np.mean(predicted[c] == index)) for c in plan.controls] or [0.0])
+        control_what = "the same part of this class's own references"
         if plan is window_plan:
+            control_what = (
+                f"the larger of the same transplant from this class's own references "
+                f"({control:.2f}) and the model's accuracy on them ({class_accuracy:.2f})"
+            )
             control = max(control, class_accuracy)
         if plan.novelty is not None:  # no unseen detector in a seed: nothing carried
             flips = np.where([t is None for t in plan.tests], control, flips)
@@ -340,6 +346,7 @@ def probe(
                 examples=list(shown),
                 component=plan.components[strongest],
                 novelty=None if plan.novelty is None else plan.novelty.astype(np.float64),
+                control_what=control_what,
             )
         )
     return ProbeResult(

@@ -10,8 +10,8 @@ Artifact kinds (sizes relative to the image side ``S``):
 tag        a watermark: the text "wm", white at 70% opacity, near the bottom-right corner
 patch      a soft magenta dot (Gaussian, sigma 3/64 S) at a random place in each image
 strip      a thin magenta strip (3/64 S high) along the bottom edge
-frame      a thin grey frame (S/32 wide) around the image
-cast       a warm colour cast over the whole image (red +40, green +8, blue -40)
+frame      a thin grey frame (3/64 S wide) around the image
+cast       a warm colour cast over the whole image (red +50, green x0.85 +15, blue x0.6)
 background the background replaced by a smooth sky-to-grass gradient
 texture    the background replaced by low-contrast diagonal stripes (period S/8)
 ========== ==============================================================================
@@ -148,12 +148,12 @@ def apply_artifact(
     elif kind == "strip":
         out[:, size - max(2, round(size * 3 / 64)) :, :] = (255, 0, 255)
     elif kind == "frame":
-        w = max(1, size // 32)
+        w = max(1, round(size * 3 / 64))
         for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
             out[band] = 128
-    elif kind == "cast":
-        shifted = out.astype(np.int16) + np.array([40, 8, -40], np.int16)
-        out = np.clip(shifted, 0, 255).astype(np.uint8)
+    elif kind == "cast":  # warm light: blue damped, red and green lifted
+        warm = out.astype(np.float32) * np.array([1.0, 0.85, 0.6]) + np.array([50.0, 15.0, 0.0])
+        out = np.clip(np.round(warm), 0, 255).astype(np.uint8)
     elif kind in ("background", "texture"):
         if masks is None:
             raise ValueError(f"the {kind!r} artifact needs the shapes' masks")
