@@ -29,7 +29,7 @@ patches carry them). A square window alone cannot carry a frame or a cast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -267,7 +267,8 @@ def probe(
     floor = 0.01 * float(np.median(ceiling[ceiling > 0])) if np.any(ceiling > 0) else 1e-6
     novelty = fired / (ceiling + floor)  # seeds × K
     side = max(2, round(short * PATCH_FRACTION))
-    where, tests, components, masks = [], [], [], []
+    where, components, masks = [], [], []
+    novel_tests: list[slice | None] = []
     for s_i, image in enumerate(images):
         top = [j for j in np.argsort(-novelty[s_i])[:NOVEL_CHANNELS] if novelty[s_i, j] >= NOVELTY]
         mask = np.zeros((height, width), bool)
@@ -287,13 +288,15 @@ def probe(
             )
         else:
             where.append(f"no detector beyond the trusted images' range (at most {ratio:.1f}×)")
-        tests.append(
+        novel_tests.append(
             batch.add(np.where(mask[None, :, :, None], image[None], others)) if top else None
         )
         components.append(_isolate(image, mask))
     union = np.any(masks, axis=0)
     controls = [batch.add(np.where(union[None, :, :, None], pair, others))] if union.any() else []
-    plans.append(_Plan("unseen detail", where, tests, controls, components, novelty.max(axis=1)))
+    plans.append(
+        _Plan("unseen detail", where, novel_tests, controls, components, novelty.max(axis=1))
+    )
 
     # 3. colour: each channel's mean moved to the source's
     tests = [batch.add(_recolour(others, image[None])) for image in images]
@@ -336,14 +339,15 @@ def probe(
         if plan.novelty is not None:  # no unseen detector in a seed: nothing carried
             flips = np.where([t is None for t in plan.tests], control, flips)
         strongest = int(np.argmax(flips))
-        shown = batch.images(plan.tests[strongest])[:examples] if plan.tests[strongest] else []
+        test = plan.tests[strongest]
+        shown: list[Images] = [] if test is None else list(batch.images(test)[:examples])
         evidence.append(
             Evidence(
                 kind=plan.kind,
                 where=plan.where,
                 flip_rates=flips,
                 control_rate=control,
-                examples=list(shown),
+                examples=shown,
                 component=plan.components[strongest],
                 novelty=None if plan.novelty is None else plan.novelty.astype(np.float64),
                 control_what=control_what,
@@ -361,7 +365,7 @@ def probe(
 class _Plan:
     kind: str
     where: list[str]
-    tests: list[slice | None]
+    tests: Sequence[slice | None]
     controls: list[slice]
     components: list[Images]
     novelty: NDArray[np.float64] | None = None
