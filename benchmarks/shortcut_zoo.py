@@ -65,6 +65,15 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
                 "excess": [float(v) for v in result.excess],
                 "evidence": result.strongest.kind,
                 "per_evidence": {e.kind: float(e.score) for e in result.evidence},
+                "excess_per_evidence": {
+                    e.kind: [float(v) for v in e.excess] for e in result.evidence
+                },
+                "novelty": [
+                    float(v)
+                    for e in result.evidence
+                    if e.novelty is not None
+                    for v in e.novelty
+                ],
                 "reference_accuracy": result.class_accuracy,
                 "probe_seconds": probe_seconds,
             }

@@ -193,3 +193,28 @@ def test_probe_colour_that_is_the_object_passes():
     colour = [e for e in audit.shortcut_probe().evidence if e.kind == "colour"][0]
     assert colour.flip_rates.min() == 1.0 and colour.control_rate == 1.0
     audit.assert_no_shortcut()
+
+
+def test_detectors_read_the_last_spatial_layer(color_model):
+    import keras
+
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    engine = Engine(model, input_spec(model), EngineSettings())
+    images = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    maxima, places = engine.detectors(images)
+    assert maxima.shape == (3, 5) and places.shape == (3, 5, 2)
+    assert places.min() >= 0 and places.max() < 8  # pixel centres of 4 × 4 map cells
+    assert set(np.unique(places)) <= {1.0, 3.0, 5.0, 7.0}
+
+    flat_in = keras.Input((6,))
+    flat = keras.Model(flat_in, keras.layers.Dense(2)(flat_in))
+    from pytest_actaudit.engine.targets import detector_model
+
+    assert detector_model(flat) is None
