@@ -69,10 +69,7 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
                     e.kind: [float(v) for v in e.excess] for e in result.evidence
                 },
                 "novelty": [
-                    float(v)
-                    for e in result.evidence
-                    if e.novelty is not None
-                    for v in e.novelty
+                    float(v) for e in result.evidence if e.novelty is not None for v in e.novelty
                 ],
                 "reference_accuracy": result.class_accuracy,
                 "probe_seconds": probe_seconds,
