@@ -65,6 +65,10 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
                 "excess": [float(v) for v in result.excess],
                 "evidence": result.strongest.kind,
                 "per_evidence": {e.kind: float(e.score) for e in result.evidence},
+                "transplant_control": {e.kind: e.transplant_control for e in result.evidence},
+                "flips_per_evidence": {
+                    e.kind: [float(v) for v in e.flip_rates] for e in result.evidence
+                },
                 "excess_per_evidence": {
                     e.kind: [float(v) for v in e.excess] for e in result.evidence
                 },

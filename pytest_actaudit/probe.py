@@ -61,6 +61,7 @@ class Evidence:
     component: Images | None = None
     novelty: NDArray[np.float64] | None = None  # unseen detail: per seed, the top ratio
     control_what: str = "the same part of this class's own references"
+    transplant_control: float | None = None  # the window's control before the accuracy
 
     @property
     def excess(self) -> NDArray[np.float64]:
@@ -330,12 +331,13 @@ def probe(
         )
         control = max([float(np.mean(predicted[c] == index)) for c in plan.controls] or [0.0])
         control_what = "the same part of this class's own references"
+        transplant_control = control
         if plan is window_plan:
             control_what = (
                 f"the larger of the same transplant from this class's own references "
                 f"({control:.2f}) and the model's accuracy on them ({class_accuracy:.2f})"
             )
-            control = max(control, class_accuracy)
+            control = max(control, class_accuracy)  # see control_what for both numbers
         if plan.novelty is not None:  # no unseen detector in a seed: nothing carried
             flips = np.where([t is None for t in plan.tests], control, flips)
         strongest = int(np.argmax(flips))
@@ -351,6 +353,7 @@ def probe(
                 component=plan.components[strongest],
                 novelty=None if plan.novelty is None else plan.novelty.astype(np.float64),
                 control_what=control_what,
+                transplant_control=transplant_control,
             )
         )
     return ProbeResult(
