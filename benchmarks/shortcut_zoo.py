@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 models (CI smoke)")
     parser.add_argument("--json", help="write every class's numbers here")
     parser.add_argument("--cached", action="store_true", help="only models already trained")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the rows already in --json (same models)"
+    )
     args = parser.parse_args(argv)
 
     from pytest_actaudit.demo import zoo
@@ -152,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cached:
         specs = [s for s in specs if zoo.is_cached(s)]
     references = zoo.references(20)
+    done: dict[str, Any] = {}
+    if args.resume and args.json and os.path.exists(args.json):
+        with open(args.json, encoding="utf-8") as handle:
+            done = {row["digest"]: row for row in json.load(handle) if "digest" in row}
     rows = []
     for spec in specs:
-        row = audit_model(spec, references)
+        row = done.get(spec.digest()) or audit_model(spec, references)
+        row["digest"] = spec.digest()
         rows.append(row)
         planted = [c for c in row["classes"] if c["planted"]]
         flagged = [c["class"] for c in row["classes"] if c["flagged"]]
@@ -164,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             f"flagged {flagged}",
             flush=True,
         )
+        if args.json:  # after each model: an interrupted run can --resume
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(rows, handle, indent=1)
     print()
     print(table(rows))
     if args.json:
