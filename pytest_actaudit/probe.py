@@ -45,6 +45,8 @@ PATCH_FRACTION = 1 / 4  # side of the part carried around each unseen detector's
 NOVELTY = 20.0  # a detector firing this many times its trusted maximum is unseen
 NOVEL_CHANNELS = 3  # the most novel detectors whose places are carried
 BLUR_FRACTION = 1 / 8
+# references read right at most this far from chance towards 100%: nothing to compare
+MIN_REFERENCE_MARGIN = 0.25
 
 
 @dataclass
@@ -183,6 +185,7 @@ class _Batch:
     def __init__(self) -> None:
         self.parts: list[Images] = []
         self.offset = 0
+        self.classes = 0  # the model's class count, once predicted
 
     def add(self, images: Images) -> slice:
         self.parts.append(images)
@@ -202,7 +205,9 @@ class _Batch:
     def predict(self, predict: Predict) -> NDArray[np.int64]:
         if not self.parts:
             return np.zeros(0, np.int64)
-        return np.asarray(np.argmax(predict(np.concatenate(self.parts)), axis=1), np.int64)
+        probabilities = predict(np.concatenate(self.parts))
+        self.classes = int(probabilities.shape[1])
+        return np.asarray(np.argmax(probabilities, axis=1), np.int64)
 
 
 def probe(
@@ -322,8 +327,13 @@ def probe(
     plans.append(_Plan("low frequencies", where, tests, controls, components))
 
     own_at = batch.add(own)
+    others_at = batch.add(others)
     predicted = batch.predict(predict)
     class_accuracy = float(np.mean(predicted[own_at] == index))
+    read_right = int(np.sum(predicted[own_at] == index)) + int(
+        np.sum(predicted[others_at] == labels[labels != index])
+    )
+    _check_references_are_read(read_right, len(references), batch.classes)
     evidence = []
     for plan in plans:
         flips = np.array(
@@ -362,6 +372,24 @@ def probe(
         references_of_others=n_others,
         class_accuracy=class_accuracy,
     )
+
+
+def _check_references_are_read(right: int, total: int, classes: int) -> None:
+    """Every comparison above assumes the model reads the trusted references; near chance
+    it would compare noise (and a wrong input range flags clean models)."""
+    chance = 1.0 / max(classes, 2)
+    accuracy = right / total
+    if accuracy < chance + MIN_REFERENCE_MARGIN * (1.0 - chance):
+        from .errors import ActauditError
+
+        raise ActauditError(
+            f"the model reads only {accuracy:.0%} of the {total} trusted references "
+            f"correctly (chance is {chance:.0%}), so the shortcut probe cannot compare "
+            "anything: the references are most likely fed in the wrong input range or "
+            "preprocessing (set actaudit_input_range, e.g. -1,1 or 0,1, to what the model "
+            "was trained on), or they are not images of the classes their folders name, or "
+            "the model reads none of its classes from the object"
+        )
 
 
 @dataclass

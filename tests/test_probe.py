@@ -30,14 +30,15 @@ def corner_model():
 
 
 def references(n: int = 8):
-    """Mostly-one-colour images per class, with a grey top-left corner."""
+    """Mostly-one-colour images per class; the red ones with a grey top-left corner."""
     rng = np.random.default_rng(0)
     images, labels = [], []
     for k in range(3):
         for _ in range(n):
             image = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
             image[..., k] = rng.integers(180, 255, (16, 16))
-            image[:5, :5] = 128
+            if k == 0:  # real red images do not carry the corner the model reads
+                image[:5, :5] = 128
             images.append(image)
             labels.append(k)
     return np.stack(images), np.array(labels)
@@ -218,3 +219,15 @@ def test_detectors_read_the_last_spatial_layer(color_model):
     from pytest_actaudit.engine.targets import detector_model
 
     assert detector_model(flat) is None
+
+
+def test_probe_refuses_references_the_model_cannot_read():
+    from pytest_actaudit import ActauditError
+
+    audit = audit_with_probe(build_color_model(16, 16), "green")
+    refs, labels = references()
+    inverted = 255 - refs  # as if fed in the wrong range: the colours swap
+    context = audit.probe_context
+    audit.probe_context = lambda: (inverted, labels, *context()[2:])
+    with pytest.raises(ActauditError, match=r"reads only \d+% of the 24 trusted references"):
+        audit.assert_no_shortcut()
