@@ -157,8 +157,8 @@ def halves_references(n: int = 6):
         for _ in range(n):
             image = np.full((16, 16, 3), 128, np.int16) + rng.integers(-8, 9, (16, 16, 1))
             if k < 2:
-                image[:, : 8] = 210 if k == 0 else 40
-                image[:, 8 :] = 40 if k == 0 else 210
+                image[:, :8] = 210 if k == 0 else 40
+                image[:, 8:] = 40 if k == 0 else 210
             images.append(np.clip(image, 0, 255).astype(np.uint8))
             labels.append(k)
     return np.stack(images), np.array(labels)
