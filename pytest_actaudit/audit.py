@@ -16,7 +16,8 @@ from numpy.typing import NDArray
 
 from . import metrics
 
-DEFAULT_MAX_FLIP_RATE = 0.3  # calibrated on the shortcut zoo; see docs/shortcuts.md
+# Calibrated on the shortcut zoo (docs/shortcuts.md): no false alarm in 107 clean classes.
+DEFAULT_MAX_FLIP_RATE = 0.5
 
 
 def _fmt_list(values: Any) -> str:
@@ -215,7 +216,9 @@ class ClassAudit:
         frequencies (background, lighting) — carried into real images of other classes
         may make the model read at most ``max_flip_rate`` more of them as this class
         than the same part of the class's own trusted references does (for the window:
-        or than the model's accuracy on them). The strongest evidence is named."""
+        or than the model's accuracy on them), in the median over seeds (an artifact
+        shows in most seeds; one odd seed is no shortcut). The strongest evidence (the
+        highest median) is named."""
         __tracebackhide__ = True
         result = self.shortcut_probe()
         top = result.strongest
@@ -231,8 +234,13 @@ class ClassAudit:
             "references correctly"
         )
         self._check(
-            "shortcut", f"excess flip rate ({top.kind})", result.excess, max_flip_rate, "<=",
+            "shortcut",
+            f"excess flip rate ({top.kind}), median over seeds",
+            result.excess,
+            max_flip_rate,
+            "<=",
             note=note,
+            by_median=True,
         )
         return self
 
@@ -287,7 +295,10 @@ class ClassAudit:
         threshold: float,
         comparison: str,
         note: str = "",
+        by_median: bool = False,
     ) -> None:
+        """Record a check; it fails when a seed misses the threshold, or with
+        ``by_median`` when the median over seeds does (evidence most seeds show)."""
         __tracebackhide__ = True
         vals = [float(v) for v in values]
         compare: Callable[[float], bool] = (
@@ -298,8 +309,13 @@ class ClassAudit:
             f"seed {s}: {v:.4g}{' ✗' if i in bad else ''}"
             for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
         )
-        passed = not bad
-        verdict = "passed" if passed else f"failed for {len(bad)} of {len(vals)} seeds"
+        if by_median:
+            median = float(np.median(vals))
+            passed = compare(median)
+            verdict = f"{'passed' if passed else 'failed'} (median {median:.4g})"
+        else:
+            passed = not bad
+            verdict = "passed" if passed else f"failed for {len(bad)} of {len(vals)} seeds"
         message = (
             f"class {self.label!r} (index {self.index}): {name} {metric} {verdict}; "
             f"required {comparison} {threshold:g}; {per_seed}"
