@@ -387,12 +387,9 @@ class ActauditSession:
             )
         audit.nodeid = nodeid
         get_references = references or (lambda: self.references(model))
-        audit.probe_context = lambda: (
-            *get_references(),
-            lambda x: runner.engine.predict(x)[1],
-            runner.engine.attribution,
-            runner.engine.detectors,
-        )
+        from .runner import probe_context
+
+        audit.probe_context = probe_context(runner.engine, get_references)
         if settings.generate_baseline or settings.baseline:
             from .baseline import BaselineStore
 

@@ -316,15 +316,19 @@ def maximize(
         seeds=positive_int(seeds, "seeds"),
         steps=positive_int(steps or DEFAULT_STEPS, "steps"),
     )
-    if references is not None:  # the shortcut probe's trusted images and the model
-        ref_images, ref_labels = (np.asarray(r) for r in references)
-        engine = runner.engine
+    if references is not None:  # the shortcut probe's trusted images
+        images, indices = (np.asarray(r) for r in references)
         for audit in audits:
-            audit.probe_context = lambda: (
-                ref_images,
-                ref_labels,
-                lambda x: engine.predict(x)[1],
-                engine.attribution,
-                engine.detectors,
-            )
+            audit.probe_context = probe_context(runner.engine, lambda: (images, indices))
     return audits
+
+
+def probe_context(engine: Any, references: Callable[[], tuple[Any, Any]]) -> Any:
+    """What ``ClassAudit.shortcut_probe`` asks for, on first use: the trusted references
+    (images, class indices) and the model's predict, attribute and detectors."""
+    return lambda: (
+        *references(),
+        lambda x: engine.predict(x)[1],
+        engine.attribution,
+        engine.detectors,
+    )

@@ -46,19 +46,13 @@ def references(n: int = 8):
 
 def audit_with_probe(model, label):
     (audit,) = pytest_actaudit.maximize(
-        model, label, seeds=2, steps=30, labels=COLORS, parametrization="pixel"
-    )
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
-    from pytest_actaudit.model import input_spec
-
-    engine = Engine(model, input_spec(model), EngineSettings())
-    refs, labels = references()
-    audit.probe_context = lambda: (
-        refs,
-        labels,
-        lambda x: engine.predict(x)[1],
-        engine.attribution,
-        engine.detectors,
+        model,
+        label,
+        seeds=2,
+        steps=30,
+        labels=COLORS,
+        parametrization="pixel",
+        references=references(),
     )
     return audit
 
