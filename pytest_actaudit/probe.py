@@ -1,30 +1,32 @@
-"""The shortcut probe: does some part of a class's maximization image — a patch, a band
-along the border, its colour, its low frequencies (background, lighting) — make the model
-read real images of other classes as that class, more than the same part of the class's
-own trusted images does? numpy and OpenCV only; the model is reached through a
-``predict`` callable (uint8 images → class probabilities) and an ``attribute`` one.
+"""The shortcut probe: is there a part of a class's maximization images that, carried
+into trusted real images of other classes, makes the model read them as that class, more
+than the same part of the class's own trusted images does? numpy and OpenCV only; the
+model is reached through callables: ``predict`` (uint8 images → class probabilities),
+``attribute`` (images, class → attribution maps) and ``detectors`` (images → the last
+spatial layer's channels at their strongest place).
 
-For every seed's image and every *transfer* (a way to carry one kind of evidence from a
-source image into a target image) the probe measures the **flip rate**: the share of the
-other classes' references that the model reads as the class once the maximization image's
-part is carried into them. The **control** is the same transfer with the class's own
-references as sources: what the real object does. The **excess** (flip rate − control)
-has no ceiling: a model that still reads its clean references right can show an excess of
-1.0 if the carried part alone pulls every other image to the class.
+For every seed's image and every kind of evidence the probe measures the **flip rate**:
+the share of the other classes' references that the model reads as the class once the
+part is carried into them. The **control** is the same with the class's own references as
+sources: what the real object does. The **excess** is flip rate − control.
 
-Why each control is what it is:
+The evidence, and why each control is what it is:
 
-* class-maximization images hold miniature whole objects, so a patch of one can flip
-  other images even for a model that learned the right shape. A patch's control is the
-  larger of two: each real image's own most salient window of the same side at its own
-  place, and each real image shrunk into the patch (a miniature real object).
-* bands, colour and low frequencies of a real image carry its background and lighting;
-  the maximization image's carry only what the model asked for.
+* **window**: the most salient half-side window, pasted at its place. Class-maximization
+  images are super-stimuli holding miniature whole objects, so a window of one flips
+  other images even for a model that learned the right shape; its control is therefore
+  the larger of the same transplant from the class's own images and the model's
+  accuracy on them. It catches a shortcut that replaced the object.
+* **unseen detail**: where a channel of the last spatial layer fires far above anything
+  it does on any trusted image, a patch around that place. Evidence the references never
+  show cannot be the object, whatever the model's accuracy; its control is the same
+  places of the own references.
+* **colour** (channel means) and **low frequencies** (the image blurred by 1/8 of its
+  side): a cast, a background, lighting. A window cannot carry them; the own
+  references' colour and low frequencies are the control (colour that *is* the object
+  flips others from the real images too).
 
-Why these transfers: a shortcut either sits at a place (a tag, a watermark, a strip along
-an edge, a frame: patches and bands carry them where they were found), or covers the image
-(a colour cast, a background, a texture: colour statistics, low frequencies and large
-patches carry them). A square window alone cannot carry a frame or a cast.
+What was measured to work and not: ``docs/shortcuts.md``.
 """
 
 from __future__ import annotations
