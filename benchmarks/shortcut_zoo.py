@@ -37,7 +37,7 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
     import keras
 
     import pytest_actaudit
-    from pytest_actaudit import AuditFailure
+    from pytest_actaudit import ActauditError, AuditFailure
     from pytest_actaudit.demo import LABELS, zoo
 
     path, info = zoo.train(spec)
@@ -55,6 +55,16 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
             flagged = False
         except AuditFailure:
             flagged = True
+        except ActauditError as exc:  # references the model cannot read: no comparison
+            classes.append(
+                {
+                    "class": audit.label,
+                    "planted": audit.index == spec.artifact_class,
+                    "flagged": None,
+                    "refused": str(exc),
+                }
+            )
+            continue
         probe_seconds = time.perf_counter() - began
         result = audit.probe_result
         classes.append(
@@ -93,6 +103,10 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
     }
 
 
+def _refused(row: dict[str, Any]) -> bool:
+    return any(c["flagged"] is None for c in row["classes"])
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     out = []
     by_cell: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
@@ -105,7 +119,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
     out.append("|---|---|---|---|---|---|---|---|")
     for (kind, share), cell in sorted(by_cell.items()):
-        learned = [r for r in cell if r["pull"] >= SHORTCUT_PULL]
+        learned = [r for r in cell if r["pull"] >= SHORTCUT_PULL and not _refused(r)]
         caught = [r for r in learned if any(c["planted"] and c["flagged"] for c in r["classes"])]
         evidence = sorted(
             {c["evidence"] for r in caught for c in r["classes"] if c["planted"] and c["flagged"]}
@@ -117,16 +131,24 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {kind} | {share:g} | {len(cell)} | {len(learned)} (pull {pulls}) | "
             f"{len(caught)} | {recall} | {accuracy} | {', '.join(evidence) or '–'} |"
         )
-    clean = [c for r in rows if r["kind"] is None for c in r["classes"]]
-    others = [c for r in rows if r["kind"] is not None for c in r["classes"] if not c["planted"]]
+    refused = [r["model"] for r in rows if _refused(r)]
+    kept = [r for r in rows if not _refused(r)]
+    clean = [c for r in kept if r["kind"] is None for c in r["classes"]]
+    others = [c for r in kept if r["kind"] is not None for c in r["classes"] if not c["planted"]]
     out.append("")
     out.append("| clean classes | audited | flagged (false alarms) |")
     out.append("|---|---|---|")
     for name, group in (("of clean models", clean), ("unplanted, of shortcut models", others)):
         flagged = [c for c in group if c["flagged"]]
         out.append(f"| {name} | {len(group)} | {len(flagged)} |")
+    if refused:
+        out.append("")
+        out.append(
+            "Refused (the model reads its trusted references near chance, so nothing is "
+            f"compared): {', '.join(refused)}."
+        )
     optimize = sum(r["optimize_seconds"] / len(r["classes"]) for r in rows) / max(1, len(rows))
-    probes = [c["probe_seconds"] for r in rows for c in r["classes"]]
+    probes = [c["probe_seconds"] for r in rows for c in r["classes"] if "probe_seconds" in c]
     probe = sum(probes) / max(1, len(probes))
     out.append("")
     out.append(
@@ -164,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         row = done.get(spec.digest()) or audit_model(spec, references)
         row["digest"] = spec.digest()
         rows.append(row)
-        planted = [c for c in row["classes"] if c["planted"]]
+        planted = [c for c in row["classes"] if c["planted"] and "excess" in c]
         flagged = [c["class"] for c in row["classes"] if c["flagged"]]
         print(
             f"{row['model']:<22} pull {row['pull']:.2f} "
