@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class InputSpec:
     low: float
     high: float
     range_source: str  # why we believe the range: "config", "Rescaling layer", "default"
+    size_source: str = "model"  # "model" (fixed in its input), or the setting that gave it
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -198,8 +200,36 @@ def select_output(model: Any, output: str | None) -> Any:
     return keras.Model(model.inputs, model.outputs[index], name=f"{model.name}.{output}")
 
 
-def input_spec(model: Any, input_range: str | None = None) -> InputSpec:
-    """Read shape and value range of an image classifier's input; refuse anything else."""
+def parse_size(value: str | Sequence[int]) -> tuple[int, int]:
+    """``"H,W"``, ``"N"`` (square) or a pair of ints → (height, width), both ≥ 8."""
+    parts: list[Any]
+    if isinstance(value, str):
+        parts = [p for p in value.replace("x", ",").replace("×", ",").split(",") if p.strip()]
+    else:
+        parts = list(value)
+    try:
+        dims = [int(str(p).strip()) for p in parts]
+    except ValueError:
+        dims = []
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < 8:
+        raise ValueError(
+            f"input size must be HEIGHT,WIDTH in pixels (each at least 8), like 224,224; "
+            f"got {value!r}"
+        )
+    return dims[0], dims[1]
+
+
+def input_spec(
+    model: Any,
+    input_range: str | None = None,
+    input_size: str | Sequence[int] | None = None,
+    size_source: str = "input_size",
+) -> InputSpec:
+    """Read shape and value range of an image classifier's input; refuse anything else.
+    ``input_size`` (H, W) is the size to optimize at when the model's spatial dims are not
+    fixed; for a fixed model it must equal them."""
     inputs = getattr(model, "inputs", None)
     if not inputs:
         raise ActauditError(
@@ -213,11 +243,12 @@ def input_spec(model: Any, input_range: str | None = None) -> InputSpec:
         )
     shape = tuple(inputs[0].shape)
     dtype = str(getattr(inputs[0], "dtype", "float32"))
-    if len(shape) != 4 or shape[-1] not in (1, 3, 4) or None in shape[1:] or "int" in dtype:
+    if len(shape) != 4 or shape[-1] not in (1, 3, 4) or "int" in dtype:
         raise ActauditError(
             f"model {model.name!r} is not an image classifier: its input is {shape} {dtype}, "
             "expected (batch, height, width, channels) floats with 1, 3 or 4 channels"
         )
+    height, width, size_from = _size(model.name, shape, input_size, size_source)
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) != 1 or len(tuple(outputs[0].shape)) != 2:
         out = [tuple(o.shape) for o in outputs]
@@ -230,7 +261,39 @@ def input_spec(model: Any, input_range: str | None = None) -> InputSpec:
         source = "config"
     else:
         low, high, source = _infer_range(model)
-    return InputSpec(int(shape[1]), int(shape[2]), int(shape[3]), low, high, source)
+    return InputSpec(height, width, int(shape[3]), low, high, source, size_source=size_from)
+
+
+def _size(
+    name: str,
+    shape: tuple[Any, ...],
+    given: str | Sequence[int] | None,
+    setting: str,
+) -> tuple[int, int, str]:
+    """(height, width, where they came from) for a model input ``shape``."""
+    fixed = shape[1] is not None and shape[2] is not None
+    if given is None or given == "":
+        if not fixed:
+            raise ActauditError(
+                f"model {name!r} has no fixed input size (its input is {shape}), so the size "
+                "to optimize at is unknown: give it with --actaudit-input-size HEIGHT,WIDTH "
+                "(ini actaudit_input_size, or input_size=(HEIGHT, WIDTH) in "
+                "pytest_actaudit.maximize), e.g. the size the model was trained at"
+            )
+        return int(shape[1]), int(shape[2]), "model"
+    try:
+        height, width = parse_size(given)
+    except ValueError as exc:
+        raise ActauditError(str(exc)) from None
+    for dim, want, what in ((shape[1], height, "height"), (shape[2], width, "width")):
+        if dim is not None and int(dim) != want:
+            raise ActauditError(
+                f"{setting} {height},{width} does not match model {name!r}, whose input "
+                f"{what} is fixed at {dim} (input {shape}); drop the setting or give "
+                f"{shape[1] if shape[1] is not None else height},"
+                f"{shape[2] if shape[2] is not None else width}"
+            )
+    return height, width, setting
 
 
 def _infer_range(model: Any) -> tuple[float, float, str]:

@@ -140,6 +140,16 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "layer, else 0-1)",
     ),
     (
+        "--actaudit-input-size",
+        "actaudit_input_size",
+        {
+            "metavar": "H,W",
+            "type": _argtype(lambda v: settings_mod.input_size(v, "--actaudit-input-size")),
+        },
+        "the size to optimize at for a model whose input size is not fixed (a fully "
+        "convolutional one); references are resized to it",
+    ),
+    (
         "--actaudit-parametrization",
         "actaudit_parametrization",
         {"metavar": "fourier|pixel", "type": _argtype(settings_mod.parametrization)},
@@ -331,6 +341,8 @@ class ActauditSession:
                     labels=self.settings.labels,
                     model_path=source_path(model),
                     input_range=self.settings.input_range,
+                    input_size=self.settings.input_size,
+                    size_source="--actaudit-input-size / ini actaudit_input_size",
                     output=self.settings.output,
                     engine_settings=EngineSettings(
                         device=self.settings.device,

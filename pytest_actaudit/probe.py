@@ -304,7 +304,14 @@ def probe(
     union = np.any(masks, axis=0)
     controls = [batch.add(np.where(union[None, :, :, None], pair, others))] if union.any() else []
     plans.append(
-        _Plan("unseen detail", where, novel_tests, controls, components, novelty.max(axis=1))
+        _Plan(
+            "unseen detail",
+            where,
+            novel_tests,
+            controls,
+            components,
+            novelty.max(axis=1, initial=0.0),
+        )
     )
 
     # 3. colour: each channel's mean moved to the source's

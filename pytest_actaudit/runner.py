@@ -39,6 +39,8 @@ class AuditRunner:
         labels: str | list[str] | None = None,
         model_path: str | None = None,
         input_range: str | None = None,
+        input_size: str | Sequence[int] | None = None,
+        size_source: str = "input_size",
         engine_settings: Any = None,
         progress: Callable[[str], None] | None = None,
         cache_dir: str | None = None,
@@ -52,7 +54,7 @@ class AuditRunner:
         self.model = model
         self.model_path = model_path
         self.output = output
-        self.spec = model_mod.input_spec(model, input_range)
+        self.spec = model_mod.input_spec(model, input_range, input_size, size_source)
         self.labels = model_mod.resolve_labels(model, labels, model_path)
         self.settings = engine_settings or EngineSettings()
         self.engine = Engine(model, self.spec, self.settings)
@@ -68,6 +70,7 @@ class AuditRunner:
             if model_path
             else model_mod.weights_hash(model),
             "input_shape": list(self.spec.shape),
+            "input_size_source": self.spec.size_source,
             "input_range": [self.spec.low, self.spec.high],
             "input_range_source": self.spec.range_source,
             "output_kind": self.engine.scores.output_kind,
@@ -277,7 +280,8 @@ def maximize(
     for ``assert_no_shortcut``.
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
     ``device``, ``max_batch``, ``lanes``, ``parametrization``, ``direction=-1`` to lower a
-    regression output, …), ``input_range`` and ``output`` (the name of the classifier
+    regression output, …), ``input_range``, ``input_size=(H, W)`` (the size to optimize at
+    when the model's is not fixed) and ``output`` (the name of the classifier
     output of a multi-output model).
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
@@ -290,6 +294,7 @@ def maximize(
         model_path = str(model)
         model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
     input_range = settings.pop("input_range", None)
+    input_size = settings.pop("input_size", None)
     references = settings.pop("references", None)
     layer = settings.pop("layer", None)
     output = settings.pop("output", None)
@@ -298,6 +303,7 @@ def maximize(
         labels=labels,
         model_path=model_path,
         input_range=input_range,
+        input_size=input_size,
         engine_settings=EngineSettings(**settings),
         output=output,
     )

@@ -97,6 +97,17 @@ def class_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def input_size(value: str, name: str = "--actaudit-input-size") -> str:
+    """``"H,W"`` (or ``"N"``) in pixels, normalized to ``"H,W"``."""
+    from .model import parse_size
+
+    try:
+        height, width = parse_size(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return f"{height},{width}"
+
+
 def boolean(value: str | bool, name: str = "value") -> bool:
     if isinstance(value, bool):
         return value
@@ -127,6 +138,7 @@ class Settings:
     references: str | None = None
     unsafe_load: bool = False
     input_range: str | None = None
+    input_size: str | None = None  # "H,W": for models whose input size is not fixed
     output: str | None = None
     parametrization: str = "fourier"
     max_batch: int = 0  # 0: auto
@@ -179,6 +191,7 @@ PARSERS: dict[str, Any] = {
     "self_contained": boolean,
     "cache": boolean,
     "unsafe_load": boolean,
+    "input_size": lambda v, n: input_size(v, n),
 }
 
 THRESHOLD_KEYS = {

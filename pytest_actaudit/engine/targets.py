@@ -60,7 +60,7 @@ def detector_model(model: Any) -> Any:
             continue
         if not hasattr(output, "shape") or len(output.shape) != 4:
             continue
-        if output.shape[1] in (None, 1) and output.shape[2] in (None, 1):
+        if output.shape[1] == 1 and output.shape[2] == 1:
             continue  # a 1 × 1 map (a squeeze-excite gate) is no bank of detectors
         try:
             return keras.Model(model.inputs, output)
