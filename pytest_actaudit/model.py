@@ -53,6 +53,7 @@ class InputSpec:
     high: float
     range_source: str  # why we believe the range: "config", "Rescaling layer", "default"
     size_source: str = "model"  # "model" (fixed in its input), or the setting that gave it
+    preprocess: Any = None  # a preprocess.Preprocess applied to 0-255 RGB, or None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -226,6 +227,7 @@ def input_spec(
     input_range: str | None = None,
     input_size: str | Sequence[int] | None = None,
     size_source: str = "input_size",
+    preprocess: str | None = None,
 ) -> InputSpec:
     """Read shape and value range of an image classifier's input; refuse anything else.
     ``input_size`` (H, W) is the size to optimize at when the model's spatial dims are not
@@ -256,12 +258,28 @@ def input_spec(
             f"model {model.name!r} is not an image classifier: its output is {out}, "
             "expected one (batch, classes) tensor"
         )
-    if input_range:
+    pre = None
+    if preprocess and input_range:
+        raise ActauditError(
+            f"both an input range ({input_range!r}) and a preprocessing ({preprocess!r}) are "
+            "set; give one: the preprocessing says what the model takes"
+        )
+    if preprocess:
+        from .preprocess import parse_preprocess
+
+        try:
+            pre = parse_preprocess(preprocess)
+        except ValueError as exc:
+            raise ActauditError(str(exc)) from None
+        low, high, source = 0.0, 255.0, f"RGB 0-255, then preprocessing {preprocess!r}"
+    elif input_range:
         low, high = parse_range(input_range)
         source = "config"
     else:
         low, high, source = _infer_range(model)
-    return InputSpec(height, width, int(shape[3]), low, high, source, size_source=size_from)
+    return InputSpec(
+        height, width, int(shape[3]), low, high, source, size_source=size_from, preprocess=pre
+    )
 
 
 def _size(

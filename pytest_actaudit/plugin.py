@@ -140,6 +140,16 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "layer, else 0-1)",
     ),
     (
+        "--actaudit-preprocess",
+        "actaudit_preprocess",
+        {
+            "metavar": "P",
+            "type": _argtype(lambda v: settings_mod.preprocess(v, "--actaudit-preprocess")),
+        },
+        "preprocessing done outside the model: caffe, tf, torch (keras.applications modes), "
+        "mean=R,G,B[,std=R,G,B][,bgr] in 0-255 units, or module:function",
+    ),
+    (
         "--actaudit-input-size",
         "actaudit_input_size",
         {
@@ -342,6 +352,7 @@ class ActauditSession:
                     model_path=source_path(model),
                     input_range=self.settings.input_range,
                     input_size=self.settings.input_size,
+                    preprocess=self.settings.preprocess,
                     size_source="--actaudit-input-size / ini actaudit_input_size",
                     output=self.settings.output,
                     engine_settings=EngineSettings(

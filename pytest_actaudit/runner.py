@@ -41,6 +41,7 @@ class AuditRunner:
         input_range: str | None = None,
         input_size: str | Sequence[int] | None = None,
         size_source: str = "input_size",
+        preprocess: str | None = None,
         engine_settings: Any = None,
         progress: Callable[[str], None] | None = None,
         cache_dir: str | None = None,
@@ -54,7 +55,9 @@ class AuditRunner:
         self.model = model
         self.model_path = model_path
         self.output = output
-        self.spec = model_mod.input_spec(model, input_range, input_size, size_source)
+        self.spec = model_mod.input_spec(
+            model, input_range, input_size, size_source, preprocess=preprocess
+        )
         self.labels = model_mod.resolve_labels(model, labels, model_path)
         self.settings = engine_settings or EngineSettings()
         self.engine = Engine(model, self.spec, self.settings)
@@ -93,6 +96,7 @@ class AuditRunner:
                 "engine": self.meta["engine"],
                 "device": self.engine.device,
                 "spec": list(self.spec.shape) + [self.spec.low, self.spec.high],
+                "preprocess": preprocess,
                 "kind": self.meta["output_kind"],
                 "revision": ENGINE_REVISION,
                 "output": output,
@@ -280,8 +284,10 @@ def maximize(
     for ``assert_no_shortcut``.
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
     ``device``, ``max_batch``, ``lanes``, ``parametrization``, ``direction=-1`` to lower a
-    regression output, …), ``input_range``, ``input_size=(H, W)`` (the size to optimize at
-    when the model's is not fixed) and ``output`` (the name of the classifier
+    regression output, …), ``input_range``, ``preprocess`` (``"caffe"``, ``"tf"``,
+    ``"torch"``, ``"mean=...,std=...[,bgr]"``, ``"module:function"``), ``input_size=(H, W)``
+    (the size to optimize at when the model's is not fixed) and ``output`` (the name of the
+    classifier
     output of a multi-output model).
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
@@ -295,6 +301,7 @@ def maximize(
         model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
     input_range = settings.pop("input_range", None)
     input_size = settings.pop("input_size", None)
+    preprocess = settings.pop("preprocess", None)
     references = settings.pop("references", None)
     layer = settings.pop("layer", None)
     output = settings.pop("output", None)
@@ -304,6 +311,7 @@ def maximize(
         model_path=model_path,
         input_range=input_range,
         input_size=input_size,
+        preprocess=preprocess,
         engine_settings=EngineSettings(**settings),
         output=output,
     )

@@ -97,6 +97,13 @@ def class_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def preprocess(value: str, name: str = "--actaudit-preprocess") -> str:
+    """A preprocessing setting, validated (``module:function`` is imported later)."""
+    from .preprocess import parse_preprocess
+
+    return parse_preprocess(value, name).text
+
+
 def input_size(value: str, name: str = "--actaudit-input-size") -> str:
     """``"H,W"`` (or ``"N"``) in pixels, normalized to ``"H,W"``."""
     from .model import parse_size
@@ -139,6 +146,7 @@ class Settings:
     unsafe_load: bool = False
     input_range: str | None = None
     input_size: str | None = None  # "H,W": for models whose input size is not fixed
+    preprocess: str | None = None  # caffe | tf | torch | mean=..,std=..[,bgr] | module:function
     output: str | None = None
     parametrization: str = "fourier"
     max_batch: int = 0  # 0: auto
@@ -192,6 +200,7 @@ PARSERS: dict[str, Any] = {
     "cache": boolean,
     "unsafe_load": boolean,
     "input_size": lambda v, n: input_size(v, n),
+    "preprocess": lambda v, n: preprocess(v, n),
 }
 
 THRESHOLD_KEYS = {

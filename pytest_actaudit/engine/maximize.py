@@ -252,6 +252,9 @@ class Engine:
         self.param = make_param(settings.parametrization, spec.shape, settings)
         self._neutral: np.ndarray | None = None
         self._detector_model: Any = None  # built on first use; False: the model has none
+        self._preprocess = (
+            spec.preprocess.tf_function(spec.channels) if spec.preprocess is not None else None
+        )
         # True once the model turned out to need AutoGraph (see _call).
         self.model_autograph = False
         self._build_functions()
@@ -364,6 +367,8 @@ class Engine:
 
     # ----------------------------------------------------------------- device side
     def _to_input(self, unit: tf.Tensor) -> tf.Tensor:
+        if self._preprocess is not None:  # the user's preprocessing, inside the step
+            return self._preprocess(255.0 * unit)
         return self.spec.low + (self.spec.high - self.spec.low) * unit
 
     def _optimize_graph(

@@ -146,6 +146,11 @@ class Reference:
     """
 
     def __init__(self, model: Any, spec: InputSpec, settings: EngineSettings) -> None:
+        if spec.preprocess is not None:  # tf-keras-vis optimizes the model's own input
+            raise ValueError(
+                "the tf-keras-vis reference optimizes the model's input in a value range; "
+                f"it cannot apply the preprocessing {spec.preprocess.text!r}"
+            )
         parametrization = getattr(settings, "parametrization", "pixel")
         if parametrization != "pixel":
             raise ValueError(

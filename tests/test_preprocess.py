@@ -1,0 +1,140 @@
+"""Preprocessing done outside the model (keras.applications modes, mean/std, a function):
+the engine optimizes RGB 0-255 and applies it inside the step; references go through it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import pytest_actaudit
+from pytest_actaudit import ActauditError
+from pytest_actaudit.preprocess import IMAGENET_MEAN_BGR, TORCH_MEAN, TORCH_STD, parse_preprocess
+
+from .conftest import COLORS
+
+
+def doubled(x):
+    """A user's preprocessing: RGB 0-255 to 0-2."""
+    return x / 127.5
+
+
+# mode -> (channel order the model reads, mean, std) in 0-255 units
+ARITHMETIC = {
+    "caffe": ((2, 1, 0), IMAGENET_MEAN_BGR, (1.0, 1.0, 1.0)),
+    "tf": ((0, 1, 2), (127.5,) * 3, (127.5,) * 3),
+    "torch": ((0, 1, 2), tuple(255 * m for m in TORCH_MEAN), tuple(255 * s for s in TORCH_STD)),
+    "mean=120,110,100,std=60,50,40,bgr": ((2, 1, 0), (120, 110, 100), (60, 50, 40)),
+    "tests.test_preprocess:doubled": ((0, 1, 2), (0.0,) * 3, (127.5,) * 3),
+}
+
+
+def preprocessed_color_model(mode: str):
+    """The colour model (logit of a colour = 10 × its channel mean − 5 × the others', on
+    0-1 RGB), rebuilt to read input prepared by ``mode``: the same logits exactly."""
+    import keras
+
+    order, mean, std = ARITHMETIC[mode]
+    inputs = keras.Input((16, 12, 3))
+    dense = keras.layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
+    colour = np.full((3, 3), -5.0)
+    np.fill_diagonal(colour, 10.0)
+    kernel = np.stack([colour[order[i]] * std[i] / 255.0 for i in range(3)])
+    bias = sum(colour[order[i]] * mean[i] / 255.0 for i in range(3))
+    dense.set_weights([kernel.astype(np.float32), np.asarray(bias, np.float32)])
+    return model
+
+
+def colour_references(n: int = 5):
+    rng = np.random.default_rng(3)
+    images, labels = [], []
+    for k in range(3):
+        for _ in range(n):
+            image = rng.integers(0, 60, (16, 12, 3)).astype(np.uint8)
+            image[..., k] = rng.integers(180, 256, (16, 12))
+            images.append(image)
+            labels.append(k)
+    return np.stack(images), np.array(labels)
+
+
+@pytest.mark.parametrize("mode", list(ARITHMETIC))
+def test_each_preprocessing_reaches_the_class(mode):
+    model = preprocessed_color_model(mode)
+    (audit,) = pytest_actaudit.maximize(
+        model,
+        "red",
+        seeds=2,
+        steps=40,
+        labels=COLORS,
+        parametrization="pixel",
+        preprocess=mode,
+        references=colour_references(),
+    )
+    assert audit.probabilities.min() >= 0.9
+    red, blue = audit.images[..., 0].mean(), audit.images[..., 2].mean()
+    assert red > blue + 50  # RGB images, whatever order the model reads
+    result = audit.shortcut_probe()  # references through the same preprocessing
+    assert result.class_accuracy == 1.0
+    audit.assert_no_shortcut()
+
+
+def test_without_its_preprocessing_a_caffe_model_reads_references_at_chance():
+    model = preprocessed_color_model("caffe")
+    (audit,) = pytest_actaudit.maximize(
+        model, "red", seeds=1, steps=10, labels=COLORS, references=colour_references()
+    )
+    with pytest.raises(ActauditError, match=r"reads only \d+% of the 15 trusted references"):
+        audit.assert_no_shortcut()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("vgg", "unknown preprocessing 'vgg'"),
+        ("mean=1,x", "'x' in 'mean=1,x' is not a number"),
+        ("mean=1,std=0", "std must not be 0"),
+        ("mean=1,scale=2", "unknown key 'scale'"),
+    ],
+)
+def test_bad_preprocessing_names_the_value(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_preprocess(text)
+
+
+def test_preprocessing_errors_at_model_time(color_model):
+    with pytest.raises(ActauditError, match="cannot import module 'no_such_module'"):
+        pytest_actaudit.maximize(
+            color_model, "red", seeds=1, steps=1, preprocess="no_such_module:f"
+        )
+    with pytest.raises(ActauditError, match="give one"):
+        pytest_actaudit.maximize(
+            color_model, "red", seeds=1, steps=1, preprocess="tf", input_range="0-1"
+        )
+    with pytest.raises(ActauditError, match="2 mean values for a model with 3"):
+        pytest_actaudit.maximize(color_model, "red", seeds=1, steps=1, preprocess="mean=1,2")
+
+
+def test_plugin_applies_the_preprocessing_and_says_so(pytester, tmp_path):
+    path = tmp_path / "caffe.keras"
+    preprocessed_color_model("caffe").save(path)
+    (tmp_path / "labels.txt").write_text("\n".join(COLORS) + "\n")
+    pytester.makeini(
+        f"""
+[pytest]
+actaudit_model = {path}
+actaudit_seeds = 2
+actaudit_steps = 30
+actaudit_parametrization = pixel
+actaudit_preprocess = caffe
+actaudit_min_probability = 0.9
+"""
+    )
+    pytester.runpytest_inprocess("--actaudit").assert_outcomes(passed=3)
+    report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    (model,) = report["run"]["models"]
+    assert "preprocessing 'caffe'" in model["input_range_source"]
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-preprocess", "vgg")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--actaudit-preprocess: unknown preprocessing 'vgg'*"])
