@@ -207,6 +207,7 @@ class ClassAudit:
                 predict,
                 attribute,
                 rest[0] if rest else None,
+                rank_inputs=rest[1] if len(rest) > 1 else None,
             )
         return self.probe_result
 

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
+RankInputs = Callable[[NDArray[np.uint8], NDArray[np.int64]], list[tuple[str, float]]]
 Detectors = Callable[[NDArray[np.uint8]], tuple[NDArray[np.float64], NDArray[np.float64]]]
 Images = NDArray[np.uint8]
 
@@ -224,6 +225,7 @@ def probe(
     detectors: Detectors | None = None,
     *,
     examples: int = 4,
+    rank_inputs: RankInputs | None = None,
 ) -> ProbeResult:
     """Run the probe for class ``index`` on its maximization ``images`` (seeds × H × W
     × C, with their ``attribution`` maps) against labelled trusted ``references``.
@@ -343,7 +345,9 @@ def probe(
     read_right = int(np.sum(predicted[own_at] == index)) + int(
         np.sum(predicted[others_at] == labels[labels != index])
     )
-    _check_references_are_read(read_right, len(references), batch.classes)
+    _check_references_are_read(
+        read_right, len(references), batch.classes, lambda: _ranked(rank_inputs, references, labels)
+    )
     evidence = []
     for plan in plans:
         flips = np.array(
@@ -384,9 +388,21 @@ def probe(
     )
 
 
-def _check_references_are_read(right: int, total: int, classes: int) -> None:
+def _ranked(rank_inputs: RankInputs | None, references: Images, labels: NDArray[np.int64]) -> str:
+    if rank_inputs is None:
+        return ""
+    ranked = rank_inputs(references, labels)
+    return "; fed as each known setting would, they are read right: " + ", ".join(
+        f"{name} {accuracy:.0%}" for name, accuracy in ranked
+    )
+
+
+def _check_references_are_read(
+    right: int, total: int, classes: int, candidates: Callable[[], str]
+) -> None:
     """Every comparison above assumes the model reads the trusted references; near chance
-    it would compare noise (and a wrong input range flags clean models)."""
+    it would compare noise (and a wrong input range flags clean models). The error ranks
+    the known input ranges and preprocessings by how well they read the references."""
     chance = 1.0 / max(classes, 2)
     accuracy = right / total
     if accuracy < chance + MIN_REFERENCE_MARGIN * (1.0 - chance):
@@ -396,9 +412,9 @@ def _check_references_are_read(right: int, total: int, classes: int) -> None:
             f"the model reads only {accuracy:.0%} of the {total} trusted references "
             f"correctly (chance is {chance:.0%}), so the shortcut probe cannot compare "
             "anything: the references are most likely fed in the wrong input range or "
-            "preprocessing (set actaudit_input_range, e.g. -1,1 or 0,1, to what the model "
+            "preprocessing (set actaudit_input_range or actaudit_preprocess to what the model "
             "was trained on), or they are not images of the classes their folders name, or "
-            "the model reads none of its classes from the object"
+            f"the model reads none of its classes from the object{candidates()}"
         )
 
 

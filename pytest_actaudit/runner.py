@@ -345,4 +345,5 @@ def probe_context(engine: Any, references: Callable[[], tuple[Any, Any]]) -> Any
         lambda x: engine.predict(x)[1],
         engine.attribution,
         engine.detectors,
+        engine.rank_inputs,
     )

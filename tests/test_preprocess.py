@@ -85,8 +85,10 @@ def test_without_its_preprocessing_a_caffe_model_reads_references_at_chance():
     (audit,) = pytest_actaudit.maximize(
         model, "red", seeds=1, steps=10, labels=COLORS, references=colour_references()
     )
-    with pytest.raises(ActauditError, match=r"reads only \d+% of the 15 trusted references"):
+    with pytest.raises(ActauditError, match=r"reads only \d+% of the 15 trusted references") as e:
         audit.assert_no_shortcut()
+    # the known settings, ranked: caffe reads them all
+    assert "read right: actaudit_preprocess = caffe 100%" in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -668,6 +668,37 @@ class Engine:
         return np.concatenate(maxima), np.concatenate(places)
 
     @_model_autograph_on_demand
+    def rank_inputs(self, images: np.ndarray, labels: np.ndarray) -> list[tuple[str, float]]:
+        """How many of labelled uint8 ``images`` the model reads right when they are fed in
+        each known input range or preprocessing: ``[(setting, accuracy)]``, best first."""
+        from ..model import RANGES
+        from ..preprocess import parse_preprocess
+
+        candidates: list[tuple[str, Callable[[tf.Tensor], tf.Tensor]]] = []
+
+        def span(low: float, high: float) -> Callable[[tf.Tensor], tf.Tensor]:
+            return lambda x: low + (high - low) * x / 255.0
+
+        for name, (low, high) in RANGES.items():
+            candidates.append((f"actaudit_input_range = {name}", span(low, high)))
+        if self.spec.channels == 3:
+            for mode in ("caffe", "torch"):
+                candidates.append(
+                    (f"actaudit_preprocess = {mode}", parse_preprocess(mode).tf_function(3))
+                )
+        scores = []
+        with tf.device(self.device):
+            for name, feed in candidates:
+                right = 0
+                for start in range(0, len(images), self.max_batch):
+                    chunk = tf.cast(tf.constant(images[start : start + self.max_batch]), tf.float32)
+                    logits = self._call(self.scores.logits, feed(chunk))
+                    predicted = np.argmax(np.asarray(logits), axis=1)
+                    right += int(np.sum(predicted == labels[start : start + self.max_batch]))
+                scores.append((name, right / max(1, len(images))))
+        return sorted(scores, key=lambda item: -item[1])
+
+    @_model_autograph_on_demand
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities) of uint8 images N×H×W×C, all classes, in chunks."""
         logits, probs = [], []
