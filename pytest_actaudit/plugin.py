@@ -460,6 +460,17 @@ class ActauditSession:
             )
         except ActauditError as exc:
             raise pytest.UsageError(f"actaudit: {exc}") from None
+        if self.settings.focus_exclude:
+            from .regions import region_mask
+
+            height, width = runner.spec.shape[:2]
+            try:
+                region_mask(self.settings.focus_exclude, height, width)
+            except ValueError as exc:
+                raise pytest.UsageError(
+                    f"actaudit: actaudit_focus_exclude: {exc} (the model's input is "
+                    f"{height}×{width})"
+                ) from None
         classes = [runner.labels[i] for i in indices]
         parent = AuditCollector.from_parent(session, name="actaudit", nodeid="actaudit")
         return [

@@ -1,7 +1,7 @@
 """Image regions for ``assert_focus``: parsed from short strings or given as masks.
 
-``border:N``   pixels within N px of any edge
-``corners:N``  the four N × N corner squares
+``border:N``   pixels within N px of any edge (``border:0.1``: a tenth of the shorter side)
+``corners:N``  the four N × N corner squares (``corners:0.2``: a fifth of the shorter side)
 ``box:x0,y0,x1,y1``  a rectangle, x1/y1 exclusive; all four in [0, 1] with a dot
                (e.g. ``box:0,0,0.5,0.5``) are fractions of the width/height, else pixels
 A numpy bool array H × W is used as is. numpy only.
@@ -17,7 +17,20 @@ from numpy.typing import NDArray
 KINDS = ("border:N", "corners:N", "box:x0,y0,x1,y1", "a bool mask H×W")
 
 
-def _pixels(text: str, spec: str) -> int:
+def _pixels(text: str, spec: str, side: int) -> int:
+    """Whole pixels, or with a dot a fraction (0, 0.5] of ``side`` (at least 1 px): one
+    setting then serves models of any size."""
+    if "." in text:
+        try:
+            fraction = float(text)
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 < fraction <= 0.5:
+            raise ValueError(
+                f"region {spec!r}: {text!r} is neither whole pixels nor a fraction in (0, 0.5] "
+                "of the image's shorter side"
+            )
+        return max(1, round(fraction * side))
     try:
         value = int(text)
     except ValueError:
@@ -27,7 +40,15 @@ def _pixels(text: str, spec: str) -> int:
     return value
 
 
-def region_mask(spec: str | NDArray[Any], height: int, width: int) -> NDArray[np.bool_]:
+def validate_region(spec: str) -> None:
+    """Check a region's syntax before any model is known (sizes are checked against the
+    model's input when it is)."""
+    region_mask(spec, 1 << 20, 1 << 20, syntax_only=True)
+
+
+def region_mask(
+    spec: str | NDArray[Any], height: int, width: int, *, syntax_only: bool = False
+) -> NDArray[np.bool_]:
     """Boolean H × W mask of a region spec; errors name the spec and the valid forms."""
     if isinstance(spec, np.ndarray):
         if spec.shape != (height, width):
@@ -37,13 +58,16 @@ def region_mask(spec: str | NDArray[Any], height: int, width: int) -> NDArray[np
         raise ValueError(f"unknown region {spec!r}; use one of: {', '.join(KINDS)}")
     kind, _, args = spec.partition(":")
     kind = kind.strip().lower()
-    mask = np.zeros((height, width), bool)
+    if syntax_only:
+        height = width = 1 << 20
+    mask = np.zeros((1, 1) if syntax_only else (height, width), bool)
+    side = min(height, width)
     if kind == "border":
-        n = _pixels(args.strip(), spec)
+        n = _pixels(args.strip(), spec, side)
         mask[:n, :] = mask[-n:, :] = mask[:, :n] = mask[:, -n:] = True
         return mask
     if kind == "corners":
-        n = _pixels(args.strip(), spec)
+        n = _pixels(args.strip(), spec, side)
         for rows in (slice(0, n), slice(height - n, height)):
             for cols in (slice(0, n), slice(width - n, width)):
                 mask[rows, cols] = True

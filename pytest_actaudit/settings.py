@@ -220,10 +220,10 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
         if f.name in {"enabled", "thresholds"}:
             continue
         if f.name == "focus_exclude" and ini.get(f.name):
-            from .regions import region_mask
+            from .regions import validate_region
 
-            try:  # validate now: a typo should stop the run before any optimization
-                region_mask(str(ini[f.name]), 64, 64)
+            try:  # the syntax now (a typo stops the run); sizes once the model is known
+                validate_region(str(ini[f.name]))
             except ValueError as exc:
                 raise ValueError(f"actaudit_focus_exclude: {exc}") from None
         raw = cli.get(f.name)

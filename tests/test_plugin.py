@@ -349,3 +349,11 @@ def test_fixture_maximizes_a_conv_filter(pytester):
     results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
     assert results["audits"][0]["label"] == "block1_conv[3]"
     assert results["audits"][0]["probabilities"] == [None, None]
+
+
+def test_zero_code_region_beyond_the_model_is_a_usage_error(pytester, color_model_file):
+    ini = ZERO_CODE_INI.format(model=color_model_file, threshold=0.9)
+    pytester.makeini(ini.replace("border:2", "box:0,0,40,40"))
+    result = pytester.runpytest_inprocess("--actaudit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*actaudit_focus_exclude*0 <= x0 < x1 <= 12*16×12*"])

@@ -80,3 +80,23 @@ def test_assert_focus_needs_one_region():
     audit.attribution = np.ones((3, 16, 16), np.float32)
     with pytest.raises(TypeError, match="exactly one"):
         audit.assert_focus(max_share=0.3)
+
+
+def test_fractions_follow_the_image_size():
+    from pytest_actaudit.regions import region_mask
+
+    small = region_mask("border:0.1", 64, 64)  # 6 px
+    assert small[:, 5].all() and not small[32, 6]
+    assert region_mask("border:0.1", 224, 224)[:, 21].all()
+    big = region_mask("corners:0.25", 200, 100)
+    assert big[:25, :25].all() and not big[25, 25] and big[-25:, -25:].all()
+    with pytest.raises(ValueError, match=r"neither whole pixels nor a fraction in \(0, 0.5\]"):
+        region_mask("border:0.7", 64, 64)
+
+
+def test_ini_region_is_checked_against_the_model_not_a_fixed_size():
+    from pytest_actaudit.regions import validate_region
+
+    validate_region("box:150,150,224,224")  # fine for a 224 px model: syntax only here
+    with pytest.raises(ValueError, match="box needs four numbers"):
+        validate_region("box:1,2,3")
