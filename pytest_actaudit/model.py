@@ -330,7 +330,7 @@ def num_classes(model: Any) -> int:
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
-    """Class names, one per line, or a JSON list."""
+    """Class names, one per line, a JSON list, or keras's imagenet_class_index.json."""
     p = Path(path)
     if not p.is_file():
         raise ActauditError(
@@ -338,15 +338,40 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
             "per line, or a JSON list)"
         )
     text = p.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ActauditError(f"labels file {str(p)!r} is not valid JSON: {exc}") from None
+        if isinstance(data, dict):
+            return _class_index(data, p)
         if not isinstance(data, list):
             raise ActauditError(f"labels file {str(p)!r} must hold a JSON list of names")
         return [str(item) for item in data]
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _class_index(data: dict[str, Any], path: Path) -> list[str]:
+    """Keras's ``imagenet_class_index.json``: ``{"0": ["n01440764", "tench"], ...}`` (or
+    index → name). Names that repeat (ImageNet has two "crane") get their id appended."""
+    try:
+        order = sorted(data, key=int)
+    except ValueError:
+        raise ActauditError(
+            f"labels file {str(path)!r}: a JSON object must map class indices to names "
+            '(like imagenet_class_index.json: {"0": ["n01440764", "tench"]})'
+        ) from None
+    if [int(k) for k in order] != list(range(len(order))):
+        raise ActauditError(f"labels file {str(path)!r}: indices must run 0..{len(order) - 1}")
+    entries = [data[k] if isinstance(data[k], list) else [None, data[k]] for k in order]
+    names = [str(entry[-1]) for entry in entries]
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    return [
+        f"{name} ({entry[0]})" if seen[name] > 1 and entry[0] else name
+        for name, entry in zip(names, entries, strict=True)
+    ]
 
 
 def resolve_labels(

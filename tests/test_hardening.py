@@ -305,3 +305,17 @@ def test_auto_batch_bound_and_lanes_from_the_command_line(pytester, color_model_
     result = pytester.runpytest_inprocess("--actaudit", "--actaudit-lanes", "none")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*--actaudit-lanes must be 'auto' or a positive integer*"])
+
+
+def test_imagenet_class_index_labels(tmp_path):
+    import json
+
+    from pytest_actaudit.model import read_labels
+
+    path = tmp_path / "imagenet_class_index.json"
+    index = {"0": ["n01440764", "tench"], "1": ["n02012849", "crane"], "2": ["n03126707", "crane"]}
+    path.write_text(json.dumps(index))
+    assert read_labels(path) == ["tench", "crane (n02012849)", "crane (n03126707)"]
+    path.write_text(json.dumps({"0": "cat", "2": "dog"}))
+    with pytest.raises(ActauditError, match="indices must run 0..1"):
+        read_labels(path)
