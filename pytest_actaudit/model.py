@@ -325,8 +325,21 @@ def _infer_range(model: Any) -> tuple[float, float, str]:
     return 0.0, 1.0, "default (no Rescaling layer; set actaudit_input_range if wrong)"
 
 
+def is_binary_head(model: Any) -> bool:
+    """One sigmoid unit (a Dense with a sigmoid, or a sigmoid Activation after one unit):
+    two classes, the positive one and its negation."""
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1 or tuple(outputs[0].shape)[-1:] != (1,) or not model.layers:
+        return False
+    activation = getattr(model.layers[-1], "activation", None)
+    name = str(getattr(activation, "__name__", activation or "")).lower()
+    return name == "sigmoid"
+
+
 def num_classes(model: Any) -> int:
-    return int(model.outputs[0].shape[-1])
+    """Classes of the classifier output; a binary sigmoid head has two (see
+    :func:`is_binary_head`)."""
+    return 2 if is_binary_head(model) else int(model.outputs[0].shape[-1])
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
@@ -377,7 +390,9 @@ def _class_index(data: dict[str, Any], path: Path) -> list[str]:
 def resolve_labels(
     model: Any, labels: str | os.PathLike[str] | list[str] | None, model_path: str | None
 ) -> list[str]:
-    """Labels from the argument, else ``labels.txt`` beside the model file, else indices."""
+    """Labels from the argument, else ``labels.txt`` beside the model file, else indices.
+    A binary sigmoid head takes two names (negative first) or one (the positive class;
+    the other is "not <name>")."""
     n = num_classes(model)
     source = "given list"
     names: list[str] | None
@@ -392,6 +407,11 @@ def resolve_labels(
             beside = Path(model_path).parent / "labels.txt"
             if beside.is_file():
                 names, source = read_labels(beside), str(beside)
+    if is_binary_head(model):  # index 0: the sigmoid near 0, index 1: near 1
+        if names is None:
+            return ["negative", "positive"]
+        if len(names) == 1:
+            return [f"not {names[0]}", names[0]]
     if names is None:
         return [str(i) for i in range(n)]
     if len(names) != n:

@@ -140,3 +140,38 @@ actaudit_min_probability = 0.9
     result = pytester.runpytest_inprocess("--actaudit", "--actaudit-preprocess", "vgg")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--actaudit-preprocess: unknown preprocessing 'vgg'*"])
+
+
+def binary_model():
+    """One sigmoid unit: logit 10 × (mean red − mean blue), on 0-255 RGB."""
+    import keras
+
+    inputs = keras.Input((16, 12, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.array([[10.0], [0.0], [-10.0]], np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+def test_binary_head_audits_the_class_and_its_negation(tmp_path):
+    model = binary_model()
+    path = tmp_path / "binary.keras"
+    model.save(path)
+    (tmp_path / "labels.txt").write_text("red\n")
+    refs, labels = colour_references()
+    keep = labels != 1  # red and blue references: blue is "not red" (index 0)
+    refs, labels = refs[keep], np.where(labels[keep] == 0, 1, 0)
+    audits = pytest_actaudit.maximize(
+        str(path), "all", seeds=2, steps=40, parametrization="pixel", references=(refs, labels)
+    )
+    assert [a.label for a in audits] == ["not red", "red"]
+    negative, positive = audits
+    assert positive.images[..., 0].mean() > positive.images[..., 2].mean() + 50
+    assert negative.images[..., 2].mean() > negative.images[..., 0].mean() + 50
+    for audit in audits:
+        assert audit.probabilities.min() >= 0.9
+        assert audit.shortcut_probe().class_accuracy == 1.0
+        audit.assert_no_shortcut()
+    probs = model.predict(positive.images.astype(np.float32), verbose=0)[:, 0]
+    assert np.allclose(probs, positive.probabilities, atol=1e-5)  # the model's own sigmoid

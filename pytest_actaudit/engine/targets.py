@@ -71,6 +71,15 @@ def detector_model(model: Any) -> Any:
 
 def score_models(model: Any) -> ScoreModels:
     scores = _score_models(model)
+    if scores.output_kind == "sigmoid" and tuple(scores.logits.outputs[0].shape)[-1:] == (1,):
+        # A binary head: two targets, its logit z and -z (the negation), whose sigmoids
+        # are the two classes' probabilities, exactly.
+        keras = keras_module()
+        z = scores.logits.outputs[0]
+        both = keras.layers.Concatenate(name="binary_logits")(
+            [keras.layers.Rescaling(-1.0, name="negated_logit")(z), z]
+        )
+        scores = ScoreModels(keras.Model(model.inputs, both), "sigmoid")
     features = feature_model(model)
     joint = None
     if features is not None and scores.output_kind != "log":
