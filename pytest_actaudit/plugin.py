@@ -345,14 +345,15 @@ class ActauditSession:
             cache_dir = None
             if self.settings.cache and getattr(self.config, "cache", None) is not None:
                 cache_dir = str(self.config.cache.mkdir("actaudit"))
-            self.runners[key] = (
-                AuditRunner(
+
+            def make(input_range: str | None, preprocess: str | None) -> Any:
+                return AuditRunner(
                     model,
                     labels=self.settings.labels,
                     model_path=source_path(model),
-                    input_range=self.settings.input_range,
+                    input_range=input_range,
                     input_size=self.settings.input_size,
-                    preprocess=self.settings.preprocess,
+                    preprocess=preprocess,
                     size_source="--actaudit-input-size / ini actaudit_input_size",
                     output=self.settings.output,
                     engine_settings=EngineSettings(
@@ -363,9 +364,27 @@ class ActauditSession:
                     ),
                     progress=progress,
                     cache_dir=cache_dir,
-                ),
-                model,  # keep the model alive so id() stays unique
-            )
+                )
+
+            runner = make(self.settings.input_range, self.settings.preprocess)
+            if self.settings.references and not (
+                self.settings.input_range or self.settings.preprocess
+            ):
+                # No input setting but trusted references: read them the way that reads
+                # them best (a model trained on caffe or [-1, 1] input says nothing itself).
+                from .references import read_references
+                from .runner import choose_input
+
+                try:
+                    refs = read_references(
+                        self.settings.references, runner.labels, runner.spec.shape
+                    )
+                except ActauditError:
+                    pass  # said where references are used (the probe), not here
+                else:
+                    runner = choose_input(runner, refs, make)
+                    self._references[("references", id(model))] = refs
+            self.runners[key] = (runner, model)  # keep the model alive: id() stays unique
         return self.runners[key][0]
 
     def references(self, model: Any) -> tuple[Any, Any]:

@@ -305,16 +305,24 @@ def maximize(
     references = settings.pop("references", None)
     layer = settings.pop("layer", None)
     output = settings.pop("output", None)
-    runner = AuditRunner(
-        model,
-        labels=labels,
-        model_path=model_path,
-        input_range=input_range,
-        input_size=input_size,
-        preprocess=preprocess,
-        engine_settings=EngineSettings(**settings),
-        output=output,
-    )
+
+    def make(input_range: str | None, preprocess: str | None) -> AuditRunner:
+        return AuditRunner(
+            model,
+            labels=labels,
+            model_path=model_path,
+            input_range=input_range,
+            input_size=input_size,
+            preprocess=preprocess,
+            engine_settings=EngineSettings(**settings),
+            output=output,
+        )
+
+    runner = make(input_range, preprocess)
+    if references is not None:
+        references = tuple(np.asarray(r) for r in references)
+        if not (input_range or preprocess):  # read them the way that reads them best
+            runner = choose_input(runner, references, make)
     if layer is not None:
         units = [targets] if isinstance(targets, int) else list(targets)
         return runner.maximize_units(
@@ -331,10 +339,40 @@ def maximize(
         steps=positive_int(steps or DEFAULT_STEPS, "steps"),
     )
     if references is not None:  # the shortcut probe's trusted images
-        images, indices = (np.asarray(r) for r in references)
+        images, indices = references
         for audit in audits:
             audit.probe_context = probe_context(runner.engine, lambda: (images, indices))
     return audits
+
+
+AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the references
+
+
+def choose_input(
+    runner: AuditRunner,
+    references: tuple[Any, Any],
+    make: Callable[[str | None, str | None], AuditRunner],
+) -> AuditRunner:
+    """With no input range or preprocessing set, the one that reads the trusted
+    references best: ``runner`` (the model's own default) unless a known range or
+    preprocessing reads at least ``AUTO_INPUT_MARGIN`` more of them; then a runner built
+    with it by ``make(input_range, preprocess)``. The report header says which and why."""
+    images, labels = references
+    predicted = np.argmax(runner.engine.predict(images)[1], axis=1)
+    current = float(np.mean(predicted == labels))
+    (best, accuracy), *_ = runner.engine.rank_inputs(images, labels)
+    if accuracy < current + AUTO_INPUT_MARGIN:
+        return runner
+    key, _, value = best.partition(" = ")
+    chosen = make(
+        value if key == "actaudit_input_range" else None,
+        value if key == "actaudit_preprocess" else None,
+    )
+    chosen.meta["input_range_source"] = (
+        f"{best}, chosen from the trusted references: it reads {accuracy:.0%} of them right, "
+        f"the model's default ({runner.spec.range_source}) {current:.0%}"
+    )
+    return chosen
 
 
 def probe_context(engine: Any, references: Callable[[], tuple[Any, Any]]) -> Any:

@@ -80,10 +80,16 @@ def test_each_preprocessing_reaches_the_class(mode):
     audit.assert_no_shortcut()
 
 
-def test_without_its_preprocessing_a_caffe_model_reads_references_at_chance():
+def test_a_wrong_setting_ends_in_an_error_that_ranks_the_known_settings():
     model = preprocessed_color_model("caffe")
     (audit,) = pytest_actaudit.maximize(
-        model, "red", seeds=1, steps=10, labels=COLORS, references=colour_references()
+        model,
+        "red",
+        seeds=1,
+        steps=10,
+        labels=COLORS,
+        references=colour_references(),
+        input_range="0-1",
     )
     with pytest.raises(ActauditError, match=r"reads only \d+% of the 15 trusted references") as e:
         audit.assert_no_shortcut()
@@ -175,3 +181,57 @@ def test_binary_head_audits_the_class_and_its_negation(tmp_path):
         audit.assert_no_shortcut()
     probs = model.predict(positive.images.astype(np.float32), verbose=0)[:, 0]
     assert np.allclose(probs, positive.probabilities, atol=1e-5)  # the model's own sigmoid
+
+
+def test_without_a_setting_the_references_choose_the_preprocessing():
+    from pytest_actaudit.runner import AuditRunner, choose_input
+
+    model = preprocessed_color_model("caffe")
+    refs = colour_references()
+    (audit,) = pytest_actaudit.maximize(
+        model, "red", seeds=2, steps=40, labels=COLORS, parametrization="pixel", references=refs
+    )
+    assert audit.probabilities.min() >= 0.9  # optimized through caffe preprocessing
+    assert audit.images[..., 0].mean() > audit.images[..., 2].mean() + 50
+    audit.assert_no_shortcut()
+
+    def make(input_range, preprocess):
+        return AuditRunner(model, labels=COLORS, input_range=input_range, preprocess=preprocess)
+
+    chosen = choose_input(make(None, None), refs, make)
+    assert chosen.spec.preprocess.text == "caffe"
+    assert "chosen from the trusted references: it reads 100%" in chosen.meta["input_range_source"]
+    plain = preprocessed_color_model("tf")  # a model whose default already reads them
+    kept = AuditRunner(plain, labels=COLORS, input_range="-1-1")
+    assert choose_input(kept, refs, make) is kept
+
+
+def test_plugin_chooses_the_preprocessing_from_the_references(pytester, tmp_path):
+    import cv2
+
+    path = tmp_path / "caffe.keras"
+    preprocessed_color_model("caffe").save(path)
+    (tmp_path / "labels.txt").write_text("\n".join(COLORS) + "\n")
+    images, labels = colour_references()
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = pytester.path / "refs" / COLORS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    pytester.makeini(
+        f"""
+[pytest]
+actaudit_model = {path}
+actaudit_seeds = 2
+actaudit_steps = 30
+actaudit_parametrization = pixel
+actaudit_references = refs
+actaudit_min_probability = 0.9
+actaudit_max_flip_rate = 0.5
+"""
+    )
+    pytester.runpytest_inprocess("--actaudit").assert_outcomes(passed=3)
+    report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    (model,) = report["run"]["models"]
+    assert model["input_range_source"].startswith("actaudit_preprocess = caffe, chosen from")
+    html = (pytester.path / "actaudit-report" / "index.html").read_text()
+    assert "chosen from the trusted references" in html
