@@ -94,3 +94,52 @@ def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa
         "img", "els => els.length === 21 && els.every(e => e.naturalWidth > 0)"
     )
     page.close()
+
+
+def test_a_thousand_classes_page_and_open_fast(browser, tmp_path):
+    """ImageNet scale: 1000 classes × 3 seeds. index.html holds the grid of every class
+    (searchable) and the first 100 cards; the rest are on cards-N.html."""
+    import numpy as np
+
+    from pytest_actaudit import ClassAudit
+    from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
+
+    from .reportdata import RUN
+
+    rng = np.random.default_rng(0)
+    sink = ImageSink(tmp_path)
+    records = []
+    for index in range(1000):
+        audit = ClassAudit(
+            label=f"class {index:04d}",
+            index=index,
+            images=rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8),
+            logits=np.full(3, 5.0),
+            probabilities=np.full(3, 0.99),
+            seeds=[0, 1, 2],
+            steps=8,
+            curves=np.cumsum(rng.uniform(0, 1, (3, 8)), axis=1),
+            model_name="models/imagenet.keras",
+            nodeid=f"test_x.py::test_audit[{index}]",
+        )
+        records.append(audit_record(audit, sink))
+    index_html = write_report(tmp_path, run=dict(RUN), records=records, outcomes={})
+    assert index_html.stat().st_size <= 3_000_000
+    assert len(list(tmp_path.glob("cards-*.html"))) == 9
+
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(index_html.as_uri())
+    page.wait_for_load_state("load")
+    paint = page.evaluate(
+        "performance.getEntriesByType('paint')"
+        ".filter(e => e.name === 'first-contentful-paint').map(e => e.startTime)[0]"
+    )
+    assert paint is not None and paint <= 2000, paint
+    assert page.locator("a.thumb").count() == 1000
+    page.fill("#search", "class 0987")
+    assert page.locator("a.thumb:not(.hidden)").count() == 1
+    page.locator("a.thumb:not(.hidden)").click()
+    page.wait_for_load_state("load")
+    assert page.url.split("/")[-1].startswith("cards-10.html#audit-")
+    assert page.locator("article.card[data-label='class 0987']").is_visible()
+    page.close()

@@ -52,7 +52,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+PAGE_SIZE = 100  # audit cards per page once a report has more (the grid lists them all)
+
+
+def page_name(number: int) -> str:
+    """File of the ``number``-th page of cards (1 is ``index.html``)."""
+    return "index.html" if number == 1 else f"cards-{number}.html"
+
+
 def render_html(results: Mapping[str, Any], folder: Path, *, self_contained: bool = False) -> str:
+    """``index.html`` (with every card when the report is small enough for one page)."""
+    return render_pages(results, folder, self_contained=self_contained)["index.html"]
+
+
+def render_pages(
+    results: Mapping[str, Any], folder: Path, *, self_contained: bool = False
+) -> dict[str, str]:
+    """Every page of the report, by file name. Up to ``PAGE_SIZE`` audits (or
+    self-contained) it is one page; beyond, ``index.html`` holds the header, the grid of
+    every class (searchable, each tile linking to its card) and the first page of cards,
+    failed first, and ``cards-N.html`` the others: a 1000-class report opens fast."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(
@@ -76,6 +95,29 @@ def render_html(results: Mapping[str, Any], folder: Path, *, self_contained: boo
         "failed": sum(1 for a in audits if a["status"] != "passed"),
     }
     counts["passed"] = counts["total"] - counts["failed"]
-    return env.get_template("index.html").render(
-        results=results, run=results["run"], audits=audits, counts=counts
-    )
+    size = len(audits) if self_contained or len(audits) <= PAGE_SIZE else PAGE_SIZE
+    chunks = [audits[i : i + size] for i in range(0, len(audits), size)] or [[]]
+    pages: list[dict[str, Any]] = []
+    for n, chunk in enumerate(chunks, start=1):
+        first = (n - 1) * size + 1
+        pages.append(
+            {"number": n, "name": page_name(n), "first": first, "last": first + len(chunk) - 1}
+        )
+    card_page: dict[str, str] = {}  # audit id -> the page holding its card ("" = this one)
+    for page, chunk in zip(pages, chunks, strict=True):
+        for audit in chunk:
+            card_page[str(audit.get("id"))] = "" if page["number"] == 1 else page["name"]
+    template = env.get_template("index.html")
+    return {
+        page["name"]: template.render(
+            results=results,
+            run=results["run"],
+            audits=audits,
+            cards=chunk,
+            counts=counts,
+            pages=pages,
+            page=page,
+            card_page=card_page,
+        )
+        for page, chunk in zip(pages, chunks, strict=True)
+    }

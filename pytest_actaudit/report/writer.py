@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .images import encode_png, energy, heatmap_overlay, mean_image, slug, upscale
-from .render import render_html
+from .render import render_pages
 
 SCHEMA = 1
 
@@ -163,9 +163,18 @@ def write_report(
         "audits": finalize(records, outcomes),
     }
     atomic_write(folder / "results.json", json.dumps(results, indent=1).encode("utf-8"))
-    index = folder / "index.html"
-    atomic_write(index, render_html(results, folder, self_contained=self_contained).encode("utf-8"))
-    return index
+    return _write_pages(results, folder, self_contained)
+
+
+def _write_pages(results: Mapping[str, Any], folder: Path, self_contained: bool) -> Path:
+    """Every page, each written atomically; pages of an earlier, longer report go."""
+    pages = render_pages(results, folder, self_contained=self_contained)
+    for name, html in pages.items():
+        atomic_write(folder / name, html.encode("utf-8"))
+    for stale in folder.glob("cards-*.html"):
+        if stale.name not in pages:
+            stale.unlink()
+    return folder / "index.html"
 
 
 def rerender(folder: Path, *, self_contained: bool = False) -> Path:
@@ -179,6 +188,4 @@ def rerender(folder: Path, *, self_contained: bool = False) -> Path:
         ) from None
     if results.get("schema") != 1:
         raise ValueError(f"{source} has schema {results.get('schema')!r}; this version reads 1")
-    index = folder / "index.html"
-    atomic_write(index, render_html(results, folder, self_contained=self_contained).encode("utf-8"))
-    return index
+    return _write_pages(results, folder, self_contained)
