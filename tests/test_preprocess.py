@@ -124,21 +124,26 @@ def test_preprocessing_errors_at_model_time(color_model):
         pytest_actaudit.maximize(color_model, "red", seeds=1, steps=1, preprocess="mean=1,2")
 
 
-def test_plugin_applies_the_preprocessing_and_says_so(pytester, tmp_path):
+@pytest.fixture
+def caffe_project(pytester, tmp_path):
+    """A zero-code project auditing a caffe-input model; ``.ini(extra)`` writes its ini."""
     path = tmp_path / "caffe.keras"
     preprocessed_color_model("caffe").save(path)
     (tmp_path / "labels.txt").write_text("\n".join(COLORS) + "\n")
-    pytester.makeini(
-        f"""
-[pytest]
-actaudit_model = {path}
-actaudit_seeds = 2
-actaudit_steps = 30
-actaudit_parametrization = pixel
-actaudit_preprocess = caffe
-actaudit_min_probability = 0.9
-"""
-    )
+
+    def ini(extra: str) -> None:
+        pytester.makeini(
+            f"[pytest]\nactaudit_model = {path}\nactaudit_seeds = 2\nactaudit_steps = 30\n"
+            f"actaudit_parametrization = pixel\nactaudit_min_probability = 0.9\n{extra}\n"
+        )
+
+    pytester.ini = ini
+    return pytester
+
+
+def test_plugin_applies_the_preprocessing_and_says_so(caffe_project):
+    pytester = caffe_project
+    pytester.ini("actaudit_preprocess = caffe")
     pytester.runpytest_inprocess("--actaudit").assert_outcomes(passed=3)
     report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
     (model,) = report["run"]["models"]
@@ -206,29 +211,16 @@ def test_without_a_setting_the_references_choose_the_preprocessing():
     assert choose_input(kept, refs, make) is kept
 
 
-def test_plugin_chooses_the_preprocessing_from_the_references(pytester, tmp_path):
+def test_plugin_chooses_the_preprocessing_from_the_references(caffe_project):
     import cv2
 
-    path = tmp_path / "caffe.keras"
-    preprocessed_color_model("caffe").save(path)
-    (tmp_path / "labels.txt").write_text("\n".join(COLORS) + "\n")
+    pytester = caffe_project
     images, labels = colour_references()
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = pytester.path / "refs" / COLORS[label]
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    pytester.makeini(
-        f"""
-[pytest]
-actaudit_model = {path}
-actaudit_seeds = 2
-actaudit_steps = 30
-actaudit_parametrization = pixel
-actaudit_references = refs
-actaudit_min_probability = 0.9
-actaudit_max_flip_rate = 0.5
-"""
-    )
+    pytester.ini("actaudit_references = refs\nactaudit_max_flip_rate = 0.5")
     pytester.runpytest_inprocess("--actaudit").assert_outcomes(passed=3)
     report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
     (model,) = report["run"]["models"]
