@@ -715,18 +715,28 @@ class AuditCollector(pytest.Collector):
         return []
 
 
-class ZeroCodeItem(pytest.Item):
+def _zero_code_audit(request: pytest.FixtureRequest) -> None:
+    """The body of every zero-code item. A test function, so that its references come
+    from the ``actaudit_references`` fixture, a conftest.py override included."""
+    item = request.node
+    session: ActauditSession = item.config.stash[SESSION_KEY]
+    settings = session.settings
+    audit = session.maximize(
+        session.configured_model(),
+        item.target,
+        settings,
+        item.nodeid,
+        references=lambda: request.getfixturevalue("actaudit_references"),
+    )
+    run_threshold_checks(audit, settings)
+
+
+class ZeroCodeItem(pytest.Function):
     """One class of the configured model, checked against the ini thresholds."""
 
     def __init__(self, *, target: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(callobj=_zero_code_audit, **kwargs)
         self.target = target
-
-    def runtest(self) -> None:
-        session: ActauditSession = self.config.stash[SESSION_KEY]
-        settings = session.settings
-        audit = session.maximize(session.configured_model(), self.target, settings, self.nodeid)
-        run_threshold_checks(audit, settings)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, AuditFailure | ActauditError):

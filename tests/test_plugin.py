@@ -357,3 +357,32 @@ def test_zero_code_region_beyond_the_model_is_a_usage_error(pytester, color_mode
     result = pytester.runpytest_inprocess("--actaudit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*actaudit_focus_exclude*0 <= x0 < x1 <= 12*16×12*"])
+
+
+def test_zero_code_items_use_an_overridden_references_fixture(pytester, color_model_file):
+    ini = ZERO_CODE_INI.format(model=color_model_file, threshold=0.9)
+    pytester.makeini(ini + "actaudit_max_flip_rate = 0.5\n")
+    pytester.makeconftest(
+        """
+import numpy as np
+import pytest
+
+@pytest.fixture(scope="session")
+def actaudit_references():
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for k in range(3):
+        for _ in range(4):
+            image = rng.integers(0, 60, (16, 12, 3)).astype(np.uint8)
+            image[..., k] = 230
+            images.append(image)
+            labels.append(k)
+    return np.stack(images), np.array(labels)
+"""
+    )
+    result = pytester.runpytest_inprocess("--actaudit")
+    result.assert_outcomes(passed=3)
+    results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    for audit in results["audits"]:
+        assert {c["name"] for c in audit["checks"]} >= {"shortcut"}
+        assert audit["probe"]["references_of_class"] == 4  # the fixture's, not a folder's
