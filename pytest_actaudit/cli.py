@@ -25,7 +25,8 @@ def write_demo(target: Path) -> list[Path]:
     written = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
-        if any(part.startswith((".", "__pycache__", "actaudit-report")) for part in rel.parts):
+        skip = (".", "__pycache__", "actaudit-report", "keras_applications")  # not the demo
+        if any(part.startswith(skip) for part in rel.parts):
             continue
         dest = target / rel
         if path.is_dir():

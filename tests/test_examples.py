@@ -43,3 +43,28 @@ def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
             assert audit["probe"]["class_accuracy"] == 0.0 and audit["probe"]["examples"]
         else:
             assert max(shortcut["values"]) <= 0.1
+
+
+def test_keras_applications_example_mechanics_with_random_weights(pytester, monkeypatch):
+    """VGG16 as in the seed tutorial: caffe preprocessing, ImageNet labels; random weights
+    (no download here), 2 steps: the run's mechanics, not VGG16's images."""
+    import shutil
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "examples" / "keras_applications"
+    for name in ("pytest.ini", "conftest.py", "test_vgg16.py"):
+        shutil.copyfile(source / name, pytester.path / name)
+    names = {"0": ["n01440764", "tench"], "20": ["n01601694", "water ouzel"]}
+    names.update({str(i): [f"n{i:08d}", f"class {i}"] for i in range(1000) if str(i) not in names})
+    (pytester.path / "imagenet_class_index.json").write_text(json.dumps(names))
+    monkeypatch.setenv("ACTAUDIT_VGG16_WEIGHTS", "none")
+    result = pytester.runpytest_inprocess(
+        "--actaudit", "--actaudit-steps=2", "--actaudit-seeds=1", "-k", "tench or ouzel"
+    )
+    result.assert_outcomes(failed=2)  # random weights cannot reach p = 0.5
+    result.stdout.fnmatch_lines(["*class 'tench' (index 0): activation probability failed*"])
+    report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    (model,) = report["run"]["models"]
+    assert "preprocessing 'caffe'" in model["input_range_source"]
+    assert model["input_shape"] == [224, 224, 3] and model["classes"] == 1000
+    assert sorted(a["label"] for a in report["audits"]) == ["tench", "water ouzel"]
