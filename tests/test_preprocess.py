@@ -227,3 +227,44 @@ def test_plugin_chooses_the_preprocessing_from_the_references(caffe_project):
     assert model["input_range_source"].startswith("actaudit_preprocess = caffe, chosen from")
     html = (pytester.path / "actaudit-report" / "index.html").read_text()
     assert "chosen from the trusted references" in html
+
+
+@pytest.fixture(scope="module")
+def trained_caffe_model():
+    """A small CNN trained on demo shapes fed the caffe way (BGR, ImageNet means off)."""
+    import keras
+
+    from pytest_actaudit.demo.shapes import make_shapes
+
+    images, labels = make_shapes(2400, seed=11, size=32)
+    caffe = images[..., ::-1].astype(np.float32) - np.array(IMAGENET_MEAN_BGR, np.float32)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 128.0)(inputs)  # a leading Rescaling: it looks 0-255
+    for filters in (16, 32):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(caffe, labels, epochs=10, batch_size=64, verbose=0)
+    return model
+
+
+def test_a_model_trained_on_caffe_input_is_audited_through_caffe(trained_caffe_model):
+    from pytest_actaudit.demo import LABELS
+    from pytest_actaudit.demo.shapes import make_shapes
+
+    refs = make_shapes(80, seed=12, size=32)
+    audits = pytest_actaudit.maximize(
+        trained_caffe_model, "all", seeds=2, steps=64, labels=list(LABELS), references=refs
+    )
+    for audit in audits:  # no setting given: the references chose caffe over 0-255
+        assert audit.probabilities.min() >= 0.9, audit.label
+        assert audit.shortcut_probe().class_accuracy >= 0.6, audit.label
+    explicit = pytest_actaudit.maximize(
+        trained_caffe_model, "all", seeds=2, steps=64, labels=list(LABELS), preprocess="caffe"
+    )
+    for chosen, given in zip(audits, explicit, strict=True):  # the same as setting it
+        assert np.array_equal(chosen.images, given.images)
