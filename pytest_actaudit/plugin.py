@@ -28,7 +28,10 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey["ActauditSession"]()
 MARKER_HELP = (
     "actaudit(**settings): an activation audit; keyword arguments override the command line "
-    "and ini for this test (seeds=, steps=, device=, classes=)"
+    "and ini for this test ("
+    + ", ".join(f"{key}=" for key in settings_mod.MARKER_KEYS)
+    + "); session-wide settings (device, lanes, preprocessing, ...) are options, not marker "
+    "arguments"
 )
 
 
@@ -64,7 +67,7 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "--actaudit-classes",
         "actaudit_classes",
         {"metavar": "LIST", "type": _argtype(settings_mod.class_list)},
-        "'all', or class names/indices, comma separated (zero-code audits: planned, see README)",
+        "'all', or class names/indices, comma separated (which classes zero-code audits cover)",
     ),
     (
         "--actaudit-seeds",
@@ -118,7 +121,7 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "--actaudit-no-cache",
         "actaudit_cache",
         {"action": "store_false", "dest": "actaudit_cache", "default": None},
-        "disable the result cache (persistent cache: planned; ini actaudit_cache = false)",
+        "disable the result cache in .pytest_cache (ini actaudit_cache = false)",
     ),
     (
         "--actaudit-references",

@@ -386,3 +386,11 @@ def actaudit_references():
     for audit in results["audits"]:
         assert {c["name"] for c in audit["checks"]} >= {"shortcut"}
         assert audit["probe"]["references_of_class"] == 4  # the fixture's, not a folder's
+
+
+def test_help_texts_say_what_is_built(pytester):
+    from pytest_actaudit.plugin import MARKER_HELP
+
+    assert "device=" not in MARKER_HELP and "seeds=, steps=, classes=" in MARKER_HELP
+    result = pytester.runpytest_inprocess("--help")
+    assert "planned" not in result.stdout.str()
