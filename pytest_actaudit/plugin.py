@@ -434,7 +434,7 @@ class ActauditSession:
         get_references = references or (lambda: self.references(model))
         from .runner import probe_context
 
-        audit.probe_context = probe_context(runner.engine, get_references)
+        audit.probe_context = probe_context(runner, get_references)
         if settings.generate_baseline or settings.baseline:
             from .baseline import BaselineStore
 

@@ -39,7 +39,8 @@ from numpy.typing import NDArray
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
-RankInputs = Callable[[NDArray[np.uint8], NDArray[np.int64]], list[tuple[str, float]]]
+# (images, labels) -> [(option, value, share read right)], best first
+RankInputs = Callable[[NDArray[np.uint8], NDArray[np.int64]], list[tuple[str, str, float]]]
 Detectors = Callable[[NDArray[np.uint8]], tuple[NDArray[np.float64], NDArray[np.float64]]]
 Images = NDArray[np.uint8]
 
@@ -142,21 +143,6 @@ def paste(targets: Images, source: Images, window: tuple[int, int, int]) -> Imag
     return out
 
 
-def band_mask(height: int, width: int, width_px: int, edge: str | None) -> NDArray[np.bool_]:
-    """The border band (``edge`` None) or one edge's band, ``width_px`` wide."""
-    mask = np.zeros((height, width), bool)
-    w = width_px
-    if edge in (None, "top"):
-        mask[:w] = True
-    if edge in (None, "bottom"):
-        mask[-w:] = True
-    if edge in (None, "left"):
-        mask[:, :w] = True
-    if edge in (None, "right"):
-        mask[:, -w:] = True
-    return mask
-
-
 def _blur(images: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
     import cv2
 
@@ -166,16 +152,6 @@ def _blur(images: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
         blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
         out[i] = blurred.reshape(image.shape)
     return out.reshape(images.shape)
-
-
-def _shrink(images: Images, side_y: int, side_x: int) -> Images:
-    import cv2
-
-    out = []
-    for image in images:
-        small = cv2.resize(image, (side_x, side_y), interpolation=cv2.INTER_AREA)
-        out.append(small.reshape(side_y, side_x, image.shape[-1]))
-    return np.stack(out).astype(np.uint8)
 
 
 def _to_uint8(x: NDArray[np.float32]) -> Images:
@@ -189,7 +165,6 @@ class _Batch:
     def __init__(self) -> None:
         self.parts: list[Images] = []
         self.offset = 0
-        self.classes = 0  # the model's class count, once predicted
 
     def add(self, images: Images) -> slice:
         self.parts.append(images)
@@ -209,9 +184,7 @@ class _Batch:
     def predict(self, predict: Predict) -> NDArray[np.int64]:
         if not self.parts:
             return np.zeros(0, np.int64)
-        probabilities = predict(np.concatenate(self.parts))
-        self.classes = int(probabilities.shape[1])
-        return np.asarray(np.argmax(probabilities, axis=1), np.int64)
+        return np.asarray(np.argmax(predict(np.concatenate(self.parts)), axis=1), np.int64)
 
 
 def probe(
@@ -338,16 +311,18 @@ def probe(
     where = [f"low frequencies (background, lighting; blur {sigma:.0f} px)"] * len(images)
     plans.append(_Plan("low frequencies", where, tests, controls, components))
 
-    own_at = batch.add(own)
-    others_at = batch.add(others)
-    predicted = batch.predict(predict)
-    class_accuracy = float(np.mean(predicted[own_at] == index))
-    read_right = int(np.sum(predicted[own_at] == index)) + int(
-        np.sum(predicted[others_at] == labels[labels != index])
-    )
+    # The references alone: the same for every class of a model (the caller may remember
+    # the call), so they are not part of this class's batch.
+    read = predict(references)
+    read_as = np.argmax(read, axis=1)
     _check_references_are_read(
-        read_right, len(references), batch.classes, lambda: _ranked(rank_inputs, references, labels)
+        int(np.sum(read_as == labels)),
+        len(references),
+        int(read.shape[1]),
+        lambda: _ranked(rank_inputs, references, labels),
     )
+    class_accuracy = float(np.mean(read_as[labels == index] == index))
+    predicted = batch.predict(predict)
     evidence = []
     for plan in plans:
         flips = np.array(
@@ -393,7 +368,7 @@ def _ranked(rank_inputs: RankInputs | None, references: Images, labels: NDArray[
         return ""
     ranked = rank_inputs(references, labels)
     return "; fed as each known setting would, they are read right: " + ", ".join(
-        f"{name} {accuracy:.0%}" for name, accuracy in ranked
+        f"{option} = {value} {accuracy:.0%}" for option, value, accuracy in ranked
     )
 
 

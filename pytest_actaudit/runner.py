@@ -63,6 +63,7 @@ class AuditRunner:
         self.engine = Engine(model, self.spec, self.settings)
         self.progress = progress
         self.stats = RunStats()
+        self.on_references = OnReferences()  # the shortcut probe's calls on the references
         # (layer or None for class logits, target, seed, steps) -> ImageResult
         self._results: dict[tuple[Any, ...], Any] = {}
         self._layer_engines: dict[str, Any] = {}
@@ -341,7 +342,7 @@ def maximize(
     if references is not None:  # the shortcut probe's trusted images
         images, indices = references
         for audit in audits:
-            audit.probe_context = probe_context(runner.engine, lambda: (images, indices))
+            audit.probe_context = probe_context(runner, lambda: (images, indices))
     return audits
 
 
@@ -360,28 +361,60 @@ def choose_input(
     images, labels = references
     predicted = np.argmax(runner.engine.predict(images)[1], axis=1)
     current = float(np.mean(predicted == labels))
-    (best, accuracy), *_ = runner.engine.rank_inputs(images, labels)
+    (option, value, accuracy), *_ = runner.engine.rank_inputs(images, labels)
     if accuracy < current + AUTO_INPUT_MARGIN:
         return runner
-    key, _, value = best.partition(" = ")
     chosen = make(
-        value if key == "actaudit_input_range" else None,
-        value if key == "actaudit_preprocess" else None,
+        value if option == "actaudit_input_range" else None,
+        value if option == "actaudit_preprocess" else None,
     )
     chosen.meta["input_range_source"] = (
-        f"{best}, chosen from the trusted references: it reads {accuracy:.0%} of them right, "
-        f"the model's default ({runner.spec.range_source}) {current:.0%}"
+        f"{option} = {value}, chosen from the trusted references: it reads {accuracy:.0%} of "
+        f"them right, the model's default ({runner.spec.range_source}) {current:.0%}"
     )
     return chosen
 
 
-def probe_context(engine: Any, references: Callable[[], tuple[Any, Any]]) -> Any:
+def probe_context(runner: AuditRunner, references: Callable[[], tuple[Any, Any]]) -> Any:
     """What ``ClassAudit.shortcut_probe`` asks for, on first use: the trusted references
-    (images, class indices) and the model's predict, attribute and detectors."""
-    return lambda: (
-        *references(),
-        lambda x: engine.predict(x)[1],
-        engine.attribution,
-        engine.detectors,
-        engine.rank_inputs,
-    )
+    (images, class indices) and the model's predict, attribute, detectors and input
+    ranking. The model's predictions and detectors on the references themselves are
+    made once per model and reused by every class's probe."""
+    engine = runner.engine
+
+    def context() -> tuple[Any, ...]:
+        images, labels = references()
+        remember = runner.on_references.wrap
+        return (
+            images,
+            labels,
+            remember("predict", lambda x: engine.predict(x)[1], images),
+            engine.attribution,
+            remember("detectors", engine.detectors, images),
+            engine.rank_inputs,
+        )
+
+    return context
+
+
+class OnReferences:
+    """Model calls on the trusted references, kept for the one references array they
+    were made on (an identity check: a new array is a new call)."""
+
+    def __init__(self) -> None:
+        self._images: Any = None
+        self._results: dict[str, Any] = {}
+
+    def wrap(self, name: str, call: Callable[[Any], Any], references: Any) -> Callable[[Any], Any]:
+        """``call``, remembered when it is made on ``references`` itself."""
+
+        def remembered(images: Any) -> Any:
+            if images is not references:
+                return call(images)
+            if self._images is not references:  # other references: forget the old ones
+                self._images, self._results = references, {}
+            if name not in self._results:
+                self._results[name] = call(images)
+            return self._results[name]
+
+        return remembered

@@ -225,3 +225,25 @@ def test_probe_refuses_references_the_model_cannot_read():
     audit.probe_context = lambda: (inverted, labels, *context()[2:])
     with pytest.raises(ActauditError, match=r"reads only \d+% of the 24 trusted references"):
         audit.assert_no_shortcut()
+
+
+def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
+    from pytest_actaudit.engine.maximize import Engine
+
+    refs, labels = references()
+    seen = []
+    for name in ("predict", "detectors"):
+        original = getattr(Engine, name)
+
+        def counting(self, images, _original=original, _name=name):
+            if len(images) == len(refs) and np.array_equal(images, refs):
+                seen.append(_name)
+            return _original(self, images)
+
+        monkeypatch.setattr(Engine, name, counting)
+    audits = pytest_actaudit.maximize(
+        corner_model(), "all", seeds=2, steps=10, labels=COLORS, references=(refs, labels)
+    )
+    for audit in audits:
+        audit.shortcut_probe()
+    assert sorted(seen) == ["detectors", "predict", "predict"]  # + choose_input's one read

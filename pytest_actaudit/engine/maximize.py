@@ -668,35 +668,39 @@ class Engine:
         return np.concatenate(maxima), np.concatenate(places)
 
     @_model_autograph_on_demand
-    def rank_inputs(self, images: np.ndarray, labels: np.ndarray) -> list[tuple[str, float]]:
+    def rank_inputs(self, images: np.ndarray, labels: np.ndarray) -> list[tuple[str, str, float]]:
         """How many of labelled uint8 ``images`` the model reads right when they are fed in
-        each known input range or preprocessing: ``[(setting, accuracy)]``, best first."""
+        each known input range or preprocessing: ``[(option, value, accuracy)]``, best
+        first (``("actaudit_preprocess", "caffe", 1.0)``)."""
         from ..model import RANGES
-        from ..preprocess import parse_preprocess
+        from ..preprocess import Preprocess, parse_preprocess
 
-        candidates: list[tuple[str, Callable[[tf.Tensor], tf.Tensor]]] = []
-
-        def span(low: float, high: float) -> Callable[[tf.Tensor], tf.Tensor]:
-            return lambda x: low + (high - low) * x / 255.0
-
-        for name, (low, high) in RANGES.items():
-            candidates.append((f"actaudit_input_range = {name}", span(low, high)))
+        # A range LOW-HIGH is the preprocessing (x - mean) / std of 0-255 pixels with
+        # std = 255 / (HIGH - LOW) and mean = -LOW * std: one code path for every candidate.
+        candidates = [
+            (
+                "actaudit_input_range",
+                name,
+                Preprocess(name, (-low * 255 / (high - low),), (255 / (high - low),)),
+            )
+            for name, (low, high) in RANGES.items()
+        ]
         if self.spec.channels == 3:
-            for mode in ("caffe", "torch"):
-                candidates.append(
-                    (f"actaudit_preprocess = {mode}", parse_preprocess(mode).tf_function(3))
-                )
+            candidates += [
+                ("actaudit_preprocess", m, parse_preprocess(m)) for m in ("caffe", "torch")
+            ]
         scores = []
         with tf.device(self.device):
-            for name, feed in candidates:
+            for option, value, candidate in candidates:
+                feed = candidate.tf_function(self.spec.channels)
                 right = 0
                 for start in range(0, len(images), self.max_batch):
                     chunk = tf.cast(tf.constant(images[start : start + self.max_batch]), tf.float32)
                     logits = self._call(self.scores.logits, feed(chunk))
                     predicted = np.argmax(np.asarray(logits), axis=1)
                     right += int(np.sum(predicted == labels[start : start + self.max_batch]))
-                scores.append((name, right / max(1, len(images))))
-        return sorted(scores, key=lambda item: -item[1])
+                scores.append((option, value, right / max(1, len(images))))
+        return sorted(scores, key=lambda item: -item[2])
 
     @_model_autograph_on_demand
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import keras_module
+from ..model import is_binary_head, keras_module
 
 SQUASHING = {"softmax", "sigmoid"}
 
@@ -71,7 +71,7 @@ def detector_model(model: Any) -> Any:
 
 def score_models(model: Any) -> ScoreModels:
     scores = _score_models(model)
-    if scores.output_kind == "sigmoid" and tuple(scores.logits.outputs[0].shape)[-1:] == (1,):
+    if is_binary_head(model):
         # A binary head: two targets, its logit z and -z (the negation), whose sigmoids
         # are the two classes' probabilities, exactly.
         keras = keras_module()
