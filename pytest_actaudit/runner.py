@@ -49,7 +49,12 @@ class AuditRunner:
     ) -> None:
         import tensorflow as tf
 
-        from .engine.maximize import ENGINE_REVISION, Engine, EngineSettings, device_description
+        from .engine.maximize import (
+            ENGINE_REVISION,
+            EngineSettings,
+            device_description,
+            engine_for,
+        )
 
         model = model_mod.select_output(model, output)  # one classifier output
         self.model = model
@@ -60,7 +65,10 @@ class AuditRunner:
         )
         self.labels = model_mod.resolve_labels(model, labels, model_path)
         self.settings = engine_settings or EngineSettings()
-        self.engine = Engine(model, self.spec, self.settings)
+        self.weights = (
+            model_mod.content_hash(model_path) if model_path else model_mod.weights_hash(model)
+        )
+        self.engine = engine_for(model, self.spec, self.settings, weights=self.weights)
         self.progress = progress
         self.stats = RunStats()
         self.on_references = OnReferences()  # the shortcut probe's calls on the references
@@ -70,9 +78,7 @@ class AuditRunner:
         self.meta: dict[str, Any] = {
             "name": str(model_path or getattr(model, "name", "model"))
             + (f" → {output}" if output and model_path else ""),
-            "hash": model_mod.content_hash(model_path)
-            if model_path
-            else model_mod.weights_hash(model),
+            "hash": self.weights,
             "input_shape": list(self.spec.shape),
             "input_size_source": self.spec.size_source,
             "input_range": [self.spec.low, self.spec.high],
@@ -172,11 +178,13 @@ class AuditRunner:
     ) -> list[ClassAudit]:
         """Images that maximize units of a Dense layer or filters of a conv layer
         (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
-        from .engine.maximize import Engine
+        from .engine.maximize import engine_for
         from .errors import ActauditError
 
         if layer not in self._layer_engines:
-            self._layer_engines[layer] = Engine(self.model, self.spec, self.settings, layer=layer)
+            self._layer_engines[layer] = engine_for(
+                self.model, self.spec, self.settings, weights=self.weights, layer=layer
+            )
         engine = self._layer_engines[layer]
         count = int(engine.scores.logits.outputs[0].shape[-1])
         indices = [int(u) for u in units]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,8 @@ import pytest_actaudit
 from pytest_actaudit import ActauditError, OptimizationError
 
 from .conftest import COLORS, build_color_model
+
+DEMO_MODELS = Path(pytest_actaudit.__file__).parent / "demo" / "models"
 
 STEPS = 30
 
@@ -231,17 +235,28 @@ def test_decreasing_direction_for_a_regression_output():
 @pytest.mark.parametrize("norm_p", [6, 3])
 def test_written_out_regularizer_gradient_equals_autodiff(color_model, norm_p):
     import tensorflow as tf
+    from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
 
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings, norm_value, tv_value
     from pytest_actaudit.model import input_spec
 
-    engine = Engine(color_model, input_spec(color_model), EngineSettings(norm_p=norm_p))
+    settings = EngineSettings(norm_p=norm_p)
+    engine = Engine(color_model, input_spec(color_model), settings)
+    # tf-keras-vis's regularizers are the definition; the engine's own values equal them
+    tv = TotalVariation2D(weight=settings.tv_weight)
+    norm = Norm(weight=settings.norm_weight, p=norm_p)
     x = tf.constant(np.random.default_rng(0).uniform(0, 1, (3, 16, 12, 3)), tf.float32)
+    np.testing.assert_allclose(tv_value(x, settings.tv_weight).numpy(), tv(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        norm_value(2.0 * x - 1.0, settings.norm_weight, norm_p).numpy(),
+        norm(2.0 * x - 1.0).numpy(),
+        rtol=1e-6,
+    )
     upstream = tf.constant([1.0, 0.5, 2.0])
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         written = tf.reduce_sum(upstream * engine._penalty(x))
-        autodiff = tf.reduce_sum(upstream * (engine._tv(x) + engine._norm(2.0 * x - 1.0)))
+        autodiff = tf.reduce_sum(upstream * (tv(x) + norm(2.0 * x - 1.0)))
     np.testing.assert_allclose(written.numpy(), autodiff.numpy(), rtol=1e-6)
     np.testing.assert_allclose(
         tape.gradient(written, x).numpy(), tape.gradient(autodiff, x).numpy(), rtol=1e-4, atol=1e-7
@@ -299,6 +314,73 @@ def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
     assert engine._optimize.experimental_get_tracing_count() == 1
     engine.run([(0, 0)], steps=4)
     assert engine._optimize.experimental_get_tracing_count() == 2
+
+
+@pytest.mark.parametrize("parametrization", ["fourier", "pixel"])
+def test_evaluation_in_the_same_call_gives_the_same_images_and_scores(parametrization):
+    """The loop's images are quantized and evaluated inside the compiled call (no host
+    round trip, one trace): bit for bit what quantizing on the host and evaluating in a
+    second call gives, on the demo models."""
+    import tensorflow as tf
+
+    from pytest_actaudit.engine import transforms
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    for name in ("clean", "shortcut"):
+        model = pytest_actaudit.load_model(DEMO_MODELS / f"{name}.keras")
+        settings = EngineSettings(parametrization=parametrization)
+        engine = Engine(model, input_spec(model), settings)
+        plan, steps = [(t, s) for t in range(4) for s in range(2)], 24
+        results = engine.run(plan, steps)
+        side = min(engine.spec.height, engine.spec.width)
+        init = np.stack([engine._initial(seed) for _, seed in plan])
+        params = np.stack(
+            [
+                transforms.draw_params(
+                    seed, steps, jitter=settings.jitter * side, degrees=settings.degrees,
+                    scale=settings.scale,
+                )
+                for _, seed in plan
+            ]
+        )
+        targets = tf.constant([t for t, _ in plan], tf.int32)
+        unit, _, _ = tf.function(engine._optimize_graph, autograph=False)(
+            tf.constant(init), targets, tf.constant(params), tf.constant(steps)
+        )
+        host = np.round(np.nan_to_num(unit.numpy()) * 255.0).astype(np.uint8)
+        logits, probs, attribution, _ = engine._evaluate(tf.constant(host), targets)
+        np.testing.assert_array_equal(np.stack([r.image for r in results]), host)
+        np.testing.assert_allclose([r.logit for r in results], logits.numpy(), rtol=1e-6)
+        np.testing.assert_allclose([r.probability for r in results], probs.numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            np.stack([r.attribution for r in results]), attribution.numpy(), rtol=1e-5, atol=1e-7
+        )
+
+
+def test_a_second_maximize_on_the_same_model_reuses_the_traced_engine(color_model):
+    from pytest_actaudit.engine import maximize as engine_mod
+
+    engine_mod.clear_engines()
+    first = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=6)
+    (engine,) = engine_mod._engines.values()
+    second = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=6)
+    assert list(engine_mod._engines.values()) == [engine]
+    assert engine._optimize.experimental_get_tracing_count() == 1
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(np.stack(a.images), np.stack(b.images))
+    # the same model trained further in place: its weights' hash changes, a new engine
+    model = build_color_model()
+    pytest_actaudit.maximize(model, 0, seeds=1, steps=2)
+    model.layers[-1].set_weights([w + 1.0 for w in model.layers[-1].get_weights()])
+    pytest_actaudit.maximize(model, 0, seeds=1, steps=2)
+    assert len(engine_mod._engines) == 3
+    for _ in range(engine_mod.KEEP_ENGINES):  # bounded: the oldest go first
+        pytest_actaudit.maximize(build_color_model(), 0, seeds=1, steps=2)
+    assert len(engine_mod._engines) == engine_mod.KEEP_ENGINES
+    assert engine not in engine_mod._engines.values()
+    engine_mod.clear_engines()
+    assert not engine_mod._engines
 
 
 def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkeypatch):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -111,6 +111,18 @@ AUTO_BATCH_LIMIT = 256  # beyond this a CPU gains nothing and a report waits lon
 OPAQUE_BATCH = 64  # when the layers cannot be measured (a SavedModel through TFSMLayer)
 GPU_BUDGET = 2 * 2**30  # TensorFlow does not tell a GPU's total memory portably
 FLOAT16_LOSS_SCALE = 256.0
+
+
+def tv_value(x: tf.Tensor, weight: float) -> tf.Tensor:
+    """tf-keras-vis ``TotalVariation2D(weight)(x)`` per image (the parity test compares
+    them), written here so that a first call does not import tf-keras-vis (0.2 s)."""
+    return weight * tf.image.total_variation(x) / float(np.prod(x.shape[1:]))
+
+
+def norm_value(x: tf.Tensor, weight: float, p: int) -> tf.Tensor:
+    """tf-keras-vis ``Norm(weight, p)(x)`` per image (see ``tv_value``)."""
+    flat = tf.reshape(x, (x.shape[0], -1))
+    return weight * tf.norm(flat, ord=p, axis=1) / float(flat.shape[1]) ** (1.0 / p)
 
 
 def all_layers(model: Any) -> Iterator[Any]:
@@ -231,24 +243,46 @@ def _model_autograph_on_demand(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+KEEP_ENGINES = 4  # traced engines a process keeps for reuse (each holds its model)
+_engines: OrderedDict[tuple[Any, ...], Engine] = OrderedDict()
+
+
+def engine_for(
+    model: Any, spec: InputSpec, settings: EngineSettings, *, weights: str, layer: str | None = None
+) -> Engine:
+    """The engine of this model object, input, settings and layer, traced once per
+    process: a second ``maximize`` on the same model in a notebook, or a second test
+    module's runner, finds its compiled loop already traced. ``weights`` (the weights'
+    hash) is part of the key: the engine holds copies of the last layer's weights, so a
+    model trained further in place gets a new engine. The last ``KEEP_ENGINES`` are kept
+    (they keep their models alive); ``clear_engines()`` lets them go."""
+    key = (id(model), weights, spec, settings, layer)
+    engine = _engines.get(key)
+    if engine is None or engine.model is not model:
+        engine = _engines[key] = Engine(model, spec, settings, layer)
+        while len(_engines) > KEEP_ENGINES:
+            _engines.popitem(last=False)
+    _engines.move_to_end(key)
+    return engine
+
+
+def clear_engines() -> None:
+    """Drop every engine kept for reuse (and the models they hold)."""
+    _engines.clear()
+
+
 class Engine:
     """Optimizes images for one model. Build once per model; ``run`` many times."""
 
     def __init__(
         self, model: Any, spec: InputSpec, settings: EngineSettings, layer: str | None = None
     ) -> None:
-        with warnings.catch_warnings():  # tf-keras-vis imports its own deprecated module
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
-
         self.model = model
         self.spec = spec
         self.settings = settings
         self.device = device_name(settings.device)
         # Class logits by default; with ``layer``, that layer's units/filters are the targets.
         self.scores = layer_scores(model, layer) if layer else score_models(model)
-        self._tv = TotalVariation2D(weight=settings.tv_weight)
-        self._norm = Norm(weight=settings.norm_weight, p=settings.norm_p)
         self.param = make_param(settings.parametrization, spec.shape, settings)
         self._neutral: np.ndarray | None = None
         self._detector_model: Any = None  # built on first use; False: the model has none
@@ -272,7 +306,7 @@ class Engine:
         # a static batch dimension, which reduce_retracing would generalize away.
         # Traced without AutoGraph (plain TF control flow throughout): its source
         # conversion took most of a first call's time.
-        self._optimize = tf.function(self._optimize_graph, autograph=False)
+        self._optimize = tf.function(self._optimize_and_evaluate, autograph=False)
         # Lanes call one traced function (TensorFlow inlines each call): the lanes of a
         # batch of equal halves cost one trace, not one each.
         self._lane_fn = tf.function(self._lane, autograph=False)
@@ -318,14 +352,10 @@ class Engine:
         )
         targets = np.array([t for t, _ in chunk], np.int32)
         with tf.device(self.device):
-            unit, curves, failed = self._compiled(init.shape)(
-                tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps)
-            )
-            # The image we report is the quantized one, and the scores are measured on it.
-            images = np.round(np.nan_to_num(unit.numpy()) * 255.0).astype(np.uint8)
-            logits, probs, attribution, features = self._evaluate(
-                tf.constant(images), tf.constant(targets)
-            )
+            quantized, curves, failed, logits, probs, attribution, features = self._compiled(
+                init.shape
+            )(tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps))
+        images = quantized.numpy()
         curves_np, failed_np = curves.numpy().T, failed.numpy()
         logits_np, probs_np, attr_np = logits.numpy(), probs.numpy(), attribution.numpy()
         features_np = features.numpy()
@@ -370,6 +400,18 @@ class Engine:
         if self._preprocess is not None:  # the user's preprocessing, inside the step
             return self._preprocess(255.0 * unit)
         return self.spec.low + (self.spec.high - self.spec.low) * unit
+
+    def _optimize_and_evaluate(
+        self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
+    ) -> tuple[tf.Tensor, ...]:
+        """The optimization, then the evaluation of its images, in one call: one trace
+        and one graph to optimize on a first call, and nothing goes to the host and back
+        between them. The image reported is the quantized one (uint8), and its scores,
+        attribution and features are measured on it."""
+        unit, curves, failed = self._optimize_graph(init, targets, params, steps)
+        finite = tf.where(tf.math.is_finite(unit), unit, tf.zeros_like(unit))
+        images = tf.cast(tf.round(finite * 255.0), tf.uint8)
+        return (images, curves, failed, *self._evaluate_graph(images, targets))
 
     def _optimize_graph(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
@@ -525,7 +567,7 @@ class Engine:
 
         @tf.custom_gradient  # type: ignore[untyped-decorator]
         def penalty(x: tf.Tensor) -> Any:
-            value = self._tv(x) + self._norm(2.0 * x - 1.0)
+            value = tv_value(x, s.tv_weight) + norm_value(2.0 * x - 1.0, s.norm_weight, s.norm_p)
 
             def grad(upstream: tf.Tensor) -> tf.Tensor:
                 _, height, width, _ = x.shape
