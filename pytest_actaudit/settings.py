@@ -2,7 +2,7 @@
 marker kwargs > command line > ini > default.
 
 No TensorFlow and no pytest here: the parsers raise ``ValueError`` with the bad
-value and the fix; ``plugin.py`` turns them into ``pytest.UsageError``.
+value and the fix; ``plugin/`` turns them into ``pytest.UsageError``.
 """
 
 from __future__ import annotations

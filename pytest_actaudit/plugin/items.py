@@ -1,0 +1,129 @@
+"""Zero-code audits: one collected item per class of the configured model
+(``actaudit::MODEL::CLASS``), checked against the ini thresholds by ``run_threshold_checks``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..audit import AuditFailure, ClassAudit
+from ..errors import ActauditError
+from ..settings import Settings
+from .options import SESSION_KEY
+
+if TYPE_CHECKING:
+    from .session import ActauditSession
+
+
+def is_audit(item: pytest.Item) -> bool:
+    """A test that audits: it has the ``actaudit`` marker or uses the ``actaudit`` fixture."""
+    return item.get_closest_marker("actaudit") is not None or "actaudit" in getattr(
+        item, "fixturenames", ()
+    )
+
+
+class AuditCollector(pytest.Collector):
+    """Parent of the zero-code audit items (node ids ``actaudit::MODEL::CLASS``)."""
+
+    def collect(self) -> list[pytest.Item]:  # items are made by the session plugin
+        return []
+
+
+def _zero_code_audit(request: pytest.FixtureRequest) -> None:
+    """The body of every zero-code item. A test function, so that its references come
+    from the ``actaudit_references`` fixture, a conftest.py override included."""
+    item = request.node
+    session: ActauditSession = item.config.stash[SESSION_KEY]
+    settings = session.settings
+    audit = session.maximize(
+        session.configured_model(),
+        item.target,
+        settings,
+        item.nodeid,
+        references=lambda: request.getfixturevalue("actaudit_references"),
+    )
+    run_threshold_checks(audit, settings)
+
+
+class ZeroCodeItem(pytest.Function):
+    """One class of the configured model, checked against the ini thresholds."""
+
+    def __init__(self, *, target: str, **kwargs: Any) -> None:
+        super().__init__(callobj=_zero_code_audit, **kwargs)
+        self.target = target
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, AuditFailure | ActauditError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return Path(self.name.rsplit("::", 1)[0]), None, f"actaudit: {self.name}"
+
+
+def zero_code_items(
+    actaudit_session: ActauditSession, session: pytest.Session
+) -> list[ZeroCodeItem]:
+    """One item per class of ``--actaudit-classes`` (default all) of the configured model."""
+    # Load the model and resolve labels and classes now: a missing, corrupt or unsafe
+    # file, mismatched labels or an unknown class is a usage error before any test.
+    settings = actaudit_session.settings
+    model_path = str(settings.model)
+    try:
+        runner = actaudit_session.runner(actaudit_session.configured_model())
+        indices = [runner.resolve(c) for c in settings.classes] or range(len(runner.labels))
+    except ActauditError as exc:
+        raise pytest.UsageError(f"actaudit: {exc}") from None
+    if settings.focus_exclude:
+        from ..regions import region_mask
+
+        height, width = runner.spec.shape[:2]
+        try:
+            region_mask(settings.focus_exclude, height, width)
+        except ValueError as exc:
+            raise pytest.UsageError(
+                f"actaudit: actaudit_focus_exclude: {exc} (the model's input is {height}×{width})"
+            ) from None
+    classes = [runner.labels[i] for i in indices]
+    parent = AuditCollector.from_parent(session, name="actaudit", nodeid="actaudit")
+    return [
+        ZeroCodeItem.from_parent(parent, name=f"{model_path}::{name}", target=name)
+        for name in classes
+    ]
+
+
+def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
+    """The checks whose thresholds the ini sets; every one runs, failures combined."""
+    t = settings.thresholds
+    checks: list[Callable[[], Any]] = []
+    if "min_probability" in t or "min_logit" in t:
+        checks.append(
+            lambda: audit.assert_activation(
+                min_probability=t.get("min_probability"), min_logit=t.get("min_logit")
+            )
+        )
+    if "min_consistency" in t:
+        checks.append(lambda: audit.assert_consistent(min_similarity=t["min_consistency"]))
+    if settings.focus_exclude and "max_focus_share" in t:
+        checks.append(
+            lambda: audit.assert_focus(
+                exclude=settings.focus_exclude, max_share=t["max_focus_share"]
+            )
+        )
+    if "max_flip_rate" in t:
+        checks.append(lambda: audit.assert_no_shortcut(max_flip_rate=t["max_flip_rate"]))
+    if "min_baseline_similarity" in t:
+        checks.append(
+            lambda: audit.assert_matches_baseline(min_similarity=t["min_baseline_similarity"])
+        )
+    failures = []
+    for check in checks:
+        try:
+            check()
+        except AuditFailure as exc:
+            failures.append(str(exc))
+    if failures:
+        raise AuditFailure("\n".join(failures))

@@ -1,0 +1,89 @@
+"""What the session adds to the report besides the audits' own records: the entry for an
+audit that started and never finished, the run's header (models, totals, command), and the
+report folder (or a temporary one when it cannot be written)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..settings import Settings
+
+
+def unfinished_record(nodeid: str, outcome: str | None) -> dict[str, Any]:
+    """The report's entry for an audit that started and never finished."""
+    why = "its xdist worker died" if outcome in ("failed", "error") else "the run was interrupted"
+    return {
+        "label": nodeid.rsplit("::", 1)[-1],
+        "index": -1,
+        "model": "",
+        "nodeid": nodeid,
+        "seeds": [],
+        "steps": 0,
+        "images": [],
+        "logits": [],
+        "probabilities": [],
+        "consistency": 0.0,
+        "consistency_per_seed": [],
+        "curves": [],
+        "checks": [],
+        "passed": False,
+        "error": f"started but never finished: {why}; no images were kept",
+        "test_outcome": outcome or "error",
+    }
+
+
+def writable_folder(folder: Path) -> tuple[Path, str | None]:
+    """The report folder, or a fresh temporary one (and why) if it cannot be written:
+    decided before any optimization so no result waits on it."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+        return folder, None
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="actaudit-report-"))
+        return fallback, (
+            f"could not write the report to {str(folder)!r} ({exc}); "
+            f"wrote it to {fallback} instead — choose a writable --actaudit-report DIR"
+        )
+
+
+def models_meta(runners: dict[Any, Any]) -> list[dict[str, Any]]:
+    """Each model's header in the report (its runners' ``meta``)."""
+    return [runner.meta for runner, _ in runners.values()]
+
+
+def run_stats(runners: dict[Any, Any]) -> dict[str, float]:
+    """This process's totals: images optimized, seconds spent, cache hits."""
+    active = [r for r, _ in runners.values()]
+    return {
+        "optimized_images": sum(r.stats.images for r in active),
+        "optimize_seconds": sum(r.stats.seconds for r in active),
+        "cache_hits": sum(r.cache.hits for r in active if r.cache),
+    }
+
+
+def run_meta(
+    started: float,
+    settings: Settings,
+    config: pytest.Config,
+    models: list[dict[str, Any]],
+    stats: dict[str, float],
+) -> dict[str, Any]:
+    """The report's ``run`` section."""
+    return {
+        "started": started,
+        "wall_seconds": time.time() - started,
+        "seeds": settings.seeds,
+        "steps": settings.steps,
+        "device_setting": settings.device,
+        "models": models,
+        **stats,
+        "command": "pytest " + " ".join(config.invocation_params.args),
+    }

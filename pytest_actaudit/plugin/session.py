@@ -1,0 +1,316 @@
+"""The plugin object registered with ``--actaudit``: one runner per model, the session's
+planned targets, audits turned into report records as tests finish, the report at the end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .. import settings as settings_mod
+from ..audit import ClassAudit
+from ..errors import ActauditError
+from ..model import load_model, source_path
+from ..settings import Settings
+from . import xdist
+from .items import ZeroCodeItem, is_audit, zero_code_items
+from .records import models_meta, run_meta, run_stats, unfinished_record
+
+
+class ActauditSession:
+    """The plugin object registered with ``--actaudit``: one runner per model, the
+    audits of finished tests as report records, and the report at session end.
+
+    Under xdist each worker turns its audits into records (images on disk) as tests
+    finish and writes them as JSON pieces; the controller merges the pieces and
+    renders once. A worker that dies loses only the test it was running.
+    """
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from ..report.writer import ImageSink
+
+        self.config = config
+        self.settings = settings
+        self.started = time.time()
+        self.runners: dict[Any, Any] = {}
+        self.pending: list[ClassAudit] = []
+        self.records: list[dict[str, Any]] = []
+        self.outcomes: dict[str, str] = {}
+        self.planned: list[str | int] = []
+        self.zero_code: list[str] = []
+        self.report_path: Path | None = None
+        self.worker, self.run_id, self.report_dir, self.report_error = xdist.run_folder(
+            config, settings.report
+        )
+        self.sink = ImageSink(self.report_dir)
+        self._model: Any = None
+        self._pieces = xdist.Pieces(self.report_dir, self.run_id, self.worker)
+        self._references: dict[Any, Any] = {}
+        self.started_nodes: list[str] = []
+        self.finished_nodes: set[str] = set()
+
+    # ------------------------------------------------------------ models, runners
+    def configured_model(self) -> Any:
+        """The model of --actaudit-model / ini actaudit_model, loaded once."""
+        if self._model is None:
+            if not self.settings.model:
+                raise ActauditError(
+                    "no model configured: pass --actaudit-model PATH, set actaudit_model in "
+                    "the ini, or override the actaudit_model fixture in conftest.py"
+                )
+            self._model = load_model(self.settings.model, safe_mode=not self.settings.unsafe_load)
+        return self._model
+
+    def runner(self, model: Any) -> Any:
+        # One runner per model file (a parametrized fixture may load it more than once),
+        # else per model object.
+        key: Any = source_path(model) or id(model)
+        if key not in self.runners:
+            from ..engine.maximize import EngineSettings
+            from ..runner import AuditRunner
+
+            verbose = self.config.getoption("verbose") > 0
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            progress = (lambda line: tr.write_line(line)) if verbose and tr else None
+            cache_dir = None
+            if self.settings.cache and getattr(self.config, "cache", None) is not None:
+                cache_dir = str(self.config.cache.mkdir("actaudit"))
+
+            def make(input_range: str | None, preprocess: str | None) -> Any:
+                return AuditRunner(
+                    model,
+                    labels=self.settings.labels,
+                    model_path=source_path(model),
+                    input_range=input_range,
+                    input_size=self.settings.input_size,
+                    preprocess=preprocess,
+                    size_source="--actaudit-input-size / ini actaudit_input_size",
+                    output=self.settings.output,
+                    engine_settings=EngineSettings(
+                        device=self.settings.device,
+                        parametrization=self.settings.parametrization,
+                        max_batch=self.settings.max_batch,
+                        lanes=self.settings.lanes,
+                    ),
+                    progress=progress,
+                    cache_dir=cache_dir,
+                )
+
+            runner = make(self.settings.input_range, self.settings.preprocess)
+            if self.settings.references and not (
+                self.settings.input_range or self.settings.preprocess
+            ):
+                # No input setting but trusted references: read them the way that reads
+                # them best (a model trained on caffe or [-1, 1] input says nothing itself).
+                from ..references import read_references
+                from ..runner import choose_input
+
+                try:
+                    refs = read_references(
+                        self.settings.references, runner.labels, runner.spec.shape
+                    )
+                except ActauditError:
+                    pass  # said where references are used (the probe), not here
+                else:
+                    runner = choose_input(runner, refs, make)
+                    self._references[("references", id(model))] = refs
+            self.runners[key] = (runner, model)  # keep the model alive: id() stays unique
+        return self.runners[key][0]
+
+    def references(self, model: Any) -> tuple[Any, Any]:
+        """The default references: the folder of --actaudit-references, read once."""
+        key = ("references", id(model))
+        if key not in self._references:
+            from ..references import read_references
+
+            if not self.settings.references:
+                raise ActauditError(
+                    "the shortcut probe needs reference images: pass --actaudit-references "
+                    "DIR (ini actaudit_references; one subfolder per class name) or override "
+                    "the actaudit_references fixture in conftest.py"
+                )
+            runner = self.runner(model)
+            self._references[key] = read_references(
+                self.settings.references, runner.labels, runner.spec.shape
+            )
+        images, labels = self._references[key]
+        return images, labels
+
+    def maximize(
+        self,
+        model: Any,
+        target: str | int,
+        settings: Settings,
+        nodeid: str,
+        references: Callable[[], tuple[Any, Any]] | None = None,
+        layer: str | None = None,
+    ) -> ClassAudit:
+        """One audit for a test, recorded: a class (batched with the session's planned
+        targets), or with ``layer``, a unit/filter of that layer."""
+        runner = self.runner(model)
+        audit: ClassAudit
+        if layer is not None:
+            (audit,) = runner.maximize_units(
+                layer, [int(target)], seeds=settings.seeds, steps=settings.steps
+            )
+        else:
+            audit = runner.maximize(
+                target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
+            )
+        audit.nodeid = nodeid
+        get_references = references or (lambda: self.references(model))
+        from ..runner import probe_context
+
+        audit.probe_context = probe_context(runner, get_references)
+        if settings.generate_baseline or settings.baseline:
+            from ..baseline import BaselineStore
+
+            store = BaselineStore(
+                settings.generate_baseline or settings.baseline or "",
+                generate=bool(settings.generate_baseline),
+            )
+            audit.baseline_store = store
+            if store.generate:
+                store.write(audit)
+        self.pending.append(audit)
+        return audit
+
+    # ------------------------------------------------------------------ collection
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        for item in items:
+            marker = item.get_closest_marker("actaudit")
+            if marker and marker.kwargs.get("classes"):
+                self.planned.extend(settings_mod.class_list(marker.kwargs["classes"]))
+            callspec = getattr(item, "callspec", None)
+            # Under xdist a worker cannot know which items it will get: it batches
+            # only what its tests ask for, so no class is optimized twice.
+            if callspec is not None and is_audit(item) and not self.worker:
+                self.planned.extend(
+                    v for v in callspec.params.values() if isinstance(v, str) and not v.isdigit()
+                )
+        if self.settings.model and not all("::" in arg for arg in config.args):
+            zero_code = zero_code_items(self, session)
+            items.extend(zero_code)
+            if not self.worker:
+                self.planned.extend(item.target for item in zero_code)
+        self.planned = list(dict.fromkeys(self.planned))
+
+    # --------------------------------------------------------------------- running
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        if call.when == "call":  # each check's value and threshold, for JUnit XML
+            for audit in self.pending:
+                if audit.nodeid == item.nodeid:
+                    for check in audit.checks:
+                        item.user_properties.append(
+                            (f"actaudit {audit.label} {check.name} {check.metric}", check.summary())
+                        )
+        yield
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Pre-record every audit that starts: if it never ends (Ctrl-C, a dead xdist
+        # worker), the report still shows it, as an error.
+        if is_audit(item) or isinstance(item, ZeroCodeItem):
+            self.started_nodes.append(item.nodeid)
+            if self.worker:
+                self._write_piece([], started=[item.nodeid])
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            previous = self.outcomes.get(report.nodeid)
+            if previous in (None, "passed"):
+                outcome: str = report.outcome
+                if hasattr(report, "wasxfail"):
+                    outcome = "xpassed" if report.passed else "xfailed"
+                elif report.when != "call" and report.failed:
+                    outcome = "error"
+                self.outcomes[report.nodeid] = outcome
+        if report.when == "teardown":
+            self.finished_nodes.add(report.nodeid)
+            self._flush()
+
+    def _flush(self) -> None:
+        """Turn finished audits into records now (images written): nothing is lost if
+        the session stops later."""
+        from ..report.writer import audit_record
+
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        fresh = []
+        for audit in pending:
+            record = audit_record(audit, self.sink)
+            record["test_outcome"] = self.outcomes.get(audit.nodeid, "unknown")
+            fresh.append(record)
+        self.records.extend(fresh)
+        if self.worker:
+            self._write_piece(fresh)
+
+    def _write_piece(self, records: list[dict[str, Any]], started: Sequence[str] = ()) -> None:
+        self._pieces.write(
+            records,
+            started,
+            sorted(self.finished_nodes),
+            models_meta(self.runners),
+            run_stats(self.runners),
+        )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        xdist.configure_node(node, self.run_id, self.report_dir)
+
+    # ---------------------------------------------------------------------- report
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._flush()
+        if self.worker:
+            self._write_piece([])  # final stats of this worker
+            return
+        from ..report.writer import write_report
+
+        records = list(self.records)
+        models = models_meta(self.runners)
+        stats = run_stats(self.runners)
+        started = list(self.started_nodes)
+        finished = set(self.finished_nodes)
+        self._pieces.merge_into(records, started, finished, models, stats)
+        with_record = {r["nodeid"] for r in records}
+        for nodeid in dict.fromkeys(started):
+            if nodeid not in with_record and nodeid not in finished:
+                records.append(unfinished_record(nodeid, self.outcomes.get(nodeid)))
+        if not records:
+            return
+        records.sort(key=lambda r: (r["model"], r["index"], r["nodeid"]))
+        run = run_meta(self.started, self.settings, self.config, models, stats)
+        self.report_path = write_report(
+            self.report_dir,
+            run=run,
+            records=records,
+            outcomes=self.outcomes,
+            self_contained=self.settings.self_contained,
+        )
+        self.summary = (len(records), sum(1 for r in records if not r["passed"]))
+        self._pieces.remove()
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        s = self.settings
+        return (
+            f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
+            f"steps={s.steps} device={s.device} report={self.report_dir}"
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report_error:
+            terminalreporter.write_line(f"actaudit: {self.report_error}", red=True)
+        if self.report_path:
+            total, failed = self.summary
+            terminalreporter.write_line(
+                f"actaudit: report with {total} audits ({failed} failed checks) "
+                f"written to {self.report_path}"
+            )
