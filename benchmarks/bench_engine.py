@@ -186,6 +186,15 @@ def build_model(name: str) -> tuple[Any, Any, str]:
         # MobileNetV2's preprocess_input maps pixels to [-1, 1].
         spec = input_spec(model, "-1-1")
         return model, spec, "MobileNetV2 alpha=0.35, 96 px, weights=None, 100 classes"
+    if name == "cnn48":  # the cold-start table's small model
+        model = _fallback_cnn(48, 4)
+        return model, input_spec(model), "48 px CNN, random init, 4 classes"
+    if name == "mobilenet8":
+        keras.utils.set_random_seed(0)
+        model = keras.applications.MobileNetV2(
+            alpha=0.35, input_shape=(96, 96, 3), weights=None, classes=8
+        )
+        return model, input_spec(model, "-1-1"), "MobileNetV2 alpha=0.35, 96 px, 8 classes"
     if name == "tiny":  # for the test suite's smoke test
         model = _fallback_cnn(16, 3, filters=(4, 8))
         return model, input_spec(model), "tiny 16 px CNN, random init (smoke test)"

@@ -308,12 +308,16 @@ def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
     from pytest_actaudit.engine.maximize import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
-    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    engine = Engine(color_model, input_spec(color_model), EngineSettings(lanes=2))
     for steps in (2, 3, 5):
         engine.run([(0, 0), (1, 1)], steps=steps)
     assert engine._optimize.experimental_get_tracing_count() == 1
     engine.run([(0, 0)], steps=4)
     assert engine._optimize.experimental_get_tracing_count() == 2
+    # the loop itself (most of the tracing) once for every lane and batch size: lanes
+    # of 1 and 1, a lone image, lanes of 3 and 2
+    engine.run([(0, 0), (1, 1), (2, 2), (0, 3), (1, 4)], steps=4)
+    assert engine._lane_fn.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("parametrization", ["fourier", "pixel"])

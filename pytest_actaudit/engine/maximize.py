@@ -121,8 +121,9 @@ def tv_value(x: tf.Tensor, weight: float) -> tf.Tensor:
 
 def norm_value(x: tf.Tensor, weight: float, p: int) -> tf.Tensor:
     """tf-keras-vis ``Norm(weight, p)(x)`` per image (see ``tv_value``)."""
-    flat = tf.reshape(x, (x.shape[0], -1))
-    return weight * tf.norm(flat, ord=p, axis=1) / float(flat.shape[1]) ** (1.0 / p)
+    size = int(np.prod(x.shape[1:]))
+    flat = tf.reshape(x, [-1, size])  # any batch size: the engine traces its lanes once
+    return weight * tf.norm(flat, ord=p, axis=1) / float(size) ** (1.0 / p)
 
 
 def all_layers(model: Any) -> Iterator[Any]:
@@ -302,18 +303,28 @@ class Engine:
             self.max_batch, self.batch_source = auto_batch(model, spec.shape, self.device)
 
     def _build_functions(self) -> None:
-        # One trace per batch size (a chunk and its remainder): tf-keras-vis's Norm needs
-        # a static batch dimension, which reduce_retracing would generalize away.
         # Traced without AutoGraph (plain TF control flow throughout): its source
-        # conversion took most of a first call's time.
+        # conversion took most of a first call's time. The outer function is traced per
+        # batch size (a chunk and its remainder: it splits the batch into lanes and
+        # evaluates the images); the loop itself, most of the tracing, once for any
+        # batch size: every lane of every chunk calls that one trace (TensorFlow inlines
+        # each call), odd halves and remainders included.
         self._optimize = tf.function(self._optimize_and_evaluate, autograph=False)
-        # Lanes call one traced function (TensorFlow inlines each call): the lanes of a
-        # batch of equal halves cost one trace, not one each.
-        self._lane_fn = tf.function(self._lane, autograph=False)
+        self._lane_fn = tf.function(
+            self._lane,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, *self.param.initial(0).shape], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, None, 4], tf.float32),
+                tf.TensorSpec([], tf.int32),
+            ],
+        )
         self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True, autograph=False)
         self._predict = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
         self._calls: dict[int, Any] = {}
         self._traced: dict[int, Any] = {}
+        self.trace_seconds = 0.0  # building the compiled loops (Python → graph), in all
 
     # ------------------------------------------------------------------ host side
     def run(
@@ -379,12 +390,14 @@ class Engine:
         trace per batch size (a chunk and its remainder), not one per step count."""
         batch = shape[0]
         if batch not in self._traced:
+            began = time.perf_counter()
             self._traced[batch] = self._optimize.get_concrete_function(
                 tf.TensorSpec(shape, tf.float32),
                 tf.TensorSpec([batch], tf.int32),
                 tf.TensorSpec([batch, None, 4], tf.float32),
                 tf.TensorSpec([], tf.int32),
             )
+            self.trace_seconds += time.perf_counter() - began
         return self._traced[batch]
 
     def lane_count(self, batch: int) -> int:
@@ -424,7 +437,7 @@ class Engine:
         batch = int(init.shape[0])
         sizes = lane_sizes(batch, self.lane_count(batch))
         if len(sizes) == 1:
-            return self._lane(init, targets, params, steps)
+            return self._lane_fn(init, targets, params, steps)
         parts = zip(
             tf.split(init, sizes), tf.split(targets, sizes), tf.split(params, sizes), strict=True
         )
