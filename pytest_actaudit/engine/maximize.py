@@ -437,7 +437,8 @@ class Engine:
         batch = int(init.shape[0])
         sizes = lane_sizes(batch, self.lane_count(batch))
         if len(sizes) == 1:
-            return self._lane_fn(init, targets, params, steps)
+            final, curve, failed = self._lane_fn(init, targets, params, steps)
+            return final, curve, failed
         parts = zip(
             tf.split(init, sizes), tf.split(targets, sizes), tf.split(params, sizes), strict=True
         )
