@@ -7,14 +7,37 @@ report shows each check a test made.
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import metrics
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _timed(attribute: str) -> Callable[[F], F]:
+    """Add the method's wall time to ``self.<attribute>`` (the report's time split)."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            began = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                setattr(self, attribute, getattr(self, attribute) + time.perf_counter() - began)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
 
 # Calibrated on the shortcut zoo (docs/shortcuts.md): no false alarm in 107 clean classes.
 DEFAULT_MAX_FLIP_RATE = 0.5
@@ -88,6 +111,8 @@ class ClassAudit:
     probe_context: Any = None
     probe_result: Any = None  # a probe.ProbeResult, once the shortcut probe ran
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
+    check_seconds: float = field(default=0.0, repr=False)  # in assert_*, the probe included
+    probe_seconds: float = field(default=0.0, repr=False)  # in the shortcut probe
 
     @property
     def consistency_per_seed(self) -> NDArray[np.float64]:
@@ -106,6 +131,7 @@ class ClassAudit:
         return all(check.passed for check in self.checks)
 
     # ---------------------------------------------------------------- checks
+    @_timed("check_seconds")
     def assert_activation(
         self, min_probability: float | None = None, min_logit: float | None = None
     ) -> ClassAudit:
@@ -130,6 +156,7 @@ class ClassAudit:
             )
         return metrics.pairwise_cosine(self.features)
 
+    @_timed("check_seconds")
     def assert_consistent(self, min_similarity: float, metric: str = "ssim") -> ClassAudit:
         """Seeds must agree: each seed's mean similarity with the others ≥
         ``min_similarity``. ``metric="ssim"`` compares pixels (structural similarity);
@@ -169,6 +196,7 @@ class ClassAudit:
             what = "outside the mask" if include is not None else "inside the mask"
         return shares.astype(np.float64), float(counted.mean()), what
 
+    @_timed("check_seconds")
     def assert_focus(
         self, *, include: Any = None, exclude: Any = None, max_share: float
     ) -> ClassAudit:
@@ -186,6 +214,7 @@ class ClassAudit:
         )
         return self
 
+    @_timed("probe_seconds")
     def shortcut_probe(self) -> Any:
         """Run (once) the shortcut probe: see :mod:`pytest_actaudit.probe`."""
         if self.probe_result is None:
@@ -211,6 +240,7 @@ class ClassAudit:
             )
         return self.probe_result
 
+    @_timed("check_seconds")
     def assert_no_shortcut(self, max_flip_rate: float = DEFAULT_MAX_FLIP_RATE) -> ClassAudit:
         """Parts of each seed's image — its most salient half-side window, the places
         where a detector fires that no trusted reference fires, its colour, its low
@@ -245,6 +275,7 @@ class ClassAudit:
         )
         return self
 
+    @_timed("check_seconds")
     def assert_matches_baseline(self, min_similarity: float) -> ClassAudit:
         """Each seed's image must have SSIM ≥ ``min_similarity`` with the stored
         baseline image of the same seed. With ``--actaudit-generate-baseline`` the

@@ -74,6 +74,30 @@ def test_with_flag_audits_run_and_the_report_holds_every_seed(project):
     assert results["run"]["models"][0]["hash"] and results["run"]["models"][0]["device"] == "CPU"
 
 
+def test_verbose_run_splits_the_wall_time(project):
+    """-v and the report header say where the session's time went."""
+    project.makepyfile(AUDIT_TEST.format(threshold=0.9))
+    result = project.runpytest_inprocess("--actaudit", "-v")
+    result.assert_outcomes(passed=4)
+    line = next(x for x in result.outlines if x.startswith("actaudit: time: "))
+    for part in (
+        "s wall",
+        "TensorFlow",
+        "model load",
+        "tracing",
+        "s (6 images,",
+        "checks",
+        "shortcut probe",
+        "report",
+    ):
+        assert part in line, (part, line)
+    run = json.loads((project.path / "actaudit-report" / "results.json").read_text())["run"]
+    assert run["trace_seconds"] > 0 and run["optimize_seconds"] > run["trace_seconds"]
+    assert run["check_seconds"] > 0 and run["report_seconds"] > 0
+    assert "tracing" in run["time_split"]
+    assert run["time_split"] in (project.path / "actaudit-report" / "index.html").read_text()
+
+
 def test_failing_threshold_shows_a_readable_message(project):
     project.makepyfile(AUDIT_TEST.format(threshold=1.01))
     result = project.runpytest_inprocess("--actaudit", "-k", "red")

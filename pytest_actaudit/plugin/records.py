@@ -65,6 +65,7 @@ def run_stats(runners: dict[Any, Any]) -> dict[str, float]:
     return {
         "optimized_images": sum(r.stats.images for r in active),
         "optimize_seconds": sum(r.stats.seconds for r in active),
+        "trace_seconds": sum(r.stats.trace_seconds for r in active),
         "cache_hits": sum(r.cache.hits for r in active if r.cache),
     }
 
@@ -77,9 +78,11 @@ def run_meta(
     stats: dict[str, float],
 ) -> dict[str, Any]:
     """The report's ``run`` section."""
+    wall = time.time() - started
     return {
+        "time_split": time_split(wall, stats),
         "started": started,
-        "wall_seconds": time.time() - started,
+        "wall_seconds": wall,
         "seeds": settings.seeds,
         "steps": settings.steps,
         "device_setting": settings.device,
@@ -87,3 +90,28 @@ def run_meta(
         **stats,
         "command": "pytest " + " ".join(config.invocation_params.args),
     }
+
+
+def time_split(wall: float, stats: dict[str, float]) -> str:
+    """Where the session's wall time went, for the report header and ``-v``: TensorFlow
+    import, model load, tracing, optimization, checks (the shortcut probe's share), the
+    report's images and pages. Under xdist the parts are summed over workers."""
+    tf_import = stats.get("tensorflow_import_seconds", 0.0)
+    parts = [f"{wall:.1f} s wall"]
+    parts.append(
+        f"TensorFlow import {tf_import:.1f} s"
+        if tf_import > 0
+        else "TensorFlow imported before the plugin needed it"
+    )
+    trace = stats.get("trace_seconds", 0.0)
+    parts += [
+        f"model load {stats.get('model_load_seconds', 0.0):.1f} s",
+        f"tracing {trace:.1f} s",
+        f"optimization {stats.get('optimize_seconds', 0.0) - trace:.1f} s "
+        f"({int(stats.get('optimized_images', 0))} images, "
+        f"{int(stats.get('cache_hits', 0))} from the cache)",
+        f"checks {stats.get('check_seconds', 0.0):.1f} s "
+        f"(shortcut probe {stats.get('probe_seconds', 0.0):.1f} s)",
+        f"report {stats.get('report_seconds', 0.0):.1f} s",
+    ]
+    return " · ".join(parts)

@@ -3,6 +3,7 @@ planned targets, audits turned into report records as tests finish, the report a
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..model import load_model, source_path
 from ..settings import Settings
 from . import xdist
 from .items import ZeroCodeItem, is_audit, zero_code_items
-from .records import models_meta, run_meta, run_stats, unfinished_record
+from .records import models_meta, run_meta, run_stats, time_split, unfinished_record
 
 
 class ActauditSession:
@@ -51,6 +52,23 @@ class ActauditSession:
         self._references: dict[Any, Any] = {}
         self.started_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
+        # the time split's parts this process measures itself (records.time_split)
+        self.timings = dict.fromkeys(
+            ("tensorflow_import_seconds", "model_load_seconds", "check_seconds",
+             "probe_seconds", "report_seconds"),
+            0.0,
+        )
+
+    def _import_tensorflow(self) -> None:
+        """Import TensorFlow now, timed, unless something imported it before."""
+        if "tensorflow" not in sys.modules:
+            began = time.perf_counter()
+            import tensorflow  # noqa: F401
+
+            self.timings["tensorflow_import_seconds"] += time.perf_counter() - began
+
+    def _stats(self) -> dict[str, float]:
+        return {**run_stats(self.runners), **self.timings}
 
     # ------------------------------------------------------------ models, runners
     def configured_model(self) -> Any:
@@ -61,7 +79,10 @@ class ActauditSession:
                     "no model configured: pass --actaudit-model PATH, set actaudit_model in "
                     "the ini, or override the actaudit_model fixture in conftest.py"
                 )
+            self._import_tensorflow()
+            began = time.perf_counter()
             self._model = load_model(self.settings.model, safe_mode=not self.settings.unsafe_load)
+            self.timings["model_load_seconds"] += time.perf_counter() - began
         return self._model
 
     def runner(self, model: Any) -> Any:
@@ -69,6 +90,7 @@ class ActauditSession:
         # else per model object.
         key: Any = source_path(model) or id(model)
         if key not in self.runners:
+            self._import_tensorflow()
             from ..engine.maximize import EngineSettings
             from ..runner import AuditRunner
 
@@ -243,12 +265,16 @@ class ActauditSession:
         pending, self.pending = self.pending, []
         if not pending:
             return
+        began = time.perf_counter()
         fresh = []
         for audit in pending:
+            self.timings["check_seconds"] += audit.check_seconds
+            self.timings["probe_seconds"] += audit.probe_seconds
             record = audit_record(audit, self.sink)
             record["test_outcome"] = self.outcomes.get(audit.nodeid, "unknown")
             fresh.append(record)
         self.records.extend(fresh)
+        self.timings["report_seconds"] += time.perf_counter() - began
         if self.worker:
             self._write_piece(fresh)
 
@@ -258,7 +284,7 @@ class ActauditSession:
             started,
             sorted(self.finished_nodes),
             models_meta(self.runners),
-            run_stats(self.runners),
+            self._stats(),
         )
 
     @pytest.hookimpl(optionalhook=True)
@@ -274,9 +300,10 @@ class ActauditSession:
             return
         from ..report.writer import write_report
 
+        began = time.perf_counter()
         records = list(self.records)
         models = models_meta(self.runners)
-        stats = run_stats(self.runners)
+        stats = self._stats()
         started = list(self.started_nodes)
         finished = set(self.finished_nodes)
         self._pieces.merge_into(records, started, finished, models, stats)
@@ -297,6 +324,9 @@ class ActauditSession:
         )
         self.summary = (len(records), sum(1 for r in records if not r["passed"]))
         self._pieces.remove()
+        # the pages' own writing is in the -v line, not in the header they carry
+        stats["report_seconds"] += time.perf_counter() - began
+        self.time_split = time_split(time.time() - self.started, stats)
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         s = self.settings
@@ -314,3 +344,5 @@ class ActauditSession:
                 f"actaudit: report with {total} audits ({failed} failed checks) "
                 f"written to {self.report_path}"
             )
+            if self.config.getoption("verbose") > 0:
+                terminalreporter.write_line(f"actaudit: time: {self.time_split}")

@@ -97,7 +97,7 @@ class Pieces:
                     models.append(meta)
         for piece in latest.values():
             for key in stats:
-                stats[key] += piece["stats"][key]
+                stats[key] += piece["stats"].get(key, 0)
 
     def remove(self) -> None:
         """Delete every run's pieces (after the controller wrote the report)."""
