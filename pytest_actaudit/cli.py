@@ -1,12 +1,15 @@
-"""The ``actaudit`` command: re-render a report, write the demo project."""
+"""The ``actaudit`` command: re-render a report, write the demo project, merge shards."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from .errors import ActauditError
 
 
 def example_source() -> Path:
@@ -25,8 +28,8 @@ def write_demo(target: Path) -> list[Path]:
     written = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
-        skip = (".", "__pycache__", "actaudit-report", "keras_applications")  # not the demo
-        if any(part.startswith(skip) for part in rel.parts):
+        skip = {"__pycache__", "actaudit-report", "keras_applications", "ci"}  # not the demo
+        if any(part.startswith(".") or part in skip for part in rel.parts):
             continue
         dest = target / rel
         if path.is_dir():
@@ -49,9 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--self-contained", action="store_true", help="inline the images")
     demo = sub.add_parser("demo", help="write the demo model project into DIR")
     demo.add_argument("folder", type=Path, metavar="DIR")
+    merge = sub.add_parser(
+        "merge",
+        help="one report in OUT from the report folders of --actaudit-shard jobs "
+        "(exit 1 when an audit failed, as pytest)",
+    )
+    merge.add_argument("out", type=Path, metavar="OUT")
+    merge.add_argument("folders", type=Path, nargs="+", metavar="DIR")
+    merge.add_argument("--self-contained", action="store_true", help="inline the images")
+    merge.add_argument(
+        "--summary",
+        metavar="FILE.md",
+        help="also write the Markdown summary (and append it to $GITHUB_STEP_SUMMARY when set)",
+    )
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "merge":
+            return _merge(args)
         if args.command == "report":
             from .report import rerender
 
@@ -62,10 +80,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"next: cd {args.folder} && pytest --actaudit (report: actaudit-report/index.html)"
             )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ActauditError) as exc:
         print(f"actaudit: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from . import summary
+    from .merge import merge_reports
+
+    index, results = merge_reports(args.out, args.folders, self_contained=args.self_contained)
+    audits = results["audits"]
+    failed = [a for a in audits if a.get("status") != "passed"]
+    print(
+        f"actaudit: merged {len(args.folders)} report folders, {len(audits)} audits "
+        f"({len(failed)} failed) into {index}"
+    )
+    missing = results["run"].get("missing_shards") or []
+    if missing:
+        print(f"actaudit: warning: no report of shard(s) {', '.join(missing)}", file=sys.stderr)
+    if args.summary or os.environ.get("GITHUB_STEP_SUMMARY"):
+        for path in summary.write(args.summary, summary.markdown(results, str(index))):
+            print(f"actaudit: summary written to {path}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -152,6 +152,9 @@ class Settings:
     max_batch: int = 0  # 0: auto
     lanes: int = 0  # 0: auto
     focus_exclude: str | None = None
+    shard: str | None = None  # "K/N": this job audits only its share of the classes
+    cache_dir: str | None = None  # the result cache's folder (default .pytest_cache/actaudit)
+    summary: str | None = None  # a Markdown summary file (and $GITHUB_STEP_SUMMARY)
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -201,7 +204,15 @@ PARSERS: dict[str, Any] = {
     "unsafe_load": boolean,
     "input_size": lambda v, n: input_size(v, n),
     "preprocess": lambda v, n: preprocess(v, n),
+    "shard": lambda v, n: _shard(v, n),
 }
+
+
+def _shard(value: str, name: str) -> str:
+    from .shard import parse_shard
+
+    return parse_shard(value, name)
+
 
 THRESHOLD_KEYS = {
     "min_probability": "actaudit_min_probability",

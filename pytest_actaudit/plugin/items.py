@@ -51,9 +51,10 @@ def _zero_code_audit(request: pytest.FixtureRequest) -> None:
 class ZeroCodeItem(pytest.Function):
     """One class of the configured model, checked against the ini thresholds."""
 
-    def __init__(self, *, target: str, **kwargs: Any) -> None:
+    def __init__(self, *, target: str, index: int = -1, **kwargs: Any) -> None:
         super().__init__(callobj=_zero_code_audit, **kwargs)
         self.target = target
+        self.index = index  # the class index (for --actaudit-shard)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, AuditFailure | ActauditError):
@@ -87,11 +88,12 @@ def zero_code_items(
             raise pytest.UsageError(
                 f"actaudit: actaudit_focus_exclude: {exc} (the model's input is {height}×{width})"
             ) from None
-    classes = [runner.labels[i] for i in indices]
     parent = AuditCollector.from_parent(session, name="actaudit", nodeid="actaudit")
     return [
-        ZeroCodeItem.from_parent(parent, name=f"{model_path}::{name}", target=name)
-        for name in classes
+        ZeroCodeItem.from_parent(
+            parent, name=f"{model_path}::{runner.labels[i]}", target=runner.labels[i], index=i
+        )
+        for i in indices
     ]
 
 

@@ -41,6 +41,12 @@ def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
+def _parse_shard(value: str) -> str:
+    from ..shard import parse_shard
+
+    return parse_shard(value)
+
+
 OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     # (command line, ini key or "", argparse kwargs, help)
     ("--actaudit", "", {"action": "store_true"}, "enable activation audits"),
@@ -115,6 +121,27 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "actaudit_cache",
         {"action": "store_false", "dest": "actaudit_cache", "default": None},
         "disable the result cache in .pytest_cache (ini actaudit_cache = false)",
+    ),
+    (
+        "--actaudit-cache-dir",
+        "actaudit_cache_dir",
+        {"metavar": "DIR"},
+        "the result cache's folder (default .pytest_cache/actaudit), e.g. one a CI cache "
+        "restores; entries of another model hash or settings are never reused",
+    ),
+    (
+        "--actaudit-shard",
+        "actaudit_shard",
+        {"metavar": "K/N", "type": _argtype(lambda v: _parse_shard(v))},
+        "audit only this job's share of the classes (job K of N); join the reports with "
+        "`actaudit merge OUT DIR...`",
+    ),
+    (
+        "--actaudit-summary",
+        "actaudit_summary",
+        {"metavar": "FILE.md"},
+        "write a Markdown summary (failed classes first, with values and thresholds); also "
+        "appended to $GITHUB_STEP_SUMMARY when it is set",
     ),
     (
         "--actaudit-references",

@@ -85,6 +85,7 @@ def run_meta(
         "wall_seconds": wall,
         "seeds": settings.seeds,
         "steps": settings.steps,
+        "shard": settings.shard,
         "device_setting": settings.device,
         "models": models,
         **stats,

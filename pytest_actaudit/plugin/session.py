@@ -16,7 +16,8 @@ from ..audit import ClassAudit
 from ..errors import ActauditError
 from ..model import load_model, source_path
 from ..settings import Settings
-from . import xdist
+from ..shard import shard_from
+from . import shards, xdist
 from .items import ZeroCodeItem, is_audit, zero_code_items
 from .records import models_meta, run_meta, run_stats, time_split, unfinished_record
 
@@ -53,9 +54,16 @@ class ActauditSession:
         self.started_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
         # the time split's parts this process measures itself (records.time_split)
+        self.shard = shard_from(settings.shard)
+        self.shard_note = ""
         self.timings = dict.fromkeys(
-            ("tensorflow_import_seconds", "model_load_seconds", "check_seconds",
-             "probe_seconds", "report_seconds"),
+            (
+                "tensorflow_import_seconds",
+                "model_load_seconds",
+                "check_seconds",
+                "probe_seconds",
+                "report_seconds",
+            ),
             0.0,
         )
 
@@ -98,7 +106,9 @@ class ActauditSession:
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             progress = (lambda line: tr.write_line(line)) if verbose and tr else None
             cache_dir = None
-            if self.settings.cache and getattr(self.config, "cache", None) is not None:
+            if self.settings.cache and self.settings.cache_dir:
+                cache_dir = self.settings.cache_dir
+            elif self.settings.cache and getattr(self.config, "cache", None) is not None:
                 cache_dir = str(self.config.cache.mkdir("actaudit"))
 
             def make(input_range: str | None, preprocess: str | None) -> Any:
@@ -112,7 +122,7 @@ class ActauditSession:
                     size_source="--actaudit-input-size / ini actaudit_input_size",
                     output=self.settings.output,
                     engine_settings=EngineSettings(
-                        device=self.settings.device,
+                        device=xdist.worker_device(self.settings.device, self.worker),
                         parametrization=self.settings.parametrization,
                         max_batch=self.settings.max_batch,
                         lanes=self.settings.lanes,
@@ -139,6 +149,8 @@ class ActauditSession:
                 else:
                     runner = choose_input(runner, refs, make)
                     self._references[("references", id(model))] = refs
+            if self.worker:
+                runner.meta["worker"] = self.worker
             self.runners[key] = (runner, model)  # keep the model alive: id() stays unique
         return self.runners[key][0]
 
@@ -179,8 +191,12 @@ class ActauditSession:
                 layer, [int(target)], seeds=settings.seeds, steps=settings.steps
             )
         else:
+            shards.skip_unless_owned(self.shard, runner, model, target)
             audit = runner.maximize(
-                target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
+                target,
+                seeds=settings.seeds,
+                steps=settings.steps,
+                planned=shards.planned_here(self.shard, runner, model, self.planned),
             )
         audit.nodeid = nodeid
         get_references = references or (lambda: self.references(model))
@@ -222,6 +238,8 @@ class ActauditSession:
             if not self.worker:
                 self.planned.extend(item.target for item in zero_code)
         self.planned = list(dict.fromkeys(self.planned))
+        if self.shard is not None:
+            self.shard_note = shards.deselect(self, config, items, self.shard)
 
     # --------------------------------------------------------------------- running
     @pytest.hookimpl(hookwrapper=True)
@@ -306,7 +324,8 @@ class ActauditSession:
         stats = self._stats()
         started = list(self.started_nodes)
         finished = set(self.finished_nodes)
-        self._pieces.merge_into(records, started, finished, models, stats)
+        workers: dict[str, str] = {}
+        self._pieces.merge_into(records, started, finished, models, stats, workers)
         with_record = {r["nodeid"] for r in records}
         for nodeid in dict.fromkeys(started):
             if nodeid not in with_record and nodeid not in finished:
@@ -315,6 +334,8 @@ class ActauditSession:
             return
         records.sort(key=lambda r: (r["model"], r["index"], r["nodeid"]))
         run = run_meta(self.started, self.settings, self.config, models, stats)
+        if workers:
+            run["workers"] = workers
         self.report_path = write_report(
             self.report_dir,
             run=run,
@@ -324,18 +345,36 @@ class ActauditSession:
         )
         self.summary = (len(records), sum(1 for r in records if not r["passed"]))
         self._pieces.remove()
+        if self.settings.summary:
+            self._write_summary()
         # the pages' own writing is in the -v line, not in the header they carry
         stats["report_seconds"] += time.perf_counter() - began
         self.time_split = time_split(time.time() - self.started, stats)
+
+    def _write_summary(self) -> None:
+        import json
+
+        from .. import summary
+
+        assert self.report_path is not None
+        results = json.loads((self.report_path.parent / "results.json").read_text("utf-8"))
+        text = summary.markdown(results, str(self.report_path))
+        try:
+            self.summary_paths = summary.write(self.settings.summary, text)
+        except OSError as exc:  # the report is written: say so, do not lose it
+            self.report_error = f"could not write the summary {self.settings.summary!r}: {exc}"
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         s = self.settings
         return (
             f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
             f"steps={s.steps} device={s.device} report={self.report_dir}"
+            + (f" shard={s.shard}" if s.shard else "")
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.shard_note:
+            terminalreporter.write_line(f"actaudit: {self.shard_note}")
         if self.report_error:
             terminalreporter.write_line(f"actaudit: {self.report_error}", red=True)
         if self.report_path:

@@ -30,6 +30,25 @@ def configure_node(node: Any, run_id: str, report_dir: Path) -> None:
     node.workerinput["actaudit_report_dir"] = str(report_dir)
 
 
+def worker_device(setting: str, worker: str | None, gpus: int | None = None) -> str:
+    """The device a worker optimizes on: with ``auto`` and N visible GPUs, worker ``gwI``
+    takes GPU I mod N (each worker one GPU, not all on the first); otherwise the setting.
+    ``gpus``: the visible GPU count (asked of TensorFlow when None)."""
+    if setting != "auto" or not worker or not worker.startswith("gw"):
+        return setting
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_logical_devices("GPU"))
+    if gpus < 1:
+        return setting
+    try:
+        number = int(worker[2:])
+    except ValueError:
+        return setting
+    return f"gpu:{number % gpus}"
+
+
 class Pieces:
     """One process's pieces: ``REPORT/.pieces/RUN/WORKER-NNNNN.json``, each written atomically."""
 
@@ -75,9 +94,11 @@ class Pieces:
         finished: set[str],
         models: list[dict[str, Any]],
         stats: dict[str, float],
+        workers: dict[str, str] | None = None,
     ) -> None:
         """Add every worker's pieces to the controller's own records, started and finished
-        node ids, models and stats (in place)."""
+        node ids, models and stats (in place); ``workers``: which worker used which
+        device."""
         import json
 
         folder = self.folder
@@ -93,6 +114,8 @@ class Pieces:
             finished.update(piece["finished"])
             latest[path.name.split("-")[0]] = piece  # a worker's last piece has its totals
             for meta in piece["models"]:
+                if workers is not None and meta.get("worker"):
+                    workers[meta["worker"]] = meta.get("device", "")
                 if meta["hash"] not in {m["hash"] for m in models}:
                     models.append(meta)
         for piece in latest.values():
