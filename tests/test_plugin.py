@@ -346,6 +346,10 @@ def test_xdist_gives_the_serial_outcomes_and_one_merged_report(project):
     assert [a["logits"] for a in merged["audits"]] == [a["logits"] for a in serial_images]
     assert merged["run"]["optimized_images"] == 6
     assert not (report / ".pieces").exists()
+    # which worker optimized where (one GPU per worker on a GPU host; the CPU here)
+    workers = merged["run"]["workers"]
+    assert set(workers) <= {"gw0", "gw1"} and set(workers.values()) == {"CPU"}
+    assert "gw" in (report / "index.html").read_text()
 
 
 def test_fixture_maximizes_a_conv_filter(pytester):

@@ -111,12 +111,20 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
     """The same audits, checks, outcomes and images (within one grey level: batch
     composition) as one run over every class; the summary names what failed."""
     path = project.path
-    whole = project.runpytest_inprocess("--actaudit", "--actaudit-report", "whole")
+    whole = project.runpytest_inprocess(
+        "--actaudit", "--actaudit-report", "whole", "--actaudit-no-cache"
+    )
     whole.assert_outcomes(passed=7, failed=1)  # 3 zero-code + test_colour × 3 + body + plain
     outcomes = []
     for k in (1, 2):
         result = project.runpytest_inprocess(
-            "--actaudit", "--actaudit-shard", f"{k}/2", "--actaudit-report", f"shard{k}", "-rs"
+            "--actaudit",
+            "--actaudit-shard",
+            f"{k}/2",
+            "--actaudit-report",
+            f"shard{k}",
+            "-rs",
+            "--actaudit-no-cache",
         )
         outcomes.append(result.parseoutcomes())
         result.stdout.fnmatch_lines([f"*actaudit: shard {k}/2: * deselected*actaudit merge*"])
@@ -125,6 +133,14 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
     assert sum(o.get("deselected", 0) for o in outcomes) == 6
     assert sum(o.get("passed", 0) + o.get("failed", 0) for o in outcomes) == 6 + 1 + 2
     assert sum(o.get("skipped", 0) for o in outcomes) == 1  # test_body in the other shard
+
+    # each shard optimized only its own classes, in one batch: together, the whole run's
+    optimized = [
+        json.loads((path / f"shard{k}" / "results.json").read_text())["run"]["optimized_images"]
+        for k in (1, 2)
+    ]
+    whole_run = json.loads((path / "whole" / "results.json").read_text())["run"]
+    assert sum(optimized) == whole_run["optimized_images"] == 6 and min(optimized) > 0
 
     summary_file = path / "summary.md"
     step_summary = path / "step.md"
