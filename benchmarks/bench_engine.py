@@ -968,6 +968,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--inline", action="store_true", help="no subprocesses (for tests; memory not isolated)"
     )
+    parser.add_argument(
+        "--no-cold", action="store_true", help="skip the cold-start table (cold_start.py)"
+    )
     parser.add_argument("--worker", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -988,6 +991,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    cold: list[dict[str, Any]] = []
+    if not args.no_cold and not args.inline:
+        # What a user meets first: a cold call (build, trace, every step) against a cold
+        # bare loop, each in a fresh process (benchmarks/cold_start.py), then the warm table.
+        import cold_start
+
+        cold_cfg = cold_start.QUICK if args.quick else cold_start.FULL
+        cold = cold_start.measure_all(cold_cfg["models"], cold_cfg["steps"], cold_cfg["rounds"])
+        cold_start.print_table(cold, cold_cfg["steps"])
+        print("\n## Warm: the engine's steady state\n", flush=True)
     results: list[dict[str, Any]] = []
     for model in models:
         common = {
@@ -1076,6 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
                     "inline": args.inline,
                     "cpus": os.cpu_count(),
                     "results": results,
+                    "cold_start": cold,
                     "chunk_check": chunk,
                     "ablations": ablations,
                     "wall_seconds": total,
@@ -1085,7 +1099,7 @@ def main(argv: list[str] | None = None) -> int:
                 indent=2,
             )
         )
-    failed = [r for r in results if "error" in r] + [
+    failed = [r for r in results + cold if "error" in r] + [
         r for r in chunk.values() if isinstance(r, dict) and "error" in r
     ]
     return 1 if failed else 0

@@ -196,3 +196,23 @@ def test_benchmark_quick_logic_in_process(tmp_path):
     # The same plan from the same starts, in pixels: the achieved logits are comparable.
     pixel = rows.get("project_pixel", rows["project"])
     assert pixel["mean_logit"] == pytest.approx(rows["tkv_batched"]["mean_logit"], abs=0.5)
+
+
+def test_cold_start_benchmark_worker_in_process():
+    """``cold_start.py``'s project worker on a tiny model: a cold call, warm calls that
+    find the traced engine (one trace in all), and the split of the cold call."""
+    import sys
+
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import cold_start
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    row = cold_start.measure({"model": "tiny", "contender": "project", "steps": 4})
+    assert row["traces"] == 1 and row["images"] == 9
+    assert row["cold"] > row["warm"] > 0
+    parts = row["profile"]
+    assert set(parts) == {"runner", "trace", "first execution", "steps (a warm run)", "audits"}
+    assert parts["trace"] > 0 and sum(parts.values()) == pytest.approx(row["cold"], rel=0.05)
+    bare = cold_start.measure({"model": "tiny", "contender": "bare", "steps": 4})
+    assert bare["cold"] > bare["warm"] > 0
