@@ -343,3 +343,23 @@ def test_example_workflow_is_valid_and_its_commands_run(tmp_path):
     assert len(results["audits"]) == 8  # 2 models × 4 classes, each in one shard
     assert (repo / "actaudit-summary.md").read_text().startswith("## actaudit:")
     assert done.returncode == (1 if any(a["status"] != "passed" for a in results["audits"]) else 0)
+
+
+def test_a_shard_left_with_nothing_is_not_a_failure(pytester, color_model_file):
+    """3 classes over 5 shards: shards without a class exit 0 and say why."""
+    pytester.makeini(
+        f"""
+        [pytest]
+        actaudit_model = {color_model_file}
+        actaudit_seeds = 1
+        actaudit_steps = 4
+        actaudit_min_probability = 0.0
+        """
+    )
+    codes = []
+    for k in range(1, 6):
+        result = pytester.runpytest_inprocess("--actaudit", "--actaudit-shard", f"{k}/5")
+        codes.append(result.ret)
+        if result.parseoutcomes().get("passed") is None:
+            result.stdout.fnmatch_lines(["*nothing left for this shard*"])
+    assert codes == [pytest.ExitCode.OK] * 5

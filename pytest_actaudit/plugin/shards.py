@@ -34,8 +34,9 @@ def _class_of(runner: Any, value: Any) -> int | None:
 
 def deselect(
     session: ActauditSession, config: pytest.Config, items: list[pytest.Item], shard: Shard
-) -> str:
-    """Drop the items whose classes other shards audit; returns the line that says so.
+) -> tuple[str, int]:
+    """Drop the items whose classes other shards audit; returns the line that says so
+    and how many.
 
     Known at collection: zero-code items (their class), and parametrized audit tests of
     the configured model whose parameters name classes. Everything else is decided when
@@ -68,11 +69,12 @@ def deselect(
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
     names = ", ".join(sorted(classes)[:8]) + (" …" if len(classes) > 8 else "")
-    return (
+    note = (
         f"shard {shard}: {len(dropped)} audit item(s) of other shards deselected"
         + (f" (classes {names})" if names else "")
         + "; `actaudit merge OUT DIR...` joins the shards' reports"
     )
+    return note, len(dropped)
 
 
 def skip_unless_owned(shard: Shard | None, runner: Any, model: Any, target: Any) -> None:
