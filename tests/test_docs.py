@@ -41,7 +41,7 @@ DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
 README_LIMIT = 10 * 1024
 
-ILLUSTRATIVE = re.compile(r"^\s*<!--\s*illustrative\b.*-->\s*$")
+ILLUSTRATIVE = re.compile(r"^\s*<!--\s*illustrative\b(?P<why>.*?)-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 COMMAND_LANGS = {"bash", "sh", "shell"}
 PYTHON_TEST = re.compile(r"^(?:def test_\w*\(|@pytest\.fixture|# conftest\.py\b)", re.M)
@@ -54,7 +54,11 @@ class Block:
     line: int  # 1-based line of the opening fence
     lang: str
     code: str
-    illustrative: bool
+    marker: str | None  # the reason after "<!-- illustrative:", when the block has one
+
+    @property
+    def illustrative(self) -> bool:
+        return bool(self.marker and self.marker.strip(" :"))
 
     @property
     def id(self) -> str:
@@ -98,8 +102,9 @@ def blocks_of(page: Path) -> list[Block]:
             body.append(line[indent:] if line[:indent].strip() == "" else line.lstrip())
             i += 1
         assert i < len(lines), f"{page.relative_to(ROOT)}:{start + 1}: unclosed code fence"
-        marked = start > 0 and bool(ILLUSTRATIVE.match(lines[start - 1]))
-        found.append(Block(page, start + 1, match["lang"], "\n".join(body) + "\n", marked))
+        marker = ILLUSTRATIVE.match(lines[start - 1]) if start > 0 else None
+        why = marker["why"] if marker else None
+        found.append(Block(page, start + 1, match["lang"], "\n".join(body) + "\n", why))
         i += 1
     return found
 
@@ -111,11 +116,14 @@ def by_kind(kind: str) -> list[Block]:
     return [block for block in BLOCKS if block.kind == kind]
 
 
+def without_fences(page: Path) -> str:
+    text = page.read_text(encoding="utf-8")
+    return re.sub(r"^\s*```.*?^\s*```\s*$", "", text, flags=re.M | re.S)
+
+
 def prose(page: Path) -> str:
     """The page without its code blocks and inline code (links there are not links)."""
-    text = page.read_text(encoding="utf-8")
-    text = re.sub(r"^\s*```.*?^\s*```\s*$", "", text, flags=re.M | re.S)
-    return re.sub(r"`[^`\n]*`", "", text)
+    return re.sub(r"`[^`\n]*`", "", without_fences(page))
 
 
 def github_slug(heading: str) -> str:
@@ -135,7 +143,7 @@ def anchors(page: Path, slug=github_slug) -> set[str]:
     """The heading ids of a page; a repeated heading gets a suffix (GitHub: -1,
     mkdocs: _1), so links to one only agree on the first."""
     seen: dict[str, int] = {}
-    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", prose(page), re.M):
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", without_fences(page), re.M):
         base = slug(heading)
         seen[base] = seen.get(base, 0) + 1
     return set(seen)
@@ -180,7 +188,7 @@ def pytest_help(tmp_path_factory) -> PytestHelp:
 
 # ------------------------------------------------------------------- the site and links
 def test_docs_build_strict_without_warnings(tmp_path):
-    if shutil.which("mkdocs") is None and not _importable("mkdocs"):
+    if not (_importable("mkdocs") and _importable("material")):
         if os.environ.get("CI"):
             pytest.fail("mkdocs is not installed; pip install -e '.[test]' installs it")
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
@@ -268,6 +276,12 @@ def test_readme_test_command_is_the_one_ci_runs():
 
 # ------------------------------------------------------------------------- code blocks
 def test_every_code_block_is_run_or_marked():
+    no_reason = [
+        f"{b.id}: say why the block is illustrative: <!-- illustrative: why -->"
+        for b in BLOCKS
+        if b.marker is not None and not b.illustrative
+    ]
+    assert not no_reason, "\n".join(no_reason)
     unknown = [
         f"{b.id}: ```{b.lang or '(no language)'} is neither run nor marked; use python, ini, "
         "toml, bash, yaml or text, or put <!-- illustrative: why --> on the line before"
@@ -613,7 +627,13 @@ class Shell:
             for key, value in env.items():
                 mp.setenv(key, value)
             result = self.pytester.runpytest_inprocess(
-                *[self.path(a) for a in args], "--collect-only", "-q", "-p", "no:cacheprovider"
+                *[self.path(a) for a in args],
+                "--collect-only",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:benchmark",  # it warns under -n that it cannot time anything
             )
         self.ran += 1
         if result.ret not in (0, 5):
