@@ -126,7 +126,7 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "--actaudit-cache-dir",
         "actaudit_cache_dir",
         {"metavar": "DIR"},
-        "the result cache's folder (default .pytest_cache/actaudit), e.g. one a CI cache "
+        "the result cache's folder (default .pytest_cache/d/actaudit), e.g. one a CI cache "
         "restores; entries of another model hash or settings are never reused",
     ),
     (
