@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -92,7 +91,7 @@ def _merge(args: argparse.Namespace) -> int:
 
     index, results = merge_reports(args.out, args.folders, self_contained=args.self_contained)
     audits = results["audits"]
-    failed = [a for a in audits if a.get("status") != "passed"]
+    failed = [a for a in audits if summary.gate_failed(a)]
     print(
         f"actaudit: merged {len(args.folders)} report folders, {len(audits)} audits "
         f"({len(failed)} failed) into {index}"
@@ -100,9 +99,12 @@ def _merge(args: argparse.Namespace) -> int:
     missing = results["run"].get("missing_shards") or []
     if missing:
         print(f"actaudit: warning: no report of shard(s) {', '.join(missing)}", file=sys.stderr)
-    if args.summary or os.environ.get("GITHUB_STEP_SUMMARY"):
-        for path in summary.write(args.summary, summary.markdown(results, str(index))):
-            print(f"actaudit: summary written to {path}")
+    if args.summary:  # as the plugin: with --summary, also to $GITHUB_STEP_SUMMARY
+        try:
+            for path in summary.write(args.summary, summary.markdown(results, str(index))):
+                print(f"actaudit: summary written to {path}")
+        except OSError as exc:  # the report is merged: keep the audits' verdict
+            print(f"actaudit: error: could not write the summary: {exc}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -23,6 +23,7 @@ from .errors import ActauditError
 # Per model: what must be equal for two shards' images to be comparable.
 MODEL_KEYS = ("hash", "engine", "input_shape", "input_range", "output_kind")
 RUN_KEYS = ("seeds", "steps")
+PLACEMENT = ("device", "max_batch", "lanes")  # engine settings that only place the work
 SUMMED = (
     "optimized_images",
     "optimize_seconds",
@@ -68,8 +69,10 @@ def _check_compatible(runs: list[tuple[Path, dict[str, Any]]]) -> None:
                     f"cannot merge: {key} is {first.get(key)!r} in {first_folder} but "
                     f"{run.get(key)!r} in {folder}; run every shard with the same settings"
                 )
-        shard = run.get("shard")
-        if shard:
+        inner = [s.get("shard") for s in run.get("shards") or []]  # a merged report
+        for shard in [run.get("shard"), *inner]:
+            if not shard or "/" not in str(shard):
+                continue
             if shard in shards:
                 raise ActauditError(
                     f"cannot merge: shard {shard} twice ({shards[shard]} and {folder})"
@@ -82,16 +85,25 @@ def _check_compatible(runs: list[tuple[Path, dict[str, Any]]]) -> None:
                 continue
             seen_folder, seen = models[name]
             for key in MODEL_KEYS:
-                if meta.get(key) != seen.get(key):
+                a, b = seen.get(key), meta.get(key)
+                if key == "engine":  # where and how many at once do not change the images
+                    a, b = (
+                        {k: v for k, v in (d or {}).items() if k not in PLACEMENT} for d in (a, b)
+                    )
+                    if a != b:
+                        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                        a = {k: a.get(k) for k in diff}
+                        b = {k: b.get(k) for k in diff}
+                if a != b:
                     what = "model file (sha256)" if key == "hash" else f"model {key}"
                     raise ActauditError(
-                        f"cannot merge: the {what} of {name} differs: {seen.get(key)!r} in "
-                        f"{seen_folder}, {meta.get(key)!r} in {folder}"
+                        f"cannot merge: the {what} of {name} differs: {a!r} in "
+                        f"{seen_folder}, {b!r} in {folder}"
                     )
 
 
 def _missing_shards(runs: list[dict[str, Any]]) -> list[str]:
-    given = [r.get("shard") for r in runs if r.get("shard")]
+    given = [str(r.get("shard")) for r in runs if "/" in str(r.get("shard") or "")]
     if not given:
         return []
     count = int(str(given[0]).split("/")[1])
@@ -106,14 +118,24 @@ def merge_reports(
 
     if not folders:
         raise ActauditError("nothing to merge: give one or more report folders after OUT")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ActauditError(f"{out} is a file; OUT must be a new or a report folder")
+    for folder in folders:
+        inside = Path(folder).resolve()
+        if inside != out.resolve() and out.resolve() in inside.parents:
+            raise ActauditError(
+                f"{folder} is inside OUT ({out}), which the merged report replaces; "
+                "choose an OUT outside the shards' folders"
+            )
     loaded = [(Path(f), read_results(Path(f))) for f in folders]
     _check_compatible([(folder, results["run"]) for folder, results in loaded])
     records: list[dict[str, Any]] = []
     owner: dict[str, Path] = {}
     for folder, results in loaded:
         for audit in results["audits"]:
-            key = f"{audit.get('nodeid')}::{audit.get('model')}::{audit.get('label')}"
-            if key in owner:
+            key = _audit_key(audit)
+            if key in owner and owner[key] != folder:
                 raise ActauditError(
                     f"cannot merge: the audit {audit.get('label')!r} of test "
                     f"{audit.get('nodeid')!r} is in {owner[key]} and in {folder}: were two "
@@ -125,7 +147,6 @@ def merge_reports(
     outcomes = {str(r.get("nodeid")): str(r.get("test_outcome", "unknown")) for r in records}
     run = _merged_run([(folder, results["run"]) for folder, results in loaded])
 
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-merge-", dir=out.parent))
     try:
@@ -136,10 +157,9 @@ def merge_reports(
         for record in records:  # every image a record names must have come along
             for path in _image_paths(record):
                 if not (staging / path).is_file():
-                    key = f"{record.get('nodeid')}::{record.get('model')}::{record.get('label')}"
                     raise ActauditError(
                         f"cannot merge: {path} (audit {record.get('label')!r}) is missing "
-                        f"from {owner[key]}"
+                        f"from {owner[_audit_key(record)]}"
                     )
         index = write_report(
             staging, run=run, records=records, outcomes=outcomes, self_contained=self_contained
@@ -150,6 +170,10 @@ def merge_reports(
         raise
     merged = json.loads((out / "results.json").read_text(encoding="utf-8"))
     return out / index.name, merged
+
+
+def _audit_key(audit: dict[str, Any]) -> str:
+    return "::".join(str(audit.get(k)) for k in ("nodeid", "model", "label", "seeds", "steps"))
 
 
 def _image_paths(value: Any) -> list[str]:
@@ -180,17 +204,24 @@ def _merged_run(runs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     merged["wall_seconds"] = max(float(run.get("wall_seconds", 0)) for _, run in runs)
     merged["started"] = min(float(run.get("started", 0)) for _, run in runs)
     merged["command"] = "actaudit merge of " + ", ".join(str(f) for f, _ in runs)
-    merged["shards"] = [
-        {
-            "folder": str(folder),
-            "shard": run.get("shard") or "(no shard)",
-            "command": run.get("command", ""),
-            "time_split": run.get("time_split", ""),
-            "devices": sorted({str(m.get("device", "")) for m in run.get("models", [])}),
+    merged["shards"] = []
+    for folder, run in runs:
+        if run.get("shards"):  # a merged report merged again: its shards, flattened
+            merged["shards"].extend(run["shards"])
+            continue
+        devices = set((run.get("workers") or {}).values()) or {
+            str(m.get("device", "")) for m in run.get("models", [])
         }
-        for folder, run in runs
-    ]
-    missing = _missing_shards([run for _, run in runs])
+        merged["shards"].append(
+            {
+                "folder": str(folder),
+                "shard": run.get("shard") or "(no shard)",
+                "command": run.get("command", ""),
+                "time_split": run.get("time_split", ""),
+                "devices": sorted(devices),
+            }
+        )
+    missing = _missing_shards(merged["shards"])
     merged["missing_shards"] = missing
     longest = merged["wall_seconds"]
     merged["time_split"] = (

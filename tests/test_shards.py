@@ -31,6 +31,13 @@ def test_colour(actaudit, colour):
 def test_body(actaudit):
     actaudit.maximize("green").assert_consistent(min_similarity=0.0)
 
+def test_every_class_in_the_body(actaudit):
+    for colour in ["red", "green", "blue"]:
+        actaudit.maximize(colour).assert_activation(min_probability=0.5)
+
+def test_unit(actaudit):
+    actaudit.maximize(layer="predictions", filter=1)
+
 def test_plain():
     pass
 """
@@ -114,7 +121,8 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
     whole = project.runpytest_inprocess(
         "--actaudit", "--actaudit-report", "whole", "--actaudit-no-cache"
     )
-    whole.assert_outcomes(passed=7, failed=1)  # 3 zero-code + test_colour × 3 + body + plain
+    # 3 zero-code + test_colour × 3 + 3 body tests + plain; 11 audits
+    whole.assert_outcomes(passed=9, failed=1)
     outcomes = []
     for k in (1, 2):
         result = project.runpytest_inprocess(
@@ -128,19 +136,12 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
         )
         outcomes.append(result.parseoutcomes())
         result.stdout.fnmatch_lines([f"*actaudit: shard {k}/2: * deselected*actaudit merge*"])
-    # every class audited once: zero-code and test_colour items deselected where another
-    # shard owns their class, test_body skipped there, test_plain in both
-    assert sum(o.get("deselected", 0) for o in outcomes) == 6
-    assert sum(o.get("passed", 0) + o.get("failed", 0) for o in outcomes) == 6 + 1 + 2
-    assert sum(o.get("skipped", 0) for o in outcomes) == 1  # test_body in the other shard
-
-    # each shard optimized only its own classes, in one batch: together, the whole run's
-    optimized = [
-        json.loads((path / f"shard{k}" / "results.json").read_text())["run"]["optimized_images"]
-        for k in (1, 2)
-    ]
-    whole_run = json.loads((path / "whole" / "results.json").read_text())["run"]
-    assert sum(optimized) == whole_run["optimized_images"] == 6 and min(optimized) > 0
+    # every audit made once: zero-code and test_colour items go with their class, the
+    # tests that ask in their body (one class, every class, a unit) whole by node id;
+    # test_plain runs in both
+    assert sum(o.get("deselected", 0) for o in outcomes) == 6 + 3
+    assert sum(o.get("passed", 0) + o.get("failed", 0) for o in outcomes) == 6 + 3 + 2
+    assert sum(o.get("skipped", 0) for o in outcomes) == 0
 
     summary_file = path / "summary.md"
     step_summary = path / "step.md"
@@ -174,7 +175,7 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
     html = (path / "merged" / "index.html").read_text()
     assert "shards" in html and "1/2" in html
     text = summary_file.read_text()
-    assert text.startswith("## actaudit: 1 of 7 audits failed over 2 shards")
+    assert text.startswith("## actaudit: 1 of 11 audits failed over 2 shards")
     row = next(line for line in text.splitlines() if "| blue |" in line)
     assert "activation" in row and "≥ 1e+06" in row and "test_colour[blue]" in row
     assert step_summary.read_text().strip() == text.strip()
@@ -356,10 +357,58 @@ def test_a_shard_left_with_nothing_is_not_a_failure(pytester, color_model_file):
         actaudit_min_probability = 0.0
         """
     )
-    codes = []
+    codes, optimized = [], []
     for k in range(1, 6):
-        result = pytester.runpytest_inprocess("--actaudit", "--actaudit-shard", f"{k}/5")
+        result = pytester.runpytest_inprocess(
+            "--actaudit",
+            "--actaudit-shard",
+            f"{k}/5",
+            "--actaudit-report",
+            f"s{k}",
+            "--actaudit-no-cache",
+        )
         codes.append(result.ret)
         if result.parseoutcomes().get("passed") is None:
             result.stdout.fnmatch_lines(["*nothing left for this shard*"])
+        # every shard writes its report, empty or not: the merge expects all of them
+        run = json.loads((pytester.path / f"s{k}" / "results.json").read_text())["run"]
+        optimized.append(run["optimized_images"])
     assert codes == [pytest.ExitCode.OK] * 5
+    # each class optimized once, by its own shard, in that shard's one batch
+    assert sum(optimized) == 3 and max(optimized) == 1
+    index, merged = merge_reports(
+        pytester.path / "all", [pytester.path / f"s{k}" for k in range(1, 6)]
+    )
+    assert len(merged["audits"]) == 3 and not merged["run"]["missing_shards"]
+
+
+def test_merge_joins_what_only_placement_or_expectation_tells_apart(tmp_path, capsys):
+    """Engine settings that only place the work (device, batch, lanes) do not refuse a
+    merge; an expected failure (xfail) does not fail it, as in pytest; a merged report
+    merges again with its shards flattened; inputs inside OUT and a file OUT are refused."""
+    from pytest_actaudit.cli import main
+
+    first = _fake_report(tmp_path / "a", shard="1/2")
+    second = _fake_report(
+        tmp_path / "b",
+        shard="2/2",
+        model={"engine": {"learning_rate": 0.05, "device": "gpu:1", "max_batch": 64}},
+    )
+    results = json.loads((second / "results.json").read_text())
+    results["audits"][0].update(test_outcome="xfailed", status="failed", passed=False)
+    (second / "results.json").write_text(json.dumps(results))
+    assert main(["merge", str(tmp_path / "out"), str(first), str(second)]) == 0
+    summary = tmp_path / "s.md"
+    assert (
+        main(["merge", str(tmp_path / "out"), str(first), str(second), "--summary", str(summary)])
+        == 0
+    )
+    assert "1 expected failure(s) (xfail), not counted" in summary.read_text()
+    again = merge_reports(tmp_path / "again", [tmp_path / "out"])[1]
+    assert [s["shard"] for s in again["run"]["shards"]] == ["1/2", "2/2"]
+    assert not again["run"]["missing_shards"]
+    with pytest.raises(ActauditError, match="inside OUT"):
+        merge_reports(tmp_path, [first])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ActauditError, match="is a file"):
+        merge_reports(tmp_path / "file", [first])

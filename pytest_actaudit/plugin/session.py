@@ -195,12 +195,8 @@ class ActauditSession:
                 layer, [int(target)], seeds=settings.seeds, steps=settings.steps
             )
         else:
-            shards.skip_unless_owned(self.shard, runner, model, target)
             audit = runner.maximize(
-                target,
-                seeds=settings.seeds,
-                steps=settings.steps,
-                planned=shards.planned_here(self.shard, runner, model, self.planned),
+                target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
             )
         audit.nodeid = nodeid
         get_references = references or (lambda: self.references(model))
@@ -225,6 +221,12 @@ class ActauditSession:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        if self.settings.model and not all("::" in arg for arg in config.args):
+            items.extend(zero_code_items(self, session))
+        if self.shard is not None:  # before planning: the batch holds only what stays
+            self.shard_note, self.shard_deselected = shards.deselect(
+                self, config, items, self.shard
+            )
         for item in items:
             marker = item.get_closest_marker("actaudit")
             if marker and marker.kwargs.get("classes"):
@@ -236,16 +238,9 @@ class ActauditSession:
                 self.planned.extend(
                     v for v in callspec.params.values() if isinstance(v, str) and not v.isdigit()
                 )
-        if self.settings.model and not all("::" in arg for arg in config.args):
-            zero_code = zero_code_items(self, session)
-            items.extend(zero_code)
-            if not self.worker:
-                self.planned.extend(item.target for item in zero_code)
+            if isinstance(item, ZeroCodeItem) and not self.worker:
+                self.planned.append(item.target)
         self.planned = list(dict.fromkeys(self.planned))
-        if self.shard is not None:
-            self.shard_note, self.shard_deselected = shards.deselect(
-                self, config, items, self.shard
-            )
 
     # --------------------------------------------------------------------- running
     @pytest.hookimpl(hookwrapper=True)
@@ -323,15 +318,14 @@ class ActauditSession:
             self._write_piece([])  # final stats of this worker
             return
         finish.write_session_report(self)
-        if (
-            self.shard is not None
-            and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
-            and self.shard_deselected > 0
-        ):
-            # a shard whose classes all belong to other shards has nothing to do: not a
-            # failure of the CI job (more shards than classes)
+        if self.shard is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            # a shard whose audits all belong to other shards has nothing to do: not a
+            # failure of the CI job (more shards than classes). Under xdist the workers
+            # collect and deselect; the controller only sees that nothing ran.
             session.exitstatus = pytest.ExitCode.OK
-            self.shard_note += "; nothing left for this shard (more shards than classes?)"
+            self.shard_note = (
+                self.shard_note or f"shard {self.shard}: other shards' audit items deselected"
+            ) + "; nothing left for this shard (more shards than audits?)"
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         s = self.settings

@@ -32,15 +32,26 @@ def _class_of(runner: Any, value: Any) -> int | None:
         return None
 
 
+def _plugin_model(item: pytest.Item) -> bool:
+    """The item gets its model from the plugin's ``actaudit_model`` fixture (the
+    configured file), not from a conftest override that may load another model."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", {}).get("actaudit_model") if info else None
+    func = getattr(defs[-1], "func", None) if defs else None
+    return getattr(func, "__module__", "") == "pytest_actaudit.plugin.fixtures"
+
+
 def deselect(
     session: ActauditSession, config: pytest.Config, items: list[pytest.Item], shard: Shard
 ) -> tuple[str, int]:
-    """Drop the items whose classes other shards audit; returns the line that says so
-    and how many.
+    """Drop the audit items other shards own; returns the line that says so and how many.
 
-    Known at collection: zero-code items (their class), and parametrized audit tests of
-    the configured model whose parameters name classes. Everything else is decided when
-    the test asks for its class (``skip_unless_owned``)."""
+    An item whose class is known at collection goes with its class (zero-code items, and
+    parametrized tests of the configured model whose parameters name its classes): the
+    split of (model, class). Any other audit test — its class asked for in its body, from
+    a model a fixture builds, or a layer's units — goes whole to the shard its node id
+    falls on, so each of its audits is made in exactly one shard. Other tests run in
+    every shard."""
     from .items import ZeroCodeItem, is_audit
 
     runner = None
@@ -55,16 +66,17 @@ def deselect(
         indices: list[int] = []
         if isinstance(item, ZeroCodeItem):
             indices = [item.index]
-        elif runner is not None and is_audit(item) and getattr(item, "callspec", None):
-            params = getattr(item, "callspec").params.values()  # noqa: B009
-            found = (_class_of(runner, v) for v in params)
+        elif runner is not None and is_audit(item) and _plugin_model(item):
+            params = getattr(item, "callspec", None)
+            found = (_class_of(runner, v) for v in (params.params.values() if params else ()))
             indices = [i for i in found if i is not None]
-        if indices and not any(shard.keeps(key, i) for i in indices):
-            dropped.append(item)
-            if runner is not None:
+        if indices:
+            owned = any(shard.keeps(key, i) for i in indices)
+            if not owned and runner is not None:
                 classes.update(runner.labels[i] for i in indices)
         else:
-            kept.append(item)
+            owned = not is_audit(item) or shard.owns_test(item.nodeid)
+        (kept if owned else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -75,24 +87,3 @@ def deselect(
         + "; `actaudit merge OUT DIR...` joins the shards' reports"
     )
     return note, len(dropped)
-
-
-def skip_unless_owned(shard: Shard | None, runner: Any, model: Any, target: Any) -> None:
-    """Skip the test (with the owning shard) when another shard audits this class."""
-    if shard is None:
-        return
-    index = int(runner.resolve(target))
-    key = model_key(model)
-    if not shard.keeps(key, index):
-        pytest.skip(
-            f"actaudit: class {runner.labels[index]!r} (index {index}) of {key} is audited "
-            f"by shard {shard.owner(key, index)}/{shard.count}; this is shard {shard}"
-        )
-
-
-def planned_here(shard: Shard | None, runner: Any, model: Any, planned: list[Any]) -> list[Any]:
-    """The session's planned targets that this shard audits (all without shards)."""
-    if shard is None:
-        return planned
-    key = model_key(model)
-    return [t for t in planned if (i := _class_of(runner, t)) is None or shard.keeps(key, i)]

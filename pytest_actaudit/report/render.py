@@ -95,7 +95,7 @@ def render_pages(
         "failed": sum(1 for a in audits if a["status"] != "passed"),
     }
     counts["passed"] = counts["total"] - counts["failed"]
-    size = len(audits) if self_contained or len(audits) <= PAGE_SIZE else PAGE_SIZE
+    size = max(1, len(audits)) if self_contained or len(audits) <= PAGE_SIZE else PAGE_SIZE
     chunks = [audits[i : i + size] for i in range(0, len(audits), size)] or [[]]
     pages: list[dict[str, Any]] = []
     for n, chunk in enumerate(chunks, start=1):
