@@ -139,7 +139,9 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
     # every audit made once: zero-code and test_colour items go with their class, the
     # tests that ask in their body (one class, every class, a unit) whole by node id;
     # test_plain runs in both
-    assert sum(o.get("deselected", 0) for o in outcomes) == 6 + 3
+    # (pytest counts the collected items it deselects; the 3 zero-code items join after
+    # its count, and the shard's line counts them)
+    assert sum(o.get("deselected", 0) for o in outcomes) == 3 + 3
     assert sum(o.get("passed", 0) + o.get("failed", 0) for o in outcomes) == 6 + 3 + 2
     assert sum(o.get("skipped", 0) for o in outcomes) == 0
 

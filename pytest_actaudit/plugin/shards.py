@@ -78,7 +78,11 @@ def deselect(
             owned = not is_audit(item) or shard.owns_test(item.nodeid)
         (kept if owned else dropped).append(item)
     if dropped:
-        config.hook.pytest_deselected(items=dropped)
+        # zero-code items join after pytest counted the collection: reporting them as
+        # deselected would print a negative "selected"; the note counts them
+        counted = [i for i in dropped if not isinstance(i, ZeroCodeItem)]
+        if counted:
+            config.hook.pytest_deselected(items=counted)
         items[:] = kept
     names = ", ".join(sorted(classes)[:8]) + (" …" if len(classes) > 8 else "")
     note = (
