@@ -10,7 +10,6 @@ the end, so a failed merge leaves ``OUT`` as it was. No pytest, no TensorFlow.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -35,22 +34,6 @@ SUMMED = (
     "probe_seconds",
     "report_seconds",
 )
-
-
-def read_results(folder: Path) -> dict[str, Any]:
-    source = folder / "results.json"
-    try:
-        results: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ActauditError(
-            f"{source} not found: each DIR must be a report folder written by "
-            "`pytest --actaudit` (--actaudit-report DIR)"
-        ) from None
-    except ValueError as exc:
-        raise ActauditError(f"{source} is not valid JSON ({exc}); re-run that shard") from None
-    if results.get("schema") != 1:
-        raise ActauditError(f"{source} has schema {results.get('schema')!r}; this version reads 1")
-    return results
 
 
 def _model_name(meta: dict[str, Any]) -> str:
@@ -114,7 +97,7 @@ def merge_reports(
     out: Path, folders: Sequence[Path], *, self_contained: bool = False
 ) -> tuple[Path, dict[str, Any]]:
     """Write the merged report into ``out``; returns (its index.html, its results)."""
-    from .report.writer import write_report
+    from .report.writer import read_results, write_results
 
     if not folders:
         raise ActauditError("nothing to merge: give one or more report folders after OUT")
@@ -161,14 +144,11 @@ def merge_reports(
                         f"cannot merge: {path} (audit {record.get('label')!r}) is missing "
                         f"from {owner[_audit_key(record)]}"
                     )
-        index = write_report(
-            staging, run=run, records=records, outcomes=outcomes, self_contained=self_contained
-        )
+        index, merged = write_results(staging, run, records, outcomes, self_contained)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    merged = json.loads((out / "results.json").read_text(encoding="utf-8"))
     return out / index.name, merged
 
 

@@ -126,7 +126,7 @@ class AuditRunner:
         cached is optimized in one batch, together with the ``planned`` targets that
         later tests will ask for (names that are not classes are ignored there)."""
         indices = [self.resolve(t) for t in targets]
-        extra = [self._lenient(t) for t in planned]
+        extra = [self.resolve_lenient(t) for t in planned]
         seed_list = list(range(seeds))
         wanted = [*indices, *(i for i in extra if i is not None)]
         self._ensure(self.engine, None, wanted, seed_list, steps)
@@ -210,7 +210,8 @@ class AuditRunner:
             for u in indices
         ]
 
-    def _lenient(self, target: str | int) -> int | None:
+    def resolve_lenient(self, target: str | int) -> int | None:
+        """The class index of ``target``, or None where it names no class."""
         try:
             return self.resolve(target)
         except Exception:

@@ -4,7 +4,6 @@ recorded, ``results.json`` and the pages written, the CI summary, and the termin
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 
 def write_session_report(s: ActauditSession) -> None:
     """Merge, write the report (atomically) and the summary; nothing without records."""
-    from ..report.writer import write_report
+    from ..report.writer import write_results
 
     began = time.perf_counter()
     records = list(s.records)
@@ -36,28 +35,23 @@ def write_session_report(s: ActauditSession) -> None:
     run = run_meta(s.started, s.settings, s.config, models, stats)
     if workers:
         run["workers"] = workers
-    s.report_path = write_report(
-        s.report_dir,
-        run=run,
-        records=records,
-        outcomes=s.outcomes,
-        self_contained=s.settings.self_contained,
+    s.report_path, results = write_results(
+        s.report_dir, run, records, s.outcomes, s.settings.self_contained
     )
     s.summary = (len(records), sum(1 for r in records if not r["passed"]))
     s._pieces.remove()
     if s.settings.summary:
-        write_summary(s)
+        write_summary(s, results)
     # the pages' own writing is in the -v line, not in the header they carry
     stats["report_seconds"] += time.perf_counter() - began
     s.time_split = time_split(time.time() - s.started, stats)
 
 
-def write_summary(s: ActauditSession) -> None:
-    """``--actaudit-summary FILE.md`` (and ``$GITHUB_STEP_SUMMARY``) from the report."""
+def write_summary(s: ActauditSession, results: dict[str, Any]) -> None:
+    """``--actaudit-summary FILE.md`` (and ``$GITHUB_STEP_SUMMARY``) from the report's
+    results, as written."""
     from .. import summary
 
-    assert s.report_path is not None
-    results = json.loads((s.report_path.parent / "results.json").read_text("utf-8"))
     text = summary.markdown(results, str(s.report_path))
     try:
         s.summary_paths = summary.write(s.settings.summary, text)

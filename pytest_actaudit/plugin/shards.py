@@ -1,7 +1,7 @@
 """``--actaudit-shard K/N`` in a session: the audit items of other shards are deselected
-at collection where their class is known then (zero-code items; parametrized tests of the
-configured model), an audit asked for in a test body is skipped at run time with the shard
-that owns it, and the session's batch holds only this shard's classes."""
+at collection — with their class where it is known then (zero-code items; parametrized
+tests of the configured model), else whole by node id — so the session's batch holds only
+this shard's audits."""
 
 from __future__ import annotations
 
@@ -26,10 +26,8 @@ def _class_of(runner: Any, value: Any) -> int | None:
     parameter is as likely a seed or a size as a class index."""
     if not isinstance(value, str) or value.strip().isdigit():
         return None
-    try:
-        return int(runner.resolve(value))
-    except Exception:  # not a class of this model: not an audit target
-        return None
+    index: int | None = runner.resolve_lenient(value)
+    return index
 
 
 def _plugin_model(item: pytest.Item) -> bool:

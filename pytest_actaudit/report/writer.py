@@ -151,7 +151,18 @@ def write_report(
     self_contained: bool = False,
 ) -> Path:
     """Write ``results.json`` and ``index.html`` from finished records; returns the
-    path of ``index.html``."""
+    path of ``index.html`` (``write_results`` also returns what was written)."""
+    return write_results(folder, run, records, outcomes, self_contained)[0]
+
+
+def write_results(
+    folder: Path,
+    run: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    outcomes: Mapping[str, str],
+    self_contained: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    """``write_report``, returning (the path of ``index.html``, the results written)."""
     from .. import __version__
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -163,7 +174,7 @@ def write_report(
         "audits": finalize(records, outcomes),
     }
     atomic_write(folder / "results.json", json.dumps(results, indent=1).encode("utf-8"))
-    return _write_pages(results, folder, self_contained)
+    return _write_pages(results, folder, self_contained), results
 
 
 def _write_pages(results: Mapping[str, Any], folder: Path, self_contained: bool) -> Path:
@@ -177,15 +188,25 @@ def _write_pages(results: Mapping[str, Any], folder: Path, self_contained: bool)
     return folder / "index.html"
 
 
-def rerender(folder: Path, *, self_contained: bool = False) -> Path:
-    """Re-render ``index.html`` from ``results.json`` (the ``actaudit report`` command)."""
+def read_results(folder: Path) -> dict[str, Any]:
+    """A report folder's ``results.json``; a missing, unreadable or other-schema file is
+    an error naming the file and the fix."""
     source = folder / "results.json"
     try:
-        results = json.loads(source.read_text(encoding="utf-8"))
+        results: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{source} not found: run `pytest --actaudit` with --actaudit-report {folder} first"
         ) from None
-    if results.get("schema") != 1:
+    except ValueError as exc:
+        raise ValueError(
+            f"{source} is not valid JSON ({exc}); run `pytest --actaudit` again"
+        ) from None
+    if results.get("schema") != SCHEMA:
         raise ValueError(f"{source} has schema {results.get('schema')!r}; this version reads 1")
-    return _write_pages(results, folder, self_contained)
+    return results
+
+
+def rerender(folder: Path, *, self_contained: bool = False) -> Path:
+    """Re-render ``index.html`` from ``results.json`` (the ``actaudit report`` command)."""
+    return _write_pages(read_results(folder), folder, self_contained)
