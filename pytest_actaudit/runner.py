@@ -47,6 +47,7 @@ class AuditRunner:
         progress: Callable[[str], None] | None = None,
         cache_dir: str | None = None,
         output: str | None = None,
+        weights: str | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -66,7 +67,8 @@ class AuditRunner:
         )
         self.labels = model_mod.resolve_labels(model, labels, model_path)
         self.settings = engine_settings or EngineSettings()
-        self.weights = (
+        # the model's hash (``weights``: already known, from another runner of it)
+        self.weights = weights or (
             model_mod.content_hash(model_path) if model_path else model_mod.weights_hash(model)
         )
         self.engine = engine_for(model, self.spec, self.settings, weights=self.weights)
@@ -318,7 +320,9 @@ def maximize(
     layer = settings.pop("layer", None)
     output = settings.pop("output", None)
 
-    def make(input_range: str | None, preprocess: str | None) -> AuditRunner:
+    def make(
+        input_range: str | None, preprocess: str | None, weights: str | None = None
+    ) -> AuditRunner:
         return AuditRunner(
             model,
             labels=labels,
@@ -328,6 +332,7 @@ def maximize(
             preprocess=preprocess,
             engine_settings=EngineSettings(**settings),
             output=output,
+            weights=weights,
         )
 
     runner = make(input_range, preprocess)
@@ -363,12 +368,12 @@ AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the refe
 def choose_input(
     runner: AuditRunner,
     references: tuple[Any, Any],
-    make: Callable[[str | None, str | None], AuditRunner],
+    make: Callable[[str | None, str | None, str | None], AuditRunner],
 ) -> AuditRunner:
     """With no input range or preprocessing set, the one that reads the trusted
     references best: ``runner`` (the model's own default) unless a known range or
     preprocessing reads at least ``AUTO_INPUT_MARGIN`` more of them; then a runner built
-    with it by ``make(input_range, preprocess)``. The report header says which and why."""
+    with it by ``make(input_range, preprocess, weights)``. The report header says which and why."""
     images, labels = references
     predicted = np.argmax(runner.engine.predict(images)[1], axis=1)
     current = float(np.mean(predicted == labels))
@@ -378,6 +383,7 @@ def choose_input(
     chosen = make(
         value if option == "actaudit_input_range" else None,
         value if option == "actaudit_preprocess" else None,
+        runner.weights,  # the same model: not hashed again
     )
     chosen.meta["input_range_source"] = (
         f"{option} = {value}, chosen from the trusted references: it reads {accuracy:.0%} of "

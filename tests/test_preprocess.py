@@ -200,11 +200,15 @@ def test_without_a_setting_the_references_choose_the_preprocessing():
     assert audit.images[..., 0].mean() > audit.images[..., 2].mean() + 50
     audit.assert_no_shortcut()
 
-    def make(input_range, preprocess):
-        return AuditRunner(model, labels=COLORS, input_range=input_range, preprocess=preprocess)
+    def make(input_range, preprocess, weights=None):
+        return AuditRunner(
+            model, labels=COLORS, input_range=input_range, preprocess=preprocess, weights=weights
+        )
 
-    chosen = choose_input(make(None, None), refs, make)
+    default = make(None, None)
+    chosen = choose_input(default, refs, make)
     assert chosen.spec.preprocess.text == "caffe"
+    assert chosen.weights == default.weights  # the same model, hashed once
     assert "chosen from the trusted references: it reads 100%" in chosen.meta["input_range_source"]
     plain = preprocessed_color_model("tf")  # a model whose default already reads them
     kept = AuditRunner(plain, labels=COLORS, input_range="-1-1")

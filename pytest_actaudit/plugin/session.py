@@ -115,7 +115,9 @@ class ActauditSession:
             elif self.settings.cache and getattr(self.config, "cache", None) is not None:
                 cache_dir = str(self.config.cache.mkdir("actaudit"))
 
-            def make(input_range: str | None, preprocess: str | None) -> Any:
+            def make(
+                input_range: str | None, preprocess: str | None, weights: str | None = None
+            ) -> Any:
                 return AuditRunner(
                     model,
                     labels=self.settings.labels,
@@ -133,6 +135,7 @@ class ActauditSession:
                     ),
                     progress=progress,
                     cache_dir=cache_dir,
+                    weights=weights,
                 )
 
             runner = make(self.settings.input_range, self.settings.preprocess)
