@@ -52,7 +52,8 @@ def markdown(results: Mapping[str, Any], report: str) -> str:
     lines = [
         f"## actaudit: {len(failed)} of {len(audits)} audits failed{where}"
         if failed
-        else f"## actaudit: all {len(audits)} audits passed{where}",
+        else f"## actaudit: no audit failed, of {len(audits)}{where}"
+        + (f" ({len(expected)} expected failure(s))" if expected else ""),
         "",
         f"Report: `{report}` ({run.get('seeds', '?')} seeds, {run.get('steps', '?')} steps)",
         "",
