@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -318,13 +320,42 @@ def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
     # of 1 and 1, a lone image, lanes of 3 and 2
     engine.run([(0, 0), (1, 1), (2, 2), (0, 3), (1, 4)], steps=4)
     assert engine._lane_fn.experimental_get_tracing_count() == 1
+    # the evaluation once for everything: every batch size, and the probe's attribution
+    engine.attribution(np.zeros((7, *engine.spec.shape), np.uint8), 1)
+    assert engine._evaluate.experimental_get_tracing_count() == 1
+
+
+def test_the_evaluation_traced_aside_hands_its_error_to_the_caller(color_model, monkeypatch):
+    """The first chunk traces the evaluation on a helper thread while the loop runs;
+    an error there is raised in the caller's thread, and the next call traces again."""
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    threads = []
+
+    def broken(self):
+        threads.append(threading.current_thread().name)
+        raise RuntimeError("tracing failed aside")
+
+    monkeypatch.setattr(Engine, "_warm_evaluation", broken)
+    with pytest.raises(RuntimeError, match="tracing failed aside"):
+        engine.run([(0, 0)], steps=2)
+    assert threads == ["actaudit-trace"]
+    monkeypatch.undo()
+    (result,) = engine.run([(0, 0)], steps=2)
+    assert np.isfinite(result.logit)
+    assert engine._evaluate.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("parametrization", ["fourier", "pixel"])
-def test_evaluation_in_the_same_call_gives_the_same_images_and_scores(parametrization):
-    """The loop's images are quantized and evaluated inside the compiled call (no host
-    round trip, one trace): bit for bit what quantizing on the host and evaluating in a
-    second call gives, on the demo models."""
+def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_scores(
+    parametrization,
+):
+    """The loop's images are quantized inside the compiled call and evaluated by their
+    own function, traced on a helper thread during the first run (no host round trip):
+    bit for bit what quantizing on the host gives, and the scores of evaluating those
+    images step by step (eagerly), on the demo models."""
     import tensorflow as tf
 
     from pytest_actaudit.engine import transforms
@@ -353,7 +384,7 @@ def test_evaluation_in_the_same_call_gives_the_same_images_and_scores(parametriz
             tf.constant(init), targets, tf.constant(params), tf.constant(steps)
         )
         host = np.round(np.nan_to_num(unit.numpy()) * 255.0).astype(np.uint8)
-        logits, probs, attribution, _ = engine._evaluate(tf.constant(host), targets)
+        logits, probs, attribution, _ = engine._evaluate_graph(tf.constant(host), targets)
         np.testing.assert_array_equal(np.stack([r.image for r in results]), host)
         np.testing.assert_allclose([r.logit for r in results], logits.numpy(), rtol=1e-6)
         np.testing.assert_allclose([r.probability for r in results], probs.numpy(), atol=1e-6)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -225,6 +226,22 @@ def lane_sizes(batch: int, lanes: int) -> list[int]:
 T = TypeVar("T")
 
 
+class _Aside(threading.Thread):
+    """A daemon thread that runs ``work`` under ``device`` and keeps its error."""
+
+    def __init__(self, work: Callable[[], None], device: str) -> None:
+        super().__init__(name="actaudit-trace", daemon=True)
+        self.work, self.device = work, device
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with tf.device(self.device):
+                self.work()
+        except BaseException as exc:  # handed to the caller's thread by Engine._join
+            self.error = exc
+
+
 def _model_autograph_on_demand(method: Callable[..., T]) -> Callable[..., T]:
     """Run an Engine method; if tracing the model failed for want of AutoGraph (a
     custom layer's Python ``if``/``for`` on a tensor), turn it on for the model's calls
@@ -309,7 +326,7 @@ class Engine:
         # evaluates the images); the loop itself, most of the tracing, once for any
         # batch size: every lane of every chunk calls that one trace (TensorFlow inlines
         # each call), odd halves and remainders included.
-        self._optimize = tf.function(self._optimize_and_evaluate, autograph=False)
+        self._optimize = tf.function(self._optimize_and_quantize, autograph=False)
         self._lane_fn = tf.function(
             self._lane,
             autograph=False,
@@ -320,7 +337,17 @@ class Engine:
                 tf.TensorSpec([], tf.int32),
             ],
         )
-        self._evaluate = tf.function(self._evaluate_graph, reduce_retracing=True, autograph=False)
+        # One trace for any batch: the chunk's images, their remainder, the probe's
+        # references. A first chunk traces it on a helper thread while its loop runs.
+        self._evaluate = tf.function(
+            self._evaluate_graph,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, *self.spec.shape], tf.uint8),
+                tf.TensorSpec([None], tf.int32),
+            ],
+        )
+        self._evaluate_traced = False
         self._predict = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
         self._calls: dict[int, Any] = {}
         self._traced: dict[int, Any] = {}
@@ -363,9 +390,19 @@ class Engine:
         )
         targets = np.array([t for t, _ in chunk], np.int32)
         with tf.device(self.device):
-            quantized, curves, failed, logits, probs, attribution, features = self._compiled(
-                init.shape
-            )(tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps))
+            loop = self._compiled(init.shape)
+            aside = self._trace_evaluation_aside()
+            try:
+                quantized, curves, failed = loop(
+                    tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps)
+                )
+            except BaseException:
+                if aside is not None:
+                    aside.join()  # its own error, if any, would hide this one
+                raise
+            if aside is not None:
+                self._join(aside)
+            logits, probs, attribution, features = self._evaluate(quantized, tf.constant(targets))
         images = quantized.numpy()
         curves_np, failed_np = curves.numpy().T, failed.numpy()
         logits_np, probs_np, attr_np = logits.numpy(), probs.numpy(), attribution.numpy()
@@ -400,6 +437,34 @@ class Engine:
             self.trace_seconds += time.perf_counter() - began
         return self._traced[batch]
 
+    def _trace_evaluation_aside(self) -> _Aside | None:
+        """Start tracing the evaluation on a helper thread, once per engine: the loop's
+        first run executes in TensorFlow's runtime without Python's lock, so the
+        evaluation's tracing (Python) and first instantiation overlap with it instead of
+        following it (MobileNetV2: about 1 s of a first call). The evaluation is a
+        function of its own, not part of the loop's graph, so a first call does not
+        optimize and instantiate both in one piece either."""
+        if self._evaluate_traced:
+            return None
+        self._evaluate_traced = True
+        aside = _Aside(self._warm_evaluation, self.device)
+        aside.start()
+        return aside
+
+    def _warm_evaluation(self) -> None:
+        blank = tf.zeros([1, *self.spec.shape], tf.uint8)
+        self._evaluate(blank, tf.zeros([1], tf.int32))
+
+    def _join(self, aside: _Aside) -> None:
+        """Wait for the helper; the wait counts as tracing. Its error (a model that
+        needs AutoGraph, say) is raised here, on the caller's thread."""
+        began = time.perf_counter()
+        aside.join()
+        self.trace_seconds += time.perf_counter() - began
+        if aside.error is not None:
+            self._evaluate_traced = False
+            raise aside.error
+
     def lane_count(self, batch: int) -> int:
         """How many independent loops a batch of this size runs as."""
         return max(1, min(self.lanes, batch))
@@ -414,17 +479,16 @@ class Engine:
             return self._preprocess(255.0 * unit)
         return self.spec.low + (self.spec.high - self.spec.low) * unit
 
-    def _optimize_and_evaluate(
+    def _optimize_and_quantize(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
-    ) -> tuple[tf.Tensor, ...]:
-        """The optimization, then the evaluation of its images, in one call: one trace
-        and one graph to optimize on a first call, and nothing goes to the host and back
-        between them. The image reported is the quantized one (uint8), and its scores,
-        attribution and features are measured on it."""
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The optimization and the quantization of its images (uint8): the image
+        reported is the quantized one, and the evaluation (``_evaluate``) measures its
+        scores, attribution and features. The images stay on the device between the two
+        calls; nothing goes to the host and back."""
         unit, curves, failed = self._optimize_graph(init, targets, params, steps)
         finite = tf.where(tf.math.is_finite(unit), unit, tf.zeros_like(unit))
-        images = tf.cast(tf.round(finite * 255.0), tf.uint8)
-        return (images, curves, failed, *self._evaluate_graph(images, targets))
+        return tf.cast(tf.round(finite * 255.0), tf.uint8), curves, failed
 
     def _optimize_graph(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
