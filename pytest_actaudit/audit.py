@@ -237,6 +237,7 @@ class ClassAudit:
                 attribute,
                 rest[0] if rest else None,
                 rank_inputs=rest[1] if len(rest) > 1 else None,
+                screen=(lambda: rest[2](references)) if len(rest) > 2 else None,
             )
         return self.probe_result
 
@@ -248,8 +249,10 @@ class ClassAudit:
         may make the model read at most ``max_flip_rate`` more of them as this class
         than the same part of the class's own trusted references does (for the window:
         or than the model's accuracy on them), in the median over seeds (an artifact
-        shows in most seeds; one odd seed is no shortcut). The strongest evidence (the
-        highest median) is named."""
+        shows in most seeds; one odd seed is no shortcut). And no object-free edit (a
+        band, a frame, a dot, a mark, a colour cast, a background) may make more than
+        ``max_flip_rate`` of them read as this class with 3× the model's typical margin
+        on real images. The strongest evidence (the highest median) is named."""
         __tracebackhide__ = True
         result = self.shortcut_probe()
         top = result.strongest

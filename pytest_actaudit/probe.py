@@ -25,6 +25,13 @@ The evidence, and why each control is what it is:
   side): a cast, a background, lighting. A window cannot carry them; the own
   references' colour and low frequencies are the control (colour that *is* the object
   flips others from the real images too).
+* **object-free edit** (:mod:`pytest_actaudit.edits`): not from the maximization images.
+  A bank of simple edits that hold no object (bands, frames, dots, a corner mark, colour
+  casts, replaced backgrounds) is screened once per model; the class's best ones are
+  applied to the other classes' references. The measure is the share they make the model
+  read as the class with at least 3× its median margin on real images: a partial shortcut
+  (the model still reads the real object) wins that clearly; a model merely tipped over
+  by an unfamiliar input does not.
 
 What was measured to work and not: ``docs/shortcuts.md``.
 """
@@ -36,6 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+
+from . import edits
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
@@ -60,7 +69,7 @@ class Evidence:
     references it flipped; the control; a few intervened references and a picture of
     the carried part (for the strongest seed)."""
 
-    kind: str  # "window", "unseen detail", "colour", "low frequencies"
+    kind: str  # "window", "unseen detail", "colour", "low frequencies", "object-free edit"
     where: list[str] | str  # per seed (or one for all): "32 px window at x=0, y=4", ...
     flip_rates: NDArray[np.float64]
     control_rate: float
@@ -181,10 +190,11 @@ class _Batch:
             start += len(part)
         raise IndexError(where)
 
-    def predict(self, predict: Predict) -> NDArray[np.int64]:
+    def predict(self, predict: Predict) -> NDArray[np.float64]:
+        """Class probabilities of every image added, in one call."""
         if not self.parts:
-            return np.zeros(0, np.int64)
-        return np.asarray(np.argmax(predict(np.concatenate(self.parts)), axis=1), np.int64)
+            return np.zeros((0, 0))
+        return np.asarray(predict(np.concatenate(self.parts)), np.float64)
 
 
 def probe(
@@ -199,12 +209,16 @@ def probe(
     *,
     examples: int = 4,
     rank_inputs: RankInputs | None = None,
+    screen: Callable[[], edits.Screen] | None = None,
 ) -> ProbeResult:
     """Run the probe for class ``index`` on its maximization ``images`` (seeds × H × W
     × C, with their ``attribution`` maps) against labelled trusted ``references``.
     ``predict`` maps uint8 images to class probabilities, ``attribute`` images and a
     class to attribution maps, ``detectors`` images to the model's last spatial layer's
-    channels at their strongest place (maxima N × K, places N × K × 2)."""
+    channels at their strongest place (maxima N × K, places N × K × 2). ``screen``
+    gives the object-free edits screened on the references (:func:`edits.screen`, the
+    same for every class of a model: the caller may remember it); made here if not
+    given."""
     own = references[labels == index]
     others = references[labels != index]
     if len(own) == 0 or len(others) == 0:
@@ -322,7 +336,15 @@ def probe(
         lambda: _ranked(rank_inputs, references, labels),
     )
     class_accuracy = float(np.mean(read_as[labels == index] == index))
-    predicted = batch.predict(predict)
+
+    # 5. object-free edits: the bank screened once per model; this class's best ones are
+    # measured again on every other-class reference
+    screened = screen() if screen is not None else edits.screen(references, labels, predict, read)
+    kept = [screened.edits[e] for e in screened.best.get(index, [])]
+    edit_tests = [batch.add(edit.apply(others, seed=k)) for k, edit in enumerate(kept)]
+
+    probabilities = batch.predict(predict)
+    predicted = np.argmax(probabilities, axis=1) if len(probabilities) else np.zeros(0, np.int64)
     evidence = []
     for plan in plans:
         flips = np.array(
@@ -355,6 +377,9 @@ def probe(
                 transplant_control=transplant_control,
             )
         )
+    evidence.append(
+        _edit_evidence(kept, edit_tests, probabilities, index, screened, len(images), batch, examples)
+    )
     return ProbeResult(
         evidence=evidence,
         references_of_class=len(own),
@@ -391,6 +416,52 @@ def _check_references_are_read(
             "was trained on), or they are not images of the classes their folders name, or "
             f"the model reads none of its classes from the object{candidates()}"
         )
+
+
+def _edit_evidence(
+    kept: Sequence[edits.Edit],
+    tests: Sequence[slice],
+    probabilities: NDArray[np.float64],
+    index: int,
+    screened: edits.Screen,
+    seeds: int,
+    batch: _Batch,
+    examples: int,
+) -> Evidence:
+    """The best object-free edit's evidence: the share of other-class references it
+    makes the model read as the class with at least ``MARGIN_FACTOR`` × the model's
+    typical margin. Not per seed (the edit does not come from the images): every seed
+    gets the same value, and the control is zero (the yardstick is in the share)."""
+    bar = edits.MARGIN_FACTOR * screened.yardstick
+    control_what = (
+        f"none: a reading counts only with a margin ≥ {edits.MARGIN_FACTOR:g}× the "
+        f"model's median margin on the trusted references ({bar:.1f} ≥ "
+        f"{edits.MARGIN_FACTOR:g} × {screened.yardstick:.1f})"
+    )
+    if not kept:
+        return Evidence(
+            "object-free edit", "no edit screened", np.zeros(seeds), 0.0,
+            control_what=control_what,
+        )  # fmt: skip
+    shares = [
+        edits.confident_share(probabilities[t], index, screened.yardstick) for t in tests
+    ]
+    best = int(np.argmax(shares))
+    edit, test = kept[best], tests[best]
+    read = float(np.mean(np.argmax(probabilities[test], axis=1) == index))
+    where = f"{edit.description} (read as this class: {read:.0%}, {shares[best]:.0%} clearly)"
+    shown = batch.images(test)
+    height, width, channels = shown.shape[1:]
+    grey = np.full((1, height, width, channels), 128, np.uint8)
+    return Evidence(
+        kind="object-free edit",
+        where=where,
+        flip_rates=np.full(seeds, shares[best]),
+        control_rate=0.0,
+        examples=list(shown[:examples]),
+        component=edit.apply(grey)[0],
+        control_what=control_what,
+    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import edits
 from . import model as model_mod
 from .audit import ClassAudit
 from .errors import OptimizationError
@@ -395,20 +396,23 @@ def choose_input(
 def probe_context(runner: AuditRunner, references: Callable[[], tuple[Any, Any]]) -> Any:
     """What ``ClassAudit.shortcut_probe`` asks for, on first use: the trusted references
     (images, class indices) and the model's predict, attribute, detectors and input
-    ranking. The model's predictions and detectors on the references themselves are
-    made once per model and reused by every class's probe."""
+    ranking. The model's predictions and detectors on the references themselves, and
+    the screening of the object-free edits on them, are made once per model and reused
+    by every class's probe."""
     engine = runner.engine
 
     def context() -> tuple[Any, ...]:
         images, labels = references()
         remember = runner.on_references.wrap
+        predict = remember("predict", lambda x: engine.predict(x)[1], images)
         return (
             images,
             labels,
-            remember("predict", lambda x: engine.predict(x)[1], images),
+            predict,
             engine.attribution,
             remember("detectors", engine.detectors, images),
             engine.rank_inputs,
+            remember("edits", lambda x: edits.screen(x, labels, predict), images),
         )
 
     return context

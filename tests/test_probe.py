@@ -109,6 +109,7 @@ def test_report_shows_the_transplanted_examples(tmp_path):
         "unseen detail",
         "colour",
         "low frequencies",
+        "object-free edit",
     }
     assert all((tmp_path / p).is_file() for p in [*probe["examples"], probe["component"]])
 
