@@ -74,6 +74,7 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
                 "flagged": flagged,
                 "excess": [float(v) for v in result.excess],
                 "evidence": result.strongest.kind,
+                "where": result.strongest.describe(),
                 "per_evidence": {e.kind: float(e.score) for e in result.evidence},
                 "transplant_control": {e.kind: e.transplant_control for e in result.evidence},
                 "flips_per_evidence": {
