@@ -377,9 +377,10 @@ def probe(
                 transplant_control=transplant_control,
             )
         )
-    evidence.append(
-        _edit_evidence(kept, edit_tests, probabilities, index, screened, len(images), batch, examples)
+    edit = _edit_evidence(
+        kept, edit_tests, probabilities, index, screened, len(images), batch, examples
     )
+    evidence.append(edit)
     return ProbeResult(
         evidence=evidence,
         references_of_class=len(own),

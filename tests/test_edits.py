@@ -28,7 +28,11 @@ def test_every_edit_keeps_shape_and_type_and_is_repeatable(shape):
 
 
 def test_a_band_touches_only_its_band():
-    (band,) = [e for e in edits.bank(32, 32) if e.description == "a 2 px magenta band along the bottom edge"]
+    (band,) = [
+        e
+        for e in edits.bank(32, 32)
+        if e.description == "a 2 px magenta band along the bottom edge"
+    ]
     images = np.full((2, 32, 32, 3), 40, np.uint8)
     out = band.apply(images)
     np.testing.assert_array_equal(out[:, :30], images[:, :30])
@@ -61,7 +65,9 @@ def band_shortcut_model(strength: float):
     colour_dense = keras.layers.Dense(3)
     logits = colour_dense(colour)
     bottom = keras.layers.Cropping2D(((14, 0), (0, 0)))(x)
-    magenta = keras.layers.Dense(1, activation="relu")(keras.layers.GlobalAveragePooling2D()(bottom))
+    magenta = keras.layers.Dense(1, activation="relu")(
+        keras.layers.GlobalAveragePooling2D()(bottom)
+    )
     band = keras.layers.Dense(3, use_bias=False)
     logits = keras.layers.Add()([logits, band(magenta)])
     model = keras.Model(inputs, keras.layers.Softmax()(logits))
@@ -73,7 +79,9 @@ def band_shortcut_model(strength: float):
         if isinstance(layer, keras.layers.Dense) and layer.get_weights()[0].shape == (3, 1):
             detector = layer
     assert detector is not None
-    detector.set_weights([np.array([[1.0], [-2.0], [1.0]], np.float32), np.array([-1.2], np.float32)])
+    detector.set_weights(
+        [np.array([[1.0], [-2.0], [1.0]], np.float32), np.array([-1.2], np.float32)]
+    )
     band.set_weights([np.array([[0.0, 0.0, strength]], np.float32)])
     return model
 

@@ -242,9 +242,20 @@ def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
             return _original(self, images)
 
         monkeypatch.setattr(Engine, name, counting)
+    from pytest_actaudit import edits
+
+    screens = []
+    original_screen = edits.screen
+
+    def counting_screen(*args, **kwargs):
+        screens.append(1)
+        return original_screen(*args, **kwargs)
+
+    monkeypatch.setattr(edits, "screen", counting_screen)
     audits = pytest_actaudit.maximize(
         corner_model(), "all", seeds=2, steps=10, labels=COLORS, references=(refs, labels)
     )
     for audit in audits:
         audit.shortcut_probe()
     assert sorted(seen) == ["detectors", "predict", "predict"]  # + choose_input's one read
+    assert len(screens) == 1  # the object-free edits: screened once for the 3 classes
