@@ -146,7 +146,11 @@ def test_1_quick(actaudit):
 def test_2_slow(actaudit):
     actaudit.maximize("green", steps=5, seeds=1)
     print("STARTED-SLOW", flush=True)
-    time.sleep(60)
+    # short sleeps: the kernel may hand SIGINT to one of TensorFlow's threads, and Python
+    # runs its handler on the main thread only between bytecodes, so one long sleep
+    # would hold the KeyboardInterrupt until it ends
+    for _ in range(600):
+        time.sleep(0.1)
 """
 
 
