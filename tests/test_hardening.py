@@ -138,7 +138,11 @@ def test_labels_reader_bad_json(tmp_path):
 
 
 SLOW_SUITE = """
+import faulthandler
+import signal
 import time
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's timeout dumps stacks
 
 def test_1_quick(actaudit):
     actaudit.maximize("red", steps=5, seeds=1)
@@ -146,17 +150,24 @@ def test_1_quick(actaudit):
 def test_2_slow(actaudit):
     actaudit.maximize("green", steps=5, seeds=1)
     print("STARTED-SLOW", flush=True)
-    # short sleeps: the kernel may hand SIGINT to one of TensorFlow's threads, and Python
-    # runs its handler on the main thread only between bytecodes, so one long sleep
-    # would hold the KeyboardInterrupt until it ends
+    # short sleeps: Python runs its SIGINT handler on the main thread between bytecodes
     for _ in range(600):
         time.sleep(0.1)
 """
 
 
+# pytest in a child whose Ctrl-C raises KeyboardInterrupt even when this process was
+# started with SIGINT ignored (a background job of a non-interactive shell: the child
+# would inherit the ignored signal and never see the test's SIGINT)
+INTERRUPTIBLE_PYTEST = (
+    "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.exit(pytest.main(sys.argv[1:]))"
+)
+
+
 def _run_until(pytester, args, marker, env=None):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args],
+        [sys.executable, "-c", INTERRUPTIBLE_PYTEST, *args],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -180,7 +191,14 @@ def test_ctrl_c_keeps_what_finished(pytester, color_model_file):
     args = ["--actaudit", f"--actaudit-model={color_model_file}", "-s", "-p", "no:cacheprovider"]
     proc, _ = _run_until(pytester, args, "STARTED-SLOW")
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say where it hangs: every thread's stack
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError("no exit 60 s after SIGINT; stacks:\n" + out[-8000:]) from None
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
     by_label = {a["label"]: a for a in results["audits"]}
