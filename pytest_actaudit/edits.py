@@ -247,12 +247,18 @@ def _apply(edit: Edit, images: Images, seed: int) -> Images:
 
 
 # ------------------------------------------------------------------ measuring edits
-def margins(probabilities: NDArray[np.float64], index: int) -> NDArray[np.float64]:
+def margins(
+    probabilities: NDArray[np.float64], index: int | NDArray[np.int64]
+) -> NDArray[np.float64]:
     """log(p_index / max_{k≠index} p_k) per row: how clearly each image reads as
-    ``index`` (negative: it reads as another class). The logit gap for a softmax."""
+    ``index`` (one class for all rows, or one per row; negative: it reads as another
+    class). The logit gap for a softmax."""
     p = np.maximum(np.asarray(probabilities, np.float64), 1e-38)
-    others = np.delete(p, index, axis=1)
-    return np.asarray(np.log(p[:, index]) - np.log(others.max(axis=1)), np.float64)
+    rows = np.arange(len(p))
+    own = p[rows, index]
+    others = p.copy()
+    others[rows, index] = -np.inf
+    return np.asarray(np.log(own) - np.log(others.max(axis=1)), np.float64)
 
 
 def typical_margin(probabilities: NDArray[np.float64], labels: NDArray[np.int64]) -> float:
@@ -262,8 +268,7 @@ def typical_margin(probabilities: NDArray[np.float64], labels: NDArray[np.int64]
     right = np.flatnonzero(read == labels)
     if len(right) == 0:
         return float("inf")
-    values = [margins(probabilities[i : i + 1], int(labels[i]))[0] for i in right]
-    return float(np.median(values))
+    return float(np.median(margins(probabilities[right], labels[right])))
 
 
 def confident_share(probabilities: NDArray[np.float64], index: int, yardstick: float) -> float:

@@ -65,20 +65,14 @@ def band_shortcut_model(strength: float):
     colour_dense = keras.layers.Dense(3)
     logits = colour_dense(colour)
     bottom = keras.layers.Cropping2D(((14, 0), (0, 0)))(x)
-    magenta = keras.layers.Dense(1, activation="relu")(
-        keras.layers.GlobalAveragePooling2D()(bottom)
-    )
+    detector = keras.layers.Dense(1, activation="relu")
+    magenta = detector(keras.layers.GlobalAveragePooling2D()(bottom))
     band = keras.layers.Dense(3, use_bias=False)
     logits = keras.layers.Add()([logits, band(magenta)])
     model = keras.Model(inputs, keras.layers.Softmax()(logits))
     kernel = np.full((3, 3), -5.0, np.float32)
     np.fill_diagonal(kernel, 10.0)
     colour_dense.set_weights([kernel, np.zeros(3, np.float32)])
-    detector = model.layers[5] if model.layers[5].name.startswith("dense") else None
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense) and layer.get_weights()[0].shape == (3, 1):
-            detector = layer
-    assert detector is not None
     detector.set_weights(
         [np.array([[1.0], [-2.0], [1.0]], np.float32), np.array([-1.2], np.float32)]
     )
