@@ -4,6 +4,7 @@ shortcut, how often it flags a clean class, and what the probe costs.
     python benchmarks/shortcut_zoo.py                # whole zoo (trains what is not cached)
     python benchmarks/shortcut_zoo.py --quick        # 3 models: CI smoke
     python benchmarks/shortcut_zoo.py --json out.json
+    python benchmarks/shortcut_zoo.py --held-out     # models the defaults never saw
 
 Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
 ``$ACTAUDIT_ZOO_CACHE`` or ``~/.cache/pytest-actaudit/zoo``; the whole zoo trains in about
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 models (CI smoke)")
     parser.add_argument("--json", help="write every class's numbers here")
+    parser.add_argument(
+        "--held-out", action="store_true", help="the held-out models (zoo.held_out_specs)"
+    )
     parser.add_argument("--cached", action="store_true", help="only models already trained")
     parser.add_argument(
         "--resume", action="store_true", help="reuse the rows already in --json (same models)"
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_actaudit.demo import zoo
 
-    specs = zoo.specs()
+    specs = zoo.held_out_specs() if args.held_out else zoo.specs()
     if args.quick:
         specs = [s for s in specs if s.name in ("tag-1-s1", "cast-1-s1", "clean-s1")]
     if args.cached:
