@@ -444,9 +444,7 @@ def _edit_evidence(
             "object-free edit", "no edit screened", np.zeros(seeds), 0.0,
             control_what=control_what,
         )  # fmt: skip
-    shares = [
-        edits.confident_share(probabilities[t], index, screened.yardstick) for t in tests
-    ]
+    shares = [edits.confident_share(probabilities[t], index, screened.yardstick) for t in tests]
     best = int(np.argmax(shares))
     edit, test = kept[best], tests[best]
     read = float(np.mean(np.argmax(probabilities[test], axis=1) == index))

@@ -99,7 +99,6 @@ def specs(*, seeds: tuple[int, ...] = (1, 2), shares: tuple[float, ...] = SHARES
     return out
 
 
-
 def held_out_specs() -> list[ZooSpec]:
     """Models the defaults were never chosen on: training seed 3, every kind at share 0.6
     (between the zoo's shares), a clean model (seed 6) and an under-trained one (seed 7).
@@ -107,6 +106,7 @@ def held_out_specs() -> list[ZooSpec]:
     out = [ZooSpec(kind, 0.6, 3) for kind in KINDS]
     out += [ZooSpec(None, 0.0, 6), ZooSpec(None, 0.0, 7, epochs=UNDERTRAINED_EPOCHS)]
     return out
+
 
 # ------------------------------------------------------------------ artifacts
 def _gradient(size: int) -> npt.NDArray[np.float32]:
