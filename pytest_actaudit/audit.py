@@ -259,10 +259,11 @@ class ClassAudit:
         others = "; ".join(
             f"{e.kind} {np.median(e.excess):+.2f}" for e in result.evidence if e is not top
         )
+        flipped = top.flipped or f"{result.references_of_others} other-class references"
         note = (
             f"strongest evidence: {top.kind}, {top.describe()}: flips "
-            f"{_fmt_list(top.flip_rates)} of {result.references_of_others} other-class "
-            f"references, control {top.control_rate:.2f} ({top.control_what}); other "
+            f"{_fmt_list(top.flip_rates)} of {flipped}, control {top.control_rate:.2f} "
+            f"({top.control_what}); other "
             f"evidence (median excess): {others}; the model "
             f"reads {result.class_accuracy:.0%} of this class's {result.references_of_class} "
             "references correctly"

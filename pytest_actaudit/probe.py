@@ -61,6 +61,9 @@ NOVEL_CHANNELS = 3  # the most novel detectors whose places are carried
 BLUR_FRACTION = 1 / 8
 # references read right at most this far from chance towards 100%: nothing to compare
 MIN_REFERENCE_MARGIN = 0.25
+# the window's control is raised by this much: a half-side window of a super-stimulus
+# flipped up to 0.70 more than its control in clean classes of the zoo (docs/shortcuts.md)
+WINDOW_ALLOWANCE = 0.25
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Evidence:
     novelty: NDArray[np.float64] | None = None  # unseen detail: per seed, the top ratio
     control_what: str = "the same part of this class's own references"
     transplant_control: float | None = None  # the window's control before the accuracy
+    flipped: str | None = None  # what the flip rates count, when not other-class references
 
     @property
     def excess(self) -> NDArray[np.float64]:
@@ -342,6 +346,11 @@ def probe(
     screened = screen() if screen is not None else edits.screen(references, labels, predict, read)
     kept = [screened.edits[e] for e in screened.best.get(index, [])]
     edit_tests = [batch.add(edit.apply(others, seed=k)) for k, edit in enumerate(kept)]
+    needed = [screened.edits[e] for e in screened.needed.get(index, [])]
+    needed_tests = [
+        (batch.add(edit.apply(own, seed=k)), batch.add(edit.apply(others, seed=k)))
+        for k, edit in enumerate(needed)
+    ]
 
     probabilities = batch.predict(predict)
     predicted = np.argmax(probabilities, axis=1) if len(probabilities) else np.zeros(0, np.int64)
@@ -359,6 +368,8 @@ def probe(
                 f"({control:.2f}) and the model's accuracy on them ({class_accuracy:.2f})"
             )
             control = max(control, class_accuracy)  # see control_what for both numbers
+            control_what += f", plus {WINDOW_ALLOWANCE:g} (a super-stimulus' window)"
+            control = min(1.0, control + WINDOW_ALLOWANCE)
         if plan.novelty is not None:  # no unseen detector in a seed: nothing carried
             flips = np.where([t is None for t in plan.tests], control, flips)
         strongest = int(np.argmax(flips))
@@ -381,6 +392,12 @@ def probe(
         kept, edit_tests, probabilities, index, screened, len(images), batch, examples
     )
     evidence.append(edit)
+    evidence.append(
+        _needed_evidence(
+            needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
+            examples, len(own),
+        )
+    )  # fmt: skip
     return ProbeResult(
         evidence=evidence,
         references_of_class=len(own),
@@ -460,6 +477,61 @@ def _edit_evidence(
         examples=list(shown[:examples]),
         component=edit.apply(grey)[0],
         control_what=control_what,
+    )
+
+
+def _needed_evidence(
+    needed: Sequence[edits.Edit],
+    tests: Sequence[tuple[slice, slice]],
+    probabilities: NDArray[np.float64],
+    index: int,
+    class_accuracy: float,
+    seeds: int,
+    batch: _Batch,
+    examples: int,
+    n_own: int,
+) -> Evidence:
+    """The object-free edit this class needs: with it, more of the class's own
+    references are read right than without (the control is the model's accuracy on them)
+    — a model that learned the class from an artifact on most of its training images
+    reads the plain object poorly and the object with the artifact well. It counts only
+    if the edit also makes ``edits.NEEDED_OTHERS`` of other classes' references read as
+    the class (a cast that merely restores contrast does not)."""
+    control_what = "the model's accuracy on this class's plain references"
+    flipped = f"this class's {n_own} own references (read right with the edit)"
+    rates, reads = [], []
+    for own_t, others_t in tests:
+        reads.append(float(np.mean(np.argmax(probabilities[others_t], axis=1) == index)))
+        right = float(np.mean(np.argmax(probabilities[own_t], axis=1) == index))
+        rates.append(right if reads[-1] >= edits.NEEDED_OTHERS else class_accuracy)
+    if not tests or max(rates) <= class_accuracy:
+        return Evidence(
+            kind="edit the class needs",
+            where="no edit raises this class's own readings",
+            flip_rates=np.full(seeds, class_accuracy),
+            control_rate=class_accuracy,
+            control_what=control_what,
+            flipped=flipped,
+        )
+    best = int(np.argmax(rates))
+    edit, (own_t, others_t) = needed[best], tests[best]
+    where = (
+        f"{edit.description} (this class's own references read right: "
+        f"{class_accuracy:.0%} without it, {rates[best]:.0%} with it; other classes' "
+        f"references read as this class: {reads[best]:.0%})"
+    )
+    shown = batch.images(own_t)
+    height, width, channels = shown.shape[1:]
+    grey = np.full((1, height, width, channels), 128, np.uint8)
+    return Evidence(
+        kind="edit the class needs",
+        where=where,
+        flip_rates=np.full(seeds, rates[best]),
+        control_rate=class_accuracy,
+        examples=list(shown[: examples // 2]) + list(batch.images(others_t)[: examples // 2]),
+        component=edit.apply(grey)[0],
+        control_what=control_what,
+        flipped=flipped,
     )
 
 

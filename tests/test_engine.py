@@ -372,7 +372,10 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
         params = np.stack(
             [
                 transforms.draw_params(
-                    seed, steps, jitter=settings.jitter * side, degrees=settings.degrees,
+                    seed,
+                    steps,
+                    jitter=settings.jitter * side,
+                    degrees=settings.degrees,
                     scale=settings.scale,
                 )
                 for _, seed in plan
