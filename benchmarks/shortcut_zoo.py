@@ -161,6 +161,57 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def sweep(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = SWEEP) -> str:
+    """The default's neighbourhood on the same run: recall and false alarms at other
+    ``max_flip_rate`` values, with every evidence and with each evidence alone. The check
+    fails when the strongest evidence's median excess over seeds is above the threshold,
+    i.e. when any evidence's is."""
+    import numpy as np
+
+    kept = [r for r in rows if not _refused(r)]
+    positives = [
+        c
+        for r in kept
+        if r["kind"] is not None and r["pull"] >= SHORTCUT_PULL
+        for c in r["classes"]
+        if c["planted"]
+    ]
+    high = [
+        c
+        for r in kept
+        if r["kind"] is not None and r["pull"] >= SHORTCUT_PULL and r["share"] >= 0.6
+        for c in r["classes"]
+        if c["planted"]
+    ]
+    clean = [c for r in kept for c in r["classes"] if not c["planted"] or r["kind"] is None]
+    kinds = list(dict.fromkeys(k for c in positives + clean for k in c["excess_per_evidence"]))
+
+    def score(c: dict[str, Any], kind: str | None = None) -> float:
+        per = c["excess_per_evidence"]
+        chosen = [kind] if kind is not None else list(per)
+        return max((float(np.median(per[k])) for k in chosen if k in per), default=0.0)
+
+    def flagged(group: list[dict[str, Any]], t: float, kind: str | None = None) -> int:
+        return sum(score(c, kind) > t for c in group)
+
+    head = ["threshold", "recall", "at share ≥ 0.6", f"false alarms (of {len(clean)})"]
+    head += [f"{k} alone: caught, false alarms" for k in kinds]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for t in thresholds:
+        cells = [
+            f"{t:g}",
+            f"{flagged(positives, t)}/{len(positives)}",
+            f"{flagged(high, t)}/{len(high)}",
+            str(flagged(clean, t)),
+        ]
+        cells += [f"{flagged(positives, t, k)}, {flagged(clean, t, k)}" for k in kinds]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 models (CI smoke)")
@@ -204,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(rows, handle, indent=1)
     print()
     print(table(rows))
+    print()
+    print(sweep(rows))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=1)

@@ -1,4 +1,5 @@
-"""Object-free edits: the shortcut probe's fifth kind of evidence (``docs/shortcuts.md``).
+"""Object-free edits: the shortcut probe's fifth and sixth kinds of evidence
+(``docs/shortcuts.md``).
 
 A shortcut is something other than the object that the model reads as the class: a
 watermark, a tag in a corner, a band along an edge, a frame, a colour cast, a background,
