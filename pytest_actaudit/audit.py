@@ -248,11 +248,15 @@ class ClassAudit:
         frequencies (background, lighting) — carried into real images of other classes
         may make the model read at most ``max_flip_rate`` more of them as this class
         than the same part of the class's own trusted references does (for the window:
-        or than the model's accuracy on them), in the median over seeds (an artifact
-        shows in most seeds; one odd seed is no shortcut). And no object-free edit (a
-        band, a frame, a dot, a mark, a colour cast, a background) may make more than
-        ``max_flip_rate`` of them read as this class with 3× the model's typical margin
-        on real images. The strongest evidence (the highest median) is named."""
+        or than the model's accuracy on them, plus 0.25), in the median over seeds (an
+        artifact shows in most seeds; one odd seed is no shortcut). No object-free edit
+        (a band, a frame, a dot, a mark, a colour cast, a background) may make more than
+        ``max_flip_rate`` of them read as this class with 2.5× the model's typical
+        margin on real images. And no such edit may be what the class's own references
+        need to be read right: it may raise their share read right by at most
+        ``max_flip_rate`` over the model's accuracy on them (counted only when it also
+        makes at least half of the other classes' references read as this class). The
+        strongest evidence (the highest median) is named."""
         __tracebackhide__ = True
         result = self.shortcut_probe()
         top = result.strongest

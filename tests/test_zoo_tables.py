@@ -1,0 +1,109 @@
+"""The shortcut zoo's tables (benchmarks/shortcut_zoo.py), on hand-made rows: what the
+docs' recall and false-alarm figures are counted from."""
+
+import importlib.util
+from pathlib import Path
+
+ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "shortcut_zoo.py"
+
+
+def _zoo():
+    spec = importlib.util.spec_from_file_location("shortcut_zoo", ZOO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cls(name, planted, window, edit, flagged=None):
+    excess = {"window": window, "object-free edit": edit}
+    strongest = max(excess, key=lambda k: sorted(excess[k])[1])
+    return {
+        "class": name,
+        "planted": planted,
+        "flagged": (sorted(excess[strongest])[1] > 0.5) if flagged is None else flagged,
+        "excess": excess[strongest],
+        "evidence": strongest,
+        "excess_per_evidence": excess,
+        "probe_seconds": 0.5,
+    }
+
+
+def _row(name, kind, share, pull, classes):
+    return {
+        "model": name,
+        "kind": kind,
+        "share": share,
+        "seed": 1,
+        "accuracy": 0.95,
+        "class_accuracy": 0.9,
+        "pull": pull,
+        "optimize_seconds": 2.0,
+        "classes": classes,
+    }
+
+
+ROWS = [
+    # caught by the edit (median 0.8); a clean class flagged by one window seed only
+    _row(
+        "tag-0.75-s1",
+        "tag",
+        0.75,
+        0.9,
+        [
+            _cls("a", True, [0.0, 0.1, 0.0], [0.8, 0.8, 0.8]),
+            _cls("b", False, [0.9, 0.0, 0.1], [0.0, 0.0, 0.0]),
+        ],
+    ),
+    # share 0.5, caught only at a lower threshold (0.45)
+    _row(
+        "tag-0.5-s1",
+        "tag",
+        0.5,
+        0.7,
+        [
+            _cls("a", True, [0.0, 0.0, 0.0], [0.45, 0.45, 0.45]),
+            _cls("b", False, [0.0, 0.0, 0.0], [0.2, 0.2, 0.2]),
+        ],
+    ),
+    # not learned (pull < 0.5): neither a positive nor a clean class for its planted one
+    _row(
+        "cast-0.5-s1",
+        "cast",
+        0.5,
+        0.2,
+        [
+            _cls("a", True, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+            _cls("b", False, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+        ],
+    ),
+    # a clean model with one false alarm (window, median 0.6)
+    _row(
+        "clean-s1",
+        None,
+        0.0,
+        0.05,
+        [
+            _cls("a", False, [0.6, 0.6, 0.7], [0.0, 0.0, 0.0]),
+            _cls("b", False, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+        ],
+    ),
+]
+
+
+def test_sweep_counts_what_the_table_counts_at_the_default():
+    zoo = _zoo()
+    table = zoo.table(ROWS)
+    assert "| tag | 0.5 | 1 | 1 (pull 0.70) | 0 | 0% |" in table
+    assert "| tag | 0.75 | 1 | 1 (pull 0.90) | 1 | 100% |" in table
+    assert "| of clean models | 2 | 1 |" in table
+    lines = {line.split(" | ")[0].strip("| "): line for line in zoo.sweep(ROWS).splitlines()}
+    # threshold | recall | at share >= 0.6 | false alarms | window alone | edit alone
+    assert lines["0.5"] == "| 0.5 | 1/2 | 1/1 | 1 | 0, 1 | 1, 0 |"
+    assert lines["0.4"] == "| 0.4 | 2/2 | 1/1 | 1 | 0, 1 | 2, 0 |"
+    # the clean model's window median is 0.6: not above 0.6
+    assert lines["0.6"] == "| 0.6 | 1/2 | 1/1 | 0 | 0, 0 | 1, 0 |"
+    assert lines["0.7"] == "| 0.7 | 1/2 | 1/1 | 0 | 0, 0 | 1, 0 |"
+    # clean classes: the clean model's 2 and the shortcut models' 3 unplanted ones; the
+    # planted class of the model that did not learn its artifact is neither
+    assert "false alarms (of 5)" in lines["threshold"]
+    assert "| unplanted, of shortcut models | 3 | 0 |" in table
