@@ -88,6 +88,8 @@ class Evidence:
     control_what: str = "the same part of this class's own references"
     transplant_control: float | None = None  # the window's control before the accuracy
     flipped: str | None = None  # what the flip rates count, when not other-class references
+    # a caption per example picture, when not "carried into another class"
+    example_captions: list[str] = field(default_factory=list)
 
     @property
     def excess(self) -> NDArray[np.float64]:
@@ -526,18 +528,21 @@ def _needed_evidence(
         f"{class_accuracy:.0%} without it, {rates[best]:.0%} with it; other classes' "
         f"references read as this class: {reads[best]:.0%})"
     )
-    shown = batch.images(own_t)
-    height, width, channels = shown.shape[1:]
+    own_shown = list(batch.images(own_t)[: examples // 2])
+    others_shown = list(batch.images(others_t)[: examples // 2])
+    height, width, channels = own_shown[0].shape if own_shown else others_shown[0].shape
     grey = np.full((1, height, width, channels), 128, np.uint8)
     return Evidence(
         kind="edit the class needs",
         where=where,
         flip_rates=np.full(seeds, rates[best]),
         control_rate=class_accuracy,
-        examples=list(shown[: examples // 2]) + list(batch.images(others_t)[: examples // 2]),
+        examples=own_shown + others_shown,
         component=edit.apply(grey)[0],
         control_what=control_what,
         flipped=flipped,
+        example_captions=["this class, with the edit"] * len(own_shown)
+        + ["another class, with the edit"] * len(others_shown),
     )
 
 

@@ -117,6 +117,19 @@ def test_report_shows_the_transplanted_examples(tmp_path):
         "edit the class needs",
     }
     assert all((tmp_path / p).is_file() for p in [*probe["examples"], probe["component"]])
+    # the card says what this evidence counts: the class's own references, with the edit
+    assert probe["example_captions"] == ["this class, with the edit"] * 2 + [
+        "another class, with the edit"
+    ] * 2
+    assert probe["flipped"].startswith("this class's") and "accuracy" in probe["control_what"]
+    from pytest_actaudit.report.writer import write_report
+
+    from .reportdata import RUN
+
+    record.update(nodeid="t::red", passed=False)
+    page = write_report(tmp_path / "r", run=RUN, records=[record], outcomes={}).read_text()
+    assert "It makes the model read" in page and "this class, with the edit</figcaption>" in page
+    assert "Carried into" not in page
 
 
 def halves_model(extra: str, plain_bias: float = 2.0):
