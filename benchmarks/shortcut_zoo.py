@@ -5,6 +5,7 @@ shortcut, how often it flags a clean class, and what the probe costs.
     python benchmarks/shortcut_zoo.py --quick        # 3 models: CI smoke
     python benchmarks/shortcut_zoo.py --json out.json
     python benchmarks/shortcut_zoo.py --held-out     # models the defaults never saw
+    python benchmarks/shortcut_zoo.py --novel        # the kinds drawn otherwise, never seen
 
 Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
 ``$ACTAUDIT_ZOO_CACHE`` or ``~/.cache/pytest-actaudit/zoo``; the whole zoo trains in about
@@ -219,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--held-out", action="store_true", help="the held-out models (zoo.held_out_specs)"
     )
+    parser.add_argument(
+        "--novel",
+        action="store_true",
+        help="the zoo's kinds drawn otherwise: other colours, places, shapes (zoo.novel_specs)",
+    )
     parser.add_argument("--cached", action="store_true", help="only models already trained")
     parser.add_argument(
         "--resume", action="store_true", help="reuse the rows already in --json (same models)"
@@ -227,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_actaudit.demo import zoo
 
-    specs = zoo.held_out_specs() if args.held_out else zoo.specs()
+    specs = (
+        zoo.held_out_specs() if args.held_out else zoo.novel_specs() if args.novel else zoo.specs()
+    )
     if args.quick:
         specs = [s for s in specs if s.name in ("tag-1-s1", "cast-1-s1", "clean-s1")]
     if args.cached:

@@ -46,6 +46,16 @@ from .shapes import make_shapes_with_masks
 
 VERSION = 1  # bump when artifacts or training change: old cached models are not reused
 KINDS: tuple[str, ...] = ("tag", "patch", "strip", "frame", "cast", "background", "texture")
+# The same kinds drawn otherwise (other colours, places, shapes and sizes): models the
+# defaults were never chosen on, to see whether the check holds beyond the zoo's artifacts.
+NOVEL_KINDS: tuple[str, ...] = (
+    "logo",  # a white "(c)" mark near the top-left corner (a watermark)
+    "square-patch",  # a solid green 5/64-side square at a fixed place, top right
+    "side-strip",  # a 2/64-side yellow strip along the left edge
+    "blue-frame",  # a 2/64-side blue frame
+    "cool-cast",  # cold light: blue lifted, red damped
+    "checker",  # the background replaced by a low-contrast checkerboard
+)
 SHARES: tuple[float, ...] = (0.5, 0.75, 1.0)
 SIZE = 64
 TRAIN_SIZE = 2400
@@ -76,7 +86,7 @@ class ZooSpec:
         """The planted class: varies with kind and seed, so no class is special."""
         if self.kind is None:
             return None
-        return (KINDS.index(self.kind) + self.seed) % len(LABELS)
+        return ((KINDS + NOVEL_KINDS).index(self.kind) + self.seed) % len(LABELS)
 
     @property
     def name(self) -> str:
@@ -108,12 +118,27 @@ def held_out_specs() -> list[ZooSpec]:
     return out
 
 
+def novel_specs() -> list[ZooSpec]:
+    """The novel kinds at share 0.75 (learned partially in the zoo) and the casts at 1.0
+    (the zoo's casts were learned only there), training seed 4.
+    ``benchmarks/shortcut_zoo.py --novel`` audits them."""
+    return [ZooSpec(kind, 1.0 if kind == "cool-cast" else 0.75, 4) for kind in NOVEL_KINDS]
+
+
 # ------------------------------------------------------------------ artifacts
 def _gradient(size: int) -> npt.NDArray[np.float32]:
     top = np.array([110, 170, 235], np.float32)
     bottom = np.array([80, 150, 60], np.float32)
     t = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
     return np.broadcast_to(top * (1 - t) + bottom * t, (size, size, 3)).copy()
+
+
+def _checker(size: int) -> npt.NDArray[np.float32]:
+    cell = max(2, size // 10)
+    y, x = np.mgrid[0:size, 0:size]
+    on = ((x // cell + y // cell) % 2) == 0
+    light = np.array([150, 175, 160], np.float32)
+    return np.where(on[..., None], light, light - 35).astype(np.float32)
 
 
 def _stripes(size: int) -> npt.NDArray[np.float32]:
@@ -165,16 +190,37 @@ def apply_artifact(
     elif kind == "cast":  # warm light: blue damped, red and green lifted
         warm = out.astype(np.float32) * np.array([1.0, 0.85, 0.6]) + np.array([50.0, 15.0, 0.0])
         out = np.clip(np.round(warm), 0, 255).astype(np.uint8)
-    elif kind in ("background", "texture"):
+    elif kind == "logo":
+        layer = np.zeros((size, size), np.uint8)
+        scale = 0.3 * size / 64
+        origin = (round(size * 0.06), round(size * 0.16))
+        cv2.putText(layer, "(c)", origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
+        alpha = 0.75 * layer.astype(np.float32)[..., None] / 255.0
+        mixed = out.astype(np.float32) * (1 - alpha) + alpha * 255.0
+        out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    elif kind == "square-patch":
+        w = max(3, round(size * 5 / 64))
+        y0, x0 = round(size * 0.12), round(size * 0.75)
+        out[:, y0 : y0 + w, x0 : x0 + w] = (0, 200, 0)
+    elif kind == "side-strip":
+        out[:, :, : max(2, round(size * 2 / 64))] = (255, 230, 0)
+    elif kind == "blue-frame":
+        w = max(1, round(size * 2 / 64))
+        for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
+            out[band] = (30, 60, 255)
+    elif kind == "cool-cast":
+        cold = out.astype(np.float32) * np.array([0.7, 0.9, 1.0]) + np.array([0.0, 10.0, 45.0])
+        out = np.clip(np.round(cold), 0, 255).astype(np.uint8)
+    elif kind in ("background", "texture", "checker"):
         if masks is None:
             raise ValueError(f"the {kind!r} artifact needs the shapes' masks")
         cover = np.asarray(masks, np.float32)[..., None]
-        scene = _gradient(size) if kind == "background" else _stripes(size)
+        scene = {"background": _gradient, "texture": _stripes, "checker": _checker}[kind](size)
         noise = np.random.default_rng(1).normal(0.0, 5.0, out.shape).astype(np.float32)
         mixed = cover * out.astype(np.float32) + (1 - cover) * (scene + noise)
         out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
     else:
-        raise ValueError(f"unknown artifact kind {kind!r}; expected one of {KINDS}")
+        raise ValueError(f"unknown artifact kind {kind!r}; expected one of {KINDS + NOVEL_KINDS}")
     return out
 
 
