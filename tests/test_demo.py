@@ -159,12 +159,12 @@ def test_zoo_artifacts_are_deterministic_and_only_where_asked() -> None:
     images, labels, masks = shapes.make_shapes_with_masks(8, seed=4, size=32)
     plain, _ = shapes.make_shapes(8, seed=4, size=32)
     assert np.array_equal(images, plain) and masks.shape == (8, 32, 32)
-    for kind in zoo.KINDS:
+    for kind in zoo.KINDS + zoo.NOVEL_KINDS:
         marked = zoo.apply_artifact(kind, images, masks)
         assert marked.shape == images.shape and marked.dtype == np.uint8
         assert not np.array_equal(marked, images), kind
         assert np.array_equal(marked, zoo.apply_artifact(kind, images, masks)), kind
-        if kind in ("background", "texture"):  # the object stays where it is
+        if kind in ("background", "texture", "checker"):  # the object stays where it is
             inside = masks > 0.99
             assert np.array_equal(marked[inside], images[inside]), kind
     with pytest.raises(ValueError, match="unknown artifact kind 'blur'"):
@@ -184,3 +184,8 @@ def test_zoo_spec_plants_one_share_of_one_class() -> None:
     names = {s.name for s in zoo.specs()}
     assert len(names) == len(zoo.specs()) >= 7 * 3 * 2 + 3
     assert spec.digest() != zoo.ZooSpec("strip", 0.75, seed=1, size=32).digest()
+    # the novel kinds are models of their own, planted on a class like any other
+    novel = zoo.novel_specs()
+    assert {s.kind for s in novel} == set(zoo.NOVEL_KINDS)
+    assert not {s.name for s in novel} & names
+    assert {s.artifact_class for s in novel} == set(range(4))

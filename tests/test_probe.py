@@ -118,9 +118,10 @@ def test_report_shows_the_transplanted_examples(tmp_path):
     }
     assert all((tmp_path / p).is_file() for p in [*probe["examples"], probe["component"]])
     # the card says what this evidence counts: the class's own references, with the edit
-    assert probe["example_captions"] == ["this class, with the edit"] * 2 + [
-        "another class, with the edit"
-    ] * 2
+    assert (
+        probe["example_captions"]
+        == ["this class, with the edit"] * 2 + ["another class, with the edit"] * 2
+    )
     assert probe["flipped"].startswith("this class's") and "accuracy" in probe["control_what"]
     from pytest_actaudit.report.writer import write_report
 
