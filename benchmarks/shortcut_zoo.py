@@ -110,6 +110,11 @@ def _refused(row: dict[str, Any]) -> bool:
     return any(c["flagged"] is None for c in row["classes"])
 
 
+def _learned(row: dict[str, Any]) -> bool:
+    """A shortcut model whose artifact really pulls, and whose references were read."""
+    return row["kind"] is not None and row["pull"] >= SHORTCUT_PULL and not _refused(row)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     out = []
     by_cell: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
@@ -122,7 +127,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
     out.append("|---|---|---|---|---|---|---|---|")
     for (kind, share), cell in sorted(by_cell.items()):
-        learned = [r for r in cell if r["pull"] >= SHORTCUT_PULL and not _refused(r)]
+        learned = [r for r in cell if _learned(r)]
         caught = [r for r in learned if any(c["planted"] and c["flagged"] for c in r["classes"])]
         evidence = sorted(
             {c["evidence"] for r in caught for c in r["classes"] if c["planted"] and c["flagged"]}
@@ -172,21 +177,10 @@ def sweep(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = SWEEP) -> 
     i.e. when any evidence's is."""
     import numpy as np
 
+    learned = [r for r in rows if _learned(r)]
+    positives = [c for r in learned for c in r["classes"] if c["planted"]]
+    high = [c for r in learned if r["share"] >= 0.6 for c in r["classes"] if c["planted"]]
     kept = [r for r in rows if not _refused(r)]
-    positives = [
-        c
-        for r in kept
-        if r["kind"] is not None and r["pull"] >= SHORTCUT_PULL
-        for c in r["classes"]
-        if c["planted"]
-    ]
-    high = [
-        c
-        for r in kept
-        if r["kind"] is not None and r["pull"] >= SHORTCUT_PULL and r["share"] >= 0.6
-        for c in r["classes"]
-        if c["planted"]
-    ]
     clean = [c for r in kept for c in r["classes"] if not c["planted"] or r["kind"] is None]
     kinds = list(dict.fromkeys(k for c in positives + clean for k in c["excess_per_evidence"]))
 

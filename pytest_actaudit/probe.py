@@ -528,9 +528,10 @@ def _needed_evidence(
         f"{class_accuracy:.0%} without it, {rates[best]:.0%} with it; other classes' "
         f"references read as this class: {reads[best]:.0%})"
     )
-    own_shown = list(batch.images(own_t)[: examples // 2])
+    shown = batch.images(own_t)
+    height, width, channels = shown.shape[1:]
+    own_shown = list(shown[: examples // 2])
     others_shown = list(batch.images(others_t)[: examples // 2])
-    height, width, channels = own_shown[0].shape if own_shown else others_shown[0].shape
     grey = np.full((1, height, width, channels), 128, np.uint8)
     return Evidence(
         kind="edit the class needs",

@@ -133,6 +133,29 @@ def _gradient(size: int) -> npt.NDArray[np.float32]:
     return np.broadcast_to(top * (1 - t) + bottom * t, (size, size, 3)).copy()
 
 
+def _text_mark(
+    images: Images, text: str, origin: tuple[float, float], scale: float, opacity: float
+) -> Images:
+    """White ``text`` blended in at ``origin`` (x, y as fractions of the side), its font
+    ``scale`` at 64 px following the side."""
+    size = images.shape[1]
+    layer = np.zeros((size, size), np.uint8)
+    at = (round(size * origin[0]), round(size * origin[1]))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(layer, text, at, font, scale * size / 64, 255, 1, cv2.LINE_AA)
+    alpha = opacity * layer.astype(np.float32)[..., None] / 255.0
+    mixed = images.astype(np.float32) * (1 - alpha) + alpha * 255.0
+    out: Images = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return out
+
+
+def _light(images: Images, gain: tuple[float, ...], offset: tuple[float, ...]) -> Images:
+    """A colour cast: each channel scaled by ``gain`` and lifted by ``offset``."""
+    lit = images.astype(np.float32) * np.array(gain) + np.array(offset)
+    out: Images = np.clip(np.round(lit), 0, 255).astype(np.uint8)
+    return out
+
+
 def _checker(size: int) -> npt.NDArray[np.float32]:
     cell = max(2, size // 10)
     y, x = np.mgrid[0:size, 0:size]
@@ -164,13 +187,7 @@ def apply_artifact(
     out = np.array(images, dtype=np.uint8, copy=True)
     n, size = len(out), out.shape[1]
     if kind == "tag":
-        layer = np.zeros((size, size), np.uint8)
-        scale = 0.35 * size / 64
-        origin = (round(size * 0.62), round(size * 0.9))
-        cv2.putText(layer, "wm", origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
-        alpha = 0.7 * layer.astype(np.float32)[..., None] / 255.0
-        mixed = out.astype(np.float32) * (1 - alpha) + alpha * 255.0
-        out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+        out = _text_mark(out, "wm", (0.62, 0.9), 0.35, 0.7)
     elif kind == "patch":
         rng = rng or np.random.default_rng(0)
         sigma = size * 3 / 64
@@ -188,16 +205,9 @@ def apply_artifact(
         for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
             out[band] = 128
     elif kind == "cast":  # warm light: blue damped, red and green lifted
-        warm = out.astype(np.float32) * np.array([1.0, 0.85, 0.6]) + np.array([50.0, 15.0, 0.0])
-        out = np.clip(np.round(warm), 0, 255).astype(np.uint8)
+        out = _light(out, (1.0, 0.85, 0.6), (50.0, 15.0, 0.0))
     elif kind == "logo":
-        layer = np.zeros((size, size), np.uint8)
-        scale = 0.3 * size / 64
-        origin = (round(size * 0.06), round(size * 0.16))
-        cv2.putText(layer, "(c)", origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
-        alpha = 0.75 * layer.astype(np.float32)[..., None] / 255.0
-        mixed = out.astype(np.float32) * (1 - alpha) + alpha * 255.0
-        out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+        out = _text_mark(out, "(c)", (0.06, 0.16), 0.3, 0.75)
     elif kind == "square-patch":
         w = max(3, round(size * 5 / 64))
         y0, x0 = round(size * 0.12), round(size * 0.75)
@@ -208,9 +218,8 @@ def apply_artifact(
         w = max(1, round(size * 2 / 64))
         for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
             out[band] = (30, 60, 255)
-    elif kind == "cool-cast":
-        cold = out.astype(np.float32) * np.array([0.7, 0.9, 1.0]) + np.array([0.0, 10.0, 45.0])
-        out = np.clip(np.round(cold), 0, 255).astype(np.uint8)
+    elif kind == "cool-cast":  # cold light: blue lifted, red damped
+        out = _light(out, (0.7, 0.9, 1.0), (0.0, 10.0, 45.0))
     elif kind in ("background", "texture", "checker"):
         if masks is None:
             raise ValueError(f"the {kind!r} artifact needs the shapes' masks")

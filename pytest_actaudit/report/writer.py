@@ -108,12 +108,8 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
             if top.component is not None
             else None,
             "examples": [picture(f"probe{k}", ex) for k, ex in enumerate(top.examples)],
-            "example_captions": [
-                top.example_captions[k]
-                if k < len(top.example_captions)
-                else "carried into another class"
-                for k in range(len(top.examples))
-            ],
+            # one per example where the evidence names them; the card's default otherwise
+            "example_captions": list(top.example_captions),
             "flipped": top.flipped,
             "control_what": top.control_what,
             "evidence": [
