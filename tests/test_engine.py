@@ -588,3 +588,49 @@ def test_automatic_lanes(monkeypatch):
     assert maximize.auto_lanes("/device:CPU:0")[0] == 2
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "not a number")
     assert maximize.auto_lanes("/device:CPU:0") == (2, "auto: 4 CPU cores")
+
+
+def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
+    """The step's objective z_c − λ·logsumexp_{j≠c} z_j and its gradient, written out to
+    keep the first call's graph small, are TensorFlow's own numbers exactly."""
+    import tensorflow as tf
+
+    from pytest_actaudit.engine.maximize import _contrast
+
+    rng = np.random.default_rng(3)
+    logits = tf.constant(rng.normal(0, 4, (9, 7)), tf.float32)
+    targets = tf.constant(rng.integers(0, 7, 9), tf.int32)
+    upstream = tf.constant(rng.normal(size=9), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        hot = tf.one_hot(targets, 7)
+        score, objective = _contrast(logits, hot, 0.5)
+        written = tf.reduce_sum(upstream * objective)
+        ref_score = tf.gather(logits, targets, axis=1, batch_dims=1)
+        others = tf.where(hot > 0, -1e9, logits)
+        reference = tf.reduce_sum(
+            upstream * (ref_score - 0.5 * tf.reduce_logsumexp(others, axis=-1))
+        )
+    np.testing.assert_array_equal(score.numpy(), ref_score.numpy())
+    np.testing.assert_array_equal(written.numpy(), reference.numpy())
+    np.testing.assert_array_equal(
+        tape.gradient(written, logits).numpy(), tape.gradient(reference, logits).numpy()
+    )
+
+
+def test_penalty_without_its_value_has_the_same_gradient(color_model):
+    import tensorflow as tf
+
+    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+
+    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (3, 16, 12, 3)), tf.float32)
+    grads = []
+    for value in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(engine._penalty(x, value=value))
+        grads.append(tape.gradient(total, x).numpy())
+        assert (total.numpy() > 0) == value
+    np.testing.assert_array_equal(grads[0], grads[1])

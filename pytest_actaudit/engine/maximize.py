@@ -127,6 +127,29 @@ def norm_value(x: tf.Tensor, weight: float, p: int) -> tf.Tensor:
     return weight * tf.norm(flat, ord=p, axis=1) / float(size) ** (1.0 / p)
 
 
+@tf.custom_gradient  # type: ignore[untyped-decorator]
+def _contrast(logits: tf.Tensor, hot: tf.Tensor, weight: float) -> Any:
+    """(z_c, z_c − weight·logsumexp_{j≠c} z_j) per image, with ``hot`` the one-hot rows
+    of the targets c. TensorFlow's ``reduce_logsumexp`` and its gradient, op for op (the
+    same numbers, bit for bit), with the gradient written out: autodiff's is some
+    forty nodes of shape bookkeeping that a first call has to optimize."""
+    score = tf.reduce_sum(logits * hot, axis=1)
+    others = tf.where(hot > 0, -1e9, logits)
+    raw_max = tf.reduce_max(others, axis=-1, keepdims=True)
+    top = tf.stop_gradient(tf.where(tf.math.is_finite(raw_max), raw_max, tf.zeros_like(raw_max)))
+    exp = tf.exp(others - top)
+    total = tf.reduce_sum(exp, axis=-1)
+    lse = tf.math.log(total) + tf.reshape(top, [-1])
+
+    def grad(d_score: tf.Tensor, d_objective: tf.Tensor) -> tuple[tf.Tensor, None, None]:
+        d_lse = weight * -d_objective
+        d_others = tf.reshape(d_lse * tf.math.reciprocal(total), [-1, 1]) * exp
+        d_logits = tf.reshape(d_score + d_objective, [-1, 1]) * hot
+        return d_logits + tf.where(hot > 0, tf.zeros_like(exp), d_others), None, None
+
+    return (score, score - weight * lse), grad
+
+
 def all_layers(model: Any) -> Iterator[Any]:
     """Every layer of ``model``, nested models' layers included (after the model)."""
     for layer in getattr(model, "layers", None) or []:
@@ -527,7 +550,7 @@ class Engine:
                 tape.watch(x)
                 unit, moved = self._view(x, params[:, t, :], t)
                 score, objective = self._objective(self._to_input(moved), targets)
-                loss = tf.reduce_sum(self._penalty(unit)) - tf.reduce_sum(objective)
+                loss = tf.reduce_sum(self._penalty(unit, value=False)) - tf.reduce_sum(objective)
                 # float16 models: a static loss scale keeps small gradients from
                 # flushing to zero inside the model; Adam's update does not depend on
                 # the gradient's scale, so nothing is divided back.
@@ -579,7 +602,10 @@ class Engine:
         logits = self._logits(inputs)
         if self.scores.output_kind == "log":
             logits = tf.math.log(logits + 1e-12)
-        score = tf.gather(logits, targets, axis=1, batch_dims=1)
+        # The target's score as a product with its one-hot row, not a gather: the same
+        # value and gradient (bit for bit), and a backward pass of two ops instead of a
+        # batched gather's fifty (a first call optimizes every node of the step).
+        hot = tf.one_hot(targets, tf.shape(logits)[-1])
         if (
             s.contrast > 0
             and s.direction > 0
@@ -588,8 +614,9 @@ class Engine:
         ):
             # Raise the target against the strongest other classes, not alone:
             # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
-            others = tf.where(tf.one_hot(targets, tf.shape(logits)[-1]) > 0, -1e9, logits)
-            return score, score - s.contrast * tf.reduce_logsumexp(others, axis=-1)
+            score, objective = _contrast(logits, hot, s.contrast)
+            return score, objective
+        score = tf.reduce_sum(logits * hot, axis=1)
         return score, s.direction * score
 
     def _view(self, x: tf.Tensor, params: tf.Tensor, t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -635,17 +662,23 @@ class Engine:
         """The score model's output in float32, whatever the model computes in."""
         return tf.cast(self._call(self.scores.logits, inputs), tf.float32)
 
-    def _penalty(self, unit: tf.Tensor) -> tf.Tensor:
+    def _penalty(self, unit: tf.Tensor, *, value: bool = True) -> tf.Tensor:
         """tf-keras-vis ``TotalVariation2D(unit) + Norm(2·unit − 1)`` per image, with its
         gradient written out: autodiff through TV's strided slices and Norm's float
         power cost ~60% of the engine's time over a bare loop (benchmarks, --ablate),
-        the written-out gradient ~10% of that, equal to 3e-7 relative."""
+        the written-out gradient ~10% of that, equal to 3e-7 relative. ``value=False``:
+        zeros in its place, the same gradient (the step seeds its backward pass and
+        never reads the loss: the value's thirty nodes would only be optimized away)."""
         s = self.settings
         p = float(s.norm_p)
 
         @tf.custom_gradient  # type: ignore[untyped-decorator]
         def penalty(x: tf.Tensor) -> Any:
-            value = tv_value(x, s.tv_weight) + norm_value(2.0 * x - 1.0, s.norm_weight, s.norm_p)
+            if value:
+                y = 2.0 * x - 1.0
+                total = tv_value(x, s.tv_weight) + norm_value(y, s.norm_weight, s.norm_p)
+            else:
+                total = tf.zeros(tf.shape(x)[:1])
 
             def grad(upstream: tf.Tensor) -> tf.Tensor:
                 _, height, width, _ = x.shape
@@ -680,7 +713,7 @@ class Engine:
                     + tf.reshape(coef, [-1, 1, 1, 1]) * powp1
                 )
 
-            return value, grad
+            return total, grad
 
         return penalty(unit)
 
