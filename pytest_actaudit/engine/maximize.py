@@ -128,26 +128,22 @@ def norm_value(x: tf.Tensor, weight: float, p: int) -> tf.Tensor:
 
 
 @tf.custom_gradient  # type: ignore[untyped-decorator]
-def _contrast(logits: tf.Tensor, hot: tf.Tensor, weight: float) -> Any:
-    """(z_c, z_c − weight·logsumexp_{j≠c} z_j) per image, with ``hot`` the one-hot rows
-    of the targets c. TensorFlow's ``reduce_logsumexp`` and its gradient, op for op (the
-    same numbers, bit for bit), with the gradient written out: autodiff's is some
+def _logsumexp_others(logits: tf.Tensor, hot: tf.Tensor) -> Any:
+    """logsumexp_{j≠c} z_j per image, with ``hot`` the one-hot rows of the targets c:
+    TensorFlow's ``reduce_logsumexp`` of the masked logits and its gradient, op for op
+    (the same numbers, bit for bit), with the gradient written out: autodiff's is some
     forty nodes of shape bookkeeping that a first call has to optimize."""
-    score = tf.reduce_sum(logits * hot, axis=1)
     others = tf.where(hot > 0, -1e9, logits)
     raw_max = tf.reduce_max(others, axis=-1, keepdims=True)
     top = tf.stop_gradient(tf.where(tf.math.is_finite(raw_max), raw_max, tf.zeros_like(raw_max)))
     exp = tf.exp(others - top)
     total = tf.reduce_sum(exp, axis=-1)
-    lse = tf.math.log(total) + tf.reshape(top, [-1])
 
-    def grad(d_score: tf.Tensor, d_objective: tf.Tensor) -> tuple[tf.Tensor, None, None]:
-        d_lse = weight * -d_objective
-        d_others = tf.reshape(d_lse * tf.math.reciprocal(total), [-1, 1]) * exp
-        d_logits = tf.reshape(d_score + d_objective, [-1, 1]) * hot
-        return d_logits + tf.where(hot > 0, tf.zeros_like(exp), d_others), None, None
+    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
+        d_others = tf.reshape(upstream * tf.math.reciprocal(total), [-1, 1]) * exp
+        return tf.where(hot > 0, tf.zeros_like(exp), d_others), None
 
-    return (score, score - weight * lse), grad
+    return tf.math.log(total) + tf.reshape(top, [-1]), grad
 
 
 def all_layers(model: Any) -> Iterator[Any]:
@@ -606,6 +602,7 @@ class Engine:
         # value and gradient (bit for bit), and a backward pass of two ops instead of a
         # batched gather's fifty (a first call optimizes every node of the step).
         hot = tf.one_hot(targets, tf.shape(logits)[-1])
+        score = tf.reduce_sum(logits * hot, axis=1)
         if (
             s.contrast > 0
             and s.direction > 0
@@ -614,9 +611,7 @@ class Engine:
         ):
             # Raise the target against the strongest other classes, not alone:
             # z_c − λ·logsumexp_{j≠c} z_j (λ = 0 is the plain logit).
-            score, objective = _contrast(logits, hot, s.contrast)
-            return score, objective
-        score = tf.reduce_sum(logits * hot, axis=1)
+            return score, score - s.contrast * _logsumexp_others(logits, hot)
         return score, s.direction * score
 
     def _view(self, x: tf.Tensor, params: tf.Tensor, t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
