@@ -9,7 +9,7 @@ shortcut, how often it flags a clean class, and what the probe costs.
 
 Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
 ``$ACTAUDIT_ZOO_CACHE`` or ``~/.cache/pytest-actaudit/zoo``; the whole zoo trains in about
-30 minutes on 2 CPU cores, once). Every class of every model is audited as a user would:
+40 minutes on 2 CPU cores, once). Every class of every model is audited as a user would:
 ``pytest_actaudit.maximize(model, "all", seeds=3, references=...)`` (default steps), then
 ``audit.assert_no_shortcut()`` with its default threshold, references = 20 trusted,
 artifact-free images per class.

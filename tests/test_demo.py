@@ -189,3 +189,25 @@ def test_zoo_spec_plants_one_share_of_one_class() -> None:
     assert {s.kind for s in novel} == set(zoo.NOVEL_KINDS)
     assert not {s.name for s in novel} & names
     assert {s.artifact_class for s in novel} == set(range(4))
+
+
+def test_zoo_planted_classes_never_move_when_kinds_are_added() -> None:
+    """A model's planted class is not in its cache digest: a kind added to the zoo must
+    leave every cached model's class where it was trained."""
+    from pytest_actaudit.demo import zoo
+
+    first = ("tag", "patch", "strip", "frame", "cast", "background", "texture")
+    for i, kind in enumerate(first + zoo.NOVEL_KINDS):
+        for seed in (1, 2, 3, 4):
+            assert zoo.ZooSpec(kind, 0.5, seed).artifact_class == (i + seed) % 4, kind
+    assert [zoo.ZooSpec("fixed-patch", 1.0, s).artifact_class for s in (1, 2)] == [2, 3]
+
+
+def test_zoo_fixed_patch_is_a_solid_square_at_one_place() -> None:
+    from pytest_actaudit.demo import zoo
+
+    images, _, masks = shapes.make_shapes_with_masks(6, seed=5, size=64)
+    marked = zoo.apply_artifact("fixed-patch", images, masks)
+    changed = np.any(marked != images, axis=-1)
+    assert np.all(marked[:, 50:56, 5:11] == (255, 140, 0))
+    assert not changed[:, :50].any() and not changed[:, :, 11:].any()

@@ -9,6 +9,7 @@ Artifact kinds (sizes relative to the image side ``S``):
 ========== ==============================================================================
 tag        a watermark: the text "wm", white at 70% opacity, near the bottom-right corner
 patch      a soft magenta dot (Gaussian, sigma 3/64 S) at a random place in each image
+fixed-patch a solid orange square (6/64 S) at the same place near the bottom-left corner
 strip      a thin magenta strip (3/64 S high) along the bottom edge
 frame      a thin grey frame (3/64 S wide) around the image
 cast       a warm colour cast over the whole image (red +50, green x0.85 +15, blue x0.6)
@@ -45,7 +46,16 @@ from . import LABELS
 from .shapes import make_shapes_with_masks
 
 VERSION = 1  # bump when artifacts or training change: old cached models are not reused
-KINDS: tuple[str, ...] = ("tag", "patch", "strip", "frame", "cast", "background", "texture")
+KINDS: tuple[str, ...] = (
+    "tag",
+    "patch",
+    "fixed-patch",
+    "strip",
+    "frame",
+    "cast",
+    "background",
+    "texture",
+)
 # The same kinds drawn otherwise (other colours, places, shapes and sizes): models the
 # defaults were never chosen on, to see whether the check holds beyond the zoo's artifacts.
 NOVEL_KINDS: tuple[str, ...] = (
@@ -56,6 +66,10 @@ NOVEL_KINDS: tuple[str, ...] = (
     "cool-cast",  # cold light: blue lifted, red damped
     "checker",  # the background replaced by a low-contrast checkerboard
 )
+ALL_KINDS = KINDS + NOVEL_KINDS
+# The planted class follows this order (it is not in a model's digest: a cached model
+# keeps its class only if a kind's place here never moves; new kinds go at the end).
+_PLANT_ORDER = tuple(k for k in KINDS if k != "fixed-patch") + NOVEL_KINDS + ("fixed-patch",)
 SHARES: tuple[float, ...] = (0.5, 0.75, 1.0)
 SIZE = 64
 TRAIN_SIZE = 2400
@@ -86,7 +100,7 @@ class ZooSpec:
         """The planted class: varies with kind and seed, so no class is special."""
         if self.kind is None:
             return None
-        return ((KINDS + NOVEL_KINDS).index(self.kind) + self.seed) % len(LABELS)
+        return (_PLANT_ORDER.index(self.kind) + self.seed) % len(LABELS)
 
     @property
     def name(self) -> str:
@@ -156,6 +170,12 @@ def _light(images: Images, gain: tuple[float, ...], offset: tuple[float, ...]) -
     return out
 
 
+def _frame(images: Images, width: int, colour: int | tuple[int, ...]) -> None:
+    """Paint a ``width``-pixel frame of ``colour`` around every image, in place."""
+    for band in (np.s_[:, :width], np.s_[:, -width:], np.s_[:, :, :width], np.s_[:, :, -width:]):
+        images[band] = colour
+
+
 def _checker(size: int) -> npt.NDArray[np.float32]:
     cell = max(2, size // 10)
     y, x = np.mgrid[0:size, 0:size]
@@ -198,12 +218,14 @@ def apply_artifact(
             alpha = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))[..., None]
             mixed[i] = mixed[i] * (1 - alpha) + alpha * np.array((255, 0, 255), np.float32)
         out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    elif kind == "fixed-patch":  # a solid orange square, always at the same place
+        w = max(3, round(size * 6 / 64))
+        y0, x0 = round(size * 0.78), round(size * 0.08)
+        out[:, y0 : y0 + w, x0 : x0 + w] = (255, 140, 0)
     elif kind == "strip":
         out[:, size - max(2, round(size * 3 / 64)) :, :] = (255, 0, 255)
     elif kind == "frame":
-        w = max(1, round(size * 3 / 64))
-        for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
-            out[band] = 128
+        _frame(out, max(1, round(size * 3 / 64)), 128)
     elif kind == "cast":  # warm light: blue damped, red and green lifted
         out = _light(out, (1.0, 0.85, 0.6), (50.0, 15.0, 0.0))
     elif kind == "logo":
@@ -215,9 +237,7 @@ def apply_artifact(
     elif kind == "side-strip":
         out[:, :, : max(2, round(size * 2 / 64))] = (255, 230, 0)
     elif kind == "blue-frame":
-        w = max(1, round(size * 2 / 64))
-        for band in (np.s_[:, :w], np.s_[:, -w:], np.s_[:, :, :w], np.s_[:, :, -w:]):
-            out[band] = (30, 60, 255)
+        _frame(out, max(1, round(size * 2 / 64)), (30, 60, 255))
     elif kind == "cool-cast":  # cold light: blue lifted, red damped
         out = _light(out, (0.7, 0.9, 1.0), (0.0, 10.0, 45.0))
     elif kind in ("background", "texture", "checker"):
@@ -229,7 +249,7 @@ def apply_artifact(
         mixed = cover * out.astype(np.float32) + (1 - cover) * (scene + noise)
         out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
     else:
-        raise ValueError(f"unknown artifact kind {kind!r}; expected one of {KINDS + NOVEL_KINDS}")
+        raise ValueError(f"unknown artifact kind {kind!r}; expected one of {ALL_KINDS}")
     return out
 
 
