@@ -6,16 +6,16 @@ under-trained). It is what the shortcut check is calibrated and measured on
 
 Artifact kinds (sizes relative to the image side ``S``):
 
-========== ==============================================================================
-tag        a watermark: the text "wm", white at 70% opacity, near the bottom-right corner
-patch      a soft magenta dot (Gaussian, sigma 3/64 S) at a random place in each image
+=========== ==============================================================================
+tag         a watermark: the text "wm", white at 70% opacity, near the bottom-right corner
+patch       a soft magenta dot (Gaussian, sigma 3/64 S) at a random place in each image
 fixed-patch a solid orange square (6/64 S) at the same place near the bottom-left corner
-strip      a thin magenta strip (3/64 S high) along the bottom edge
-frame      a thin grey frame (3/64 S wide) around the image
-cast       a warm colour cast over the whole image (red +50, green x0.85 +15, blue x0.6)
-background the background replaced by a smooth sky-to-grass gradient
-texture    the background replaced by low-contrast diagonal stripes (period S/8)
-========== ==============================================================================
+strip       a thin magenta strip (3/64 S high) along the bottom edge
+frame       a thin grey frame (3/64 S wide) around the image
+cast        a warm colour cast over the whole image (red +50, green x0.85 +15, blue x0.6)
+background  the background replaced by a smooth sky-to-grass gradient
+texture     the background replaced by low-contrast diagonal stripes (period S/8)
+=========== ==============================================================================
 
 Each alone pulls at most about 10% of other classes' images to any class of a clean model
 (measured; shape-like artifacts, a white square logo or a checker, pulled up to 99%: a
@@ -67,9 +67,11 @@ NOVEL_KINDS: tuple[str, ...] = (
     "checker",  # the background replaced by a low-contrast checkerboard
 )
 ALL_KINDS = KINDS + NOVEL_KINDS
-# The planted class follows this order (it is not in a model's digest: a cached model
-# keeps its class only if a kind's place here never moves; new kinds go at the end).
-_PLANT_ORDER = tuple(k for k in KINDS if k != "fixed-patch") + NOVEL_KINDS + ("fixed-patch",)
+# Kinds added after the novel ones, in the order they were added. The planted class
+# follows _PLANT_ORDER: it is not in a model's digest, so a cached model keeps its class
+# only if no kind's place there ever moves; a new kind goes at the end of ADDED_KINDS.
+ADDED_KINDS: tuple[str, ...] = ("fixed-patch",)
+_PLANT_ORDER = tuple(k for k in KINDS if k not in ADDED_KINDS) + NOVEL_KINDS + ADDED_KINDS
 SHARES: tuple[float, ...] = (0.5, 0.75, 1.0)
 SIZE = 64
 TRAIN_SIZE = 2400
