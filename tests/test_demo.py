@@ -211,3 +211,21 @@ def test_zoo_fixed_patch_is_a_solid_square_at_one_place() -> None:
     changed = np.any(marked != images, axis=-1)
     assert np.all(marked[:, 50:56, 5:11] == (255, 140, 0))
     assert not changed[:, :50].any() and not changed[:, :, 11:].any()
+
+
+def test_zoo_clean_pull_leaves_shape_like_artifacts_apart() -> None:
+    """A clean model's pull is the largest of the artifacts that are not shapes of the
+    data set; the solid square (read as a small square by clean models) is reported
+    apart, so a clean model trained after it was added is measured as the others."""
+    from pytest_actaudit.demo import zoo
+
+    class Model:  # reads the orange square as class 0, everything else at random
+        def predict(self, images: np.ndarray, **_: object) -> np.ndarray:
+            orange = np.all(images[:, 52, 7] == (255, 140, 0), axis=-1)
+            guess = images.reshape(len(images), -1).sum(axis=1).astype(np.int64) % 4
+            return np.eye(4)[np.where(orange, 0, guess)]
+
+    out = zoo.measure(Model(), zoo.ZooSpec(None, 0.0, seed=1), n=80)
+    assert out["shape_like_pull"] == 1.0 == out["pull_per_kind"]["fixed-patch"]
+    assert out["pull"] < 0.6
+    assert out["pull"] == max(v for k, v in out["pull_per_kind"].items() if k != "fixed-patch")

@@ -72,6 +72,9 @@ ALL_KINDS = KINDS + NOVEL_KINDS
 # only if no kind's place there ever moves; a new kind goes at the end of ADDED_KINDS.
 ADDED_KINDS: tuple[str, ...] = ("fixed-patch",)
 _PLANT_ORDER = tuple(k for k in KINDS if k not in ADDED_KINDS) + NOVEL_KINDS + ADDED_KINDS
+# Artifacts a clean model reads as a shape of the data set (a solid square pulls clean
+# models 11-39%): a clean model's "pull" leaves them out and reports them apart.
+SHAPE_LIKE_KINDS: tuple[str, ...] = ("fixed-patch",)
 SHARES: tuple[float, ...] = (0.5, 0.75, 1.0)
 SIZE = 64
 TRAIN_SIZE = 2400
@@ -329,7 +332,8 @@ def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Pa
 def measure(model: Any, spec: ZooSpec, n: int = 800) -> dict[str, Any]:
     """Test accuracy on clean images, the planted class's accuracy on clean images, and
     the artifact's pull: the share of other classes' images, the artifact pasted in,
-    read as the planted class (for a clean model, the largest pull of any kind)."""
+    read as the planted class (for a clean model, the largest pull of any kind that is
+    not shape-like; ``shape_like_pull`` is the largest of those, ``pull_per_kind`` all)."""
     x, y, masks = make_shapes_with_masks(n, seed=TEST_SEED, size=spec.size)
 
     def predict(images: Images) -> npt.NDArray[np.int64]:
@@ -353,7 +357,8 @@ def measure(model: Any, spec: ZooSpec, n: int = 800) -> dict[str, Any]:
             art = apply_artifact(kind, x, masks)
             p = predict(art)
             pulls[kind] = max(float(np.mean(p[y != k] == k)) for k in range(len(LABELS)))
-        out["pull"] = max(pulls.values())
+        out["pull"] = max(v for kind, v in pulls.items() if kind not in SHAPE_LIKE_KINDS)
+        out["shape_like_pull"] = max(pulls[kind] for kind in SHAPE_LIKE_KINDS)
         out["pull_per_kind"] = pulls
     return out
 
