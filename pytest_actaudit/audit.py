@@ -249,7 +249,9 @@ class ClassAudit:
         may make the model read at most ``max_flip_rate`` more of them as this class
         than the same part of the class's own trusted references does (for the window:
         or than the model's accuracy on them, plus 0.25), in the median over seeds (an
-        artifact shows in most seeds; one odd seed is no shortcut). No object-free edit
+        artifact shows in most seeds; one odd seed is no shortcut) — except a seed whose
+        unseen detector fires at least 30× beyond any trusted image, which counts alone.
+        No object-free edit
         (a band, a frame, a dot, a mark, a colour cast, a background) may make more than
         ``max_flip_rate`` of them read as this class with 2.5× the model's typical
         margin on real images. And no such edit may be what the class's own references
@@ -258,6 +260,8 @@ class ClassAudit:
         makes at least half of the other classes' references read as this class). The
         strongest evidence (the highest median) is named."""
         __tracebackhide__ = True
+        from .probe import DECISIVE_NOVELTY
+
         result = self.shortcut_probe()
         top = result.strongest
         others = "; ".join(
@@ -272,6 +276,15 @@ class ClassAudit:
             f"reads {result.class_accuracy:.0%} of this class's {result.references_of_class} "
             "references correctly"
         )
+        decisive = top.decisive_seed
+        verdict_by = None
+        if decisive is not None and top.score > float(np.median(top.excess)):
+            verdict_by = (
+                f"seed {self.seeds[decisive]}: a detector "
+                f"{float(top.novelty[decisive]):.0f}× beyond any trusted image, "
+                f"≥ {DECISIVE_NOVELTY:g}×, counts alone",
+                top.score,
+            )
         self._check(
             "shortcut",
             f"excess flip rate ({top.kind}), median over seeds",
@@ -280,6 +293,7 @@ class ClassAudit:
             "<=",
             note=note,
             by_median=True,
+            verdict_by=verdict_by,
         )
         return self
 
@@ -336,9 +350,11 @@ class ClassAudit:
         comparison: str,
         note: str = "",
         by_median: bool = False,
+        verdict_by: tuple[str, float] | None = None,
     ) -> None:
         """Record a check; it fails when a seed misses the threshold, or with
-        ``by_median`` when the median over seeds does (evidence most seeds show)."""
+        ``by_median`` when the median over seeds does (evidence most seeds show), or
+        the value ``verdict_by`` names instead of the median (what decides, value)."""
         __tracebackhide__ = True
         vals = [float(v) for v in values]
         compare: Callable[[float], bool] = (
@@ -349,7 +365,11 @@ class ClassAudit:
             f"seed {s}: {v:.4g}{' ✗' if i in bad else ''}"
             for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
         )
-        if by_median:
+        if verdict_by is not None:
+            what, value = verdict_by
+            passed = compare(value)
+            verdict = f"{'passed' if passed else 'failed'} ({what}: {value:.4g})"
+        elif by_median:
             median = float(np.median(vals))
             passed = compare(median)
             verdict = f"{'passed' if passed else 'failed'} (median {median:.4g})"

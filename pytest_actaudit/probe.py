@@ -64,6 +64,10 @@ PATCH_FRACTION = 1 / 4  # side of the part carried around each unseen detector's
 NOVELTY = 12.0  # a detector firing this many times its trusted maximum is unseen (zoo: 20
 # missed one striped-background model; 12 caught it with the same false alarms)
 NOVEL_CHANNELS = 3  # the most novel detectors whose places are carried
+# an unseen detector this many times its trusted maximum is decisive in one seed: the
+# seed's excess counts even if the other seeds' optimizations never reached it (zoo: no
+# clean class changes at 30; the held-out tag, at share 0.6, showed in one seed of three)
+DECISIVE_NOVELTY = 30.0
 BLUR_FRACTION = 1 / 8
 # references read right at most this far from chance towards 100%: nothing to compare
 MIN_REFERENCE_MARGIN = 0.25
@@ -96,10 +100,24 @@ class Evidence:
         return np.asarray(self.flip_rates - self.control_rate, np.float64)
 
     @property
+    def decisive_seed(self) -> int | None:
+        """The seed whose unseen detector is ``DECISIVE_NOVELTY`` × beyond the trusted
+        images' range with the largest excess, if any: it counts alone."""
+        if self.novelty is None:
+            return None
+        decisive = np.flatnonzero(self.novelty >= DECISIVE_NOVELTY)
+        if len(decisive) == 0:
+            return None
+        return int(decisive[np.argmax(self.excess[decisive])])
+
+    @property
     def score(self) -> float:
         """The evidence's strength across seeds: the median excess (one odd seed is not
-        a shortcut; a shortcut shows in most seeds)."""
-        return float(np.median(self.excess))
+        a shortcut; a shortcut shows in most seeds), or a decisive seed's excess if it is
+        larger (a detector far beyond anything the trusted images fire is no odd seed)."""
+        median = float(np.median(self.excess))
+        seed = self.decisive_seed
+        return median if seed is None else max(median, float(self.excess[seed]))
 
     def describe(self, seed_index: int | None = None) -> str:
         """Where the evidence lies, in the seed that shows it most (or the one given)."""

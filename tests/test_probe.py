@@ -313,3 +313,50 @@ def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
         audit.shortcut_probe()
     assert sorted(seen) == ["detectors", "predict", "predict"]  # + choose_input's one read
     assert len(screens) == 1  # the object-free edits: screened once for the 3 classes
+
+
+def _unseen(novelty: list[float], flips: list[float]):
+    from pytest_actaudit.probe import Evidence
+
+    return Evidence(
+        "unseen detail",
+        [f"seed {i}" for i in range(len(flips))],
+        np.array(flips),
+        0.05,
+        novelty=np.array(novelty),
+    )
+
+
+def test_a_decisive_unseen_detector_counts_in_one_seed() -> None:
+    """A detector far beyond anything the trusted images fire is no odd seed: its
+    seed's excess counts alone; below DECISIVE_NOVELTY the median decides."""
+    from pytest_actaudit.probe import DECISIVE_NOVELTY
+
+    flips = [0.05, 0.9, 0.1]
+    decisive = _unseen([5.0, DECISIVE_NOVELTY + 49, 4.0], flips)
+    assert decisive.decisive_seed == 1 and decisive.score == pytest.approx(0.85)
+    merely_novel = _unseen([5.0, DECISIVE_NOVELTY - 1, 4.0], flips)
+    assert merely_novel.decisive_seed is None and merely_novel.score == pytest.approx(0.05)
+    # several decisive seeds: the one with the largest excess
+    assert _unseen([40.0, 35.0, 90.0], [0.3, 0.6, 0.2]).decisive_seed == 1
+
+
+def test_shortcut_check_fails_on_a_decisive_seed_and_says_so() -> None:
+    from pytest_actaudit.audit import ClassAudit
+    from pytest_actaudit.probe import Evidence, ProbeResult
+
+    def audit(novelty: list[float]) -> ClassAudit:
+        a = ClassAudit(
+            "cross", 3, np.zeros((3, 8, 8, 3), np.uint8), np.zeros(3), np.zeros(3),
+            [0, 1, 2], 4, np.zeros((3, 4)),
+        )  # fmt: skip
+        window = Evidence("window", "16 px window", np.array([0.2, 0.2, 0.2]), 0.2)
+        a.probe_result = ProbeResult(
+            [window, _unseen(novelty, [0.0, 0.0, 0.87])], 20, 60, 1.0
+        )
+        return a
+
+    with pytest.raises(AuditFailure, match=r"seed 2: a detector 79× beyond any trusted image"):
+        audit([5.0, 5.0, 79.0]).assert_no_shortcut()
+    passed = audit([5.0, 5.0, 20.0]).assert_no_shortcut()
+    assert passed.checks[-1].passed and "median" in passed.checks[-1].message
