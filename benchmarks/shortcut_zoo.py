@@ -173,10 +173,8 @@ SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
 def sweep(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = SWEEP) -> str:
     """The default's neighbourhood on the same run: recall and false alarms at other
     ``max_flip_rate`` values, with every evidence and with each evidence alone. The check
-    fails when the strongest evidence's median excess over seeds is above the threshold,
-    i.e. when any evidence's is."""
-    import numpy as np
-
+    fails when the strongest evidence's score (its median excess over seeds, or a decisive
+    seed's) is above the threshold, i.e. when any evidence's is."""
     learned = [r for r in rows if _learned(r)]
     positives = [c for r in learned for c in r["classes"] if c["planted"]]
     high = [c for r in learned if r["share"] >= 0.6 for c in r["classes"] if c["planted"]]
@@ -185,9 +183,9 @@ def sweep(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = SWEEP) -> 
     kinds = list(dict.fromkeys(k for c in positives + clean for k in c["excess_per_evidence"]))
 
     def score(c: dict[str, Any], kind: str | None = None) -> float:
-        per = c["excess_per_evidence"]
+        per = c["per_evidence"]  # each evidence's score, as the check reads it
         chosen = [kind] if kind is not None else list(per)
-        return max((float(np.median(per[k])) for k in chosen if k in per), default=0.0)
+        return max((float(per[k]) for k in chosen if k in per), default=0.0)
 
     def flagged(group: list[dict[str, Any]], t: float, kind: str | None = None) -> int:
         return sum(score(c, kind) > t for c in group)
