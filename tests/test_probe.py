@@ -351,9 +351,7 @@ def test_shortcut_check_fails_on_a_decisive_seed_and_says_so() -> None:
             [0, 1, 2], 4, np.zeros((3, 4)),
         )  # fmt: skip
         window = Evidence("window", "16 px window", np.array([0.2, 0.2, 0.2]), 0.2)
-        a.probe_result = ProbeResult(
-            [window, _unseen(novelty, [0.0, 0.0, 0.87])], 20, 60, 1.0
-        )
+        a.probe_result = ProbeResult([window, _unseen(novelty, [0.0, 0.0, 0.87])], 20, 60, 1.0)
         return a
 
     with pytest.raises(AuditFailure, match=r"seed 2: a detector 79× beyond any trusted image"):

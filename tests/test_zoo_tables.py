@@ -14,15 +14,18 @@ def _zoo():
     return module
 
 
-def _cls(name, planted, window, edit, flagged=None):
+def _cls(name, planted, window, edit, flagged=None, scores=None):
+    """``scores``: each evidence's score where it is not its median (a decisive seed)."""
     excess = {"window": window, "object-free edit": edit}
-    strongest = max(excess, key=lambda k: sorted(excess[k])[1])
+    score = {k: sorted(v)[1] for k, v in excess.items()} | (scores or {})
+    strongest = max(score, key=lambda k: score[k])
     return {
         "class": name,
         "planted": planted,
-        "flagged": (sorted(excess[strongest])[1] > 0.5) if flagged is None else flagged,
+        "flagged": (score[strongest] > 0.5) if flagged is None else flagged,
         "excess": excess[strongest],
         "evidence": strongest,
+        "per_evidence": score,
         "excess_per_evidence": excess,
         "probe_seconds": 0.5,
     }
@@ -87,6 +90,17 @@ ROWS = [
             _cls("b", False, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
         ],
     ),
+    # caught by one decisive seed (score 0.9, median 0.0): counted as the check counts it
+    _row(
+        "frame-1-s1",
+        "frame",
+        1.0,
+        0.95,
+        [
+            _cls("a", True, [0.9, 0.0, 0.0], [0.0, 0.0, 0.0], scores={"window": 0.9}),
+            _cls("b", False, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+        ],
+    ),
 ]
 
 
@@ -98,12 +112,13 @@ def test_sweep_counts_what_the_table_counts_at_the_default():
     assert "| of clean models | 2 | 1 |" in table
     lines = {line.split(" | ")[0].strip("| "): line for line in zoo.sweep(ROWS).splitlines()}
     # threshold | recall | at share >= 0.6 | false alarms | window alone | edit alone
-    assert lines["0.5"] == "| 0.5 | 1/2 | 1/1 | 1 | 0, 1 | 1, 0 |"
-    assert lines["0.4"] == "| 0.4 | 2/2 | 1/1 | 1 | 0, 1 | 2, 0 |"
+    assert lines["0.5"] == "| 0.5 | 2/3 | 2/2 | 1 | 1, 1 | 1, 0 |"
+    assert lines["0.4"] == "| 0.4 | 3/3 | 2/2 | 1 | 1, 1 | 2, 0 |"
     # the clean model's window median is 0.6: not above 0.6
-    assert lines["0.6"] == "| 0.6 | 1/2 | 1/1 | 0 | 0, 0 | 1, 0 |"
-    assert lines["0.7"] == "| 0.7 | 1/2 | 1/1 | 0 | 0, 0 | 1, 0 |"
-    # clean classes: the clean model's 2 and the shortcut models' 3 unplanted ones; the
+    assert lines["0.6"] == "| 0.6 | 2/3 | 2/2 | 0 | 1, 0 | 1, 0 |"
+    assert lines["0.7"] == "| 0.7 | 2/3 | 2/2 | 0 | 1, 0 | 1, 0 |"
+    assert "| frame | 1 | 1 | 1 (pull 0.95) | 1 | 100% |" in table
+    # clean classes: the clean model's 2 and the shortcut models' 4 unplanted ones; the
     # planted class of the model that did not learn its artifact is neither
-    assert "false alarms (of 5)" in lines["threshold"]
-    assert "| unplanted, of shortcut models | 3 | 0 |" in table
+    assert "false alarms (of 6)" in lines["threshold"]
+    assert "| unplanted, of shortcut models | 4 | 0 |" in table
