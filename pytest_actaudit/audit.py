@@ -258,7 +258,7 @@ class ClassAudit:
         need to be read right: it may raise their share read right by at most
         ``max_flip_rate`` over the model's accuracy on them (counted only when it also
         makes at least half of the other classes' references read as this class). The
-        strongest evidence (the highest median) is named."""
+        strongest evidence (the highest median, or a decisive seed's excess) is named."""
         __tracebackhide__ = True
         from .probe import DECISIVE_NOVELTY
 

@@ -21,7 +21,8 @@ The evidence, and why each control is what it is:
 * **unseen detail**: where a channel of the last spatial layer fires far above anything
   it does on any trusted image, a patch around that place. Evidence the references never
   show cannot be the object, whatever the model's accuracy; its control is the same
-  places of the own references.
+  places of the own references. A seed whose detector fires ``DECISIVE_NOVELTY`` × beyond
+  the trusted images counts alone (the other evidence is read as the median over seeds).
 * **colour** (channel means) and **low frequencies** (the image blurred by 1/8 of its
   side): a cast, a background, lighting. A window cannot carry them; the own
   references' colour and low frequencies are the control (colour that *is* the object
