@@ -276,9 +276,11 @@ class ClassAudit:
             f"reads {result.class_accuracy:.0%} of this class's {result.references_of_class} "
             "references correctly"
         )
-        decisive = top.decisive_seed
+        decisive = top.deciding_seed
         verdict_by = None
-        if decisive is not None and top.score > float(np.median(top.excess)):
+        metric = f"excess flip rate ({top.kind}), median over seeds"
+        if decisive is not None:
+            metric += " or a decisive seed"
             verdict_by = (
                 f"seed {self.seeds[decisive]}: a detector "
                 f"{float(top.novelty[decisive]):.0f}× beyond any trusted image, "
@@ -287,7 +289,7 @@ class ClassAudit:
             )
         self._check(
             "shortcut",
-            f"excess flip rate ({top.kind}), median over seeds",
+            metric,
             result.excess,
             max_flip_rate,
             "<=",

@@ -120,12 +120,23 @@ class Evidence:
         seed = self.decisive_seed
         return median if seed is None else max(median, float(self.excess[seed]))
 
+    @property
+    def deciding_seed(self) -> int | None:
+        """The decisive seed, when it is what the score is (its excess above the median)."""
+        seed = self.decisive_seed
+        if seed is None or self.excess[seed] <= np.median(self.excess):
+            return None
+        return seed
+
     def describe(self, seed_index: int | None = None) -> str:
-        """Where the evidence lies, in the seed that shows it most (or the one given)."""
+        """Where the evidence lies: in the deciding seed if there is one, else in the
+        seed that shows it most (or the one given)."""
         if isinstance(self.where, str):
             return self.where
-        i = int(np.argmax(self.excess)) if seed_index is None else seed_index
-        return self.where[i]
+        if seed_index is None:
+            deciding = self.deciding_seed
+            seed_index = int(np.argmax(self.excess)) if deciding is None else deciding
+        return self.where[seed_index]
 
 
 @dataclass
@@ -399,22 +410,22 @@ def probe(
             control = min(1.0, control + WINDOW_ALLOWANCE)
         if plan.novelty is not None:  # no unseen detector in a seed: nothing carried
             flips = np.where([t is None for t in plan.tests], control, flips)
-        strongest = int(np.argmax(flips))
-        test = plan.tests[strongest]
-        shown: list[Images] = [] if test is None else list(batch.images(test)[:examples])
-        evidence.append(
-            Evidence(
-                kind=plan.kind,
-                where=plan.where,
-                flip_rates=flips,
-                control_rate=control,
-                examples=shown,
-                component=plan.components[strongest],
-                novelty=None if plan.novelty is None else plan.novelty.astype(np.float64),
-                control_what=control_what,
-                transplant_control=transplant_control,
-            )
+        found = Evidence(
+            kind=plan.kind,
+            where=plan.where,
+            flip_rates=flips,
+            control_rate=control,
+            novelty=None if plan.novelty is None else plan.novelty.astype(np.float64),
+            control_what=control_what,
+            transplant_control=transplant_control,
         )
+        # the pictures are the deciding seed's if one decides, else the strongest seed's
+        shown = found.deciding_seed
+        shown = int(np.argmax(flips)) if shown is None else shown
+        test = plan.tests[shown]
+        found.examples = [] if test is None else list(batch.images(test)[:examples])
+        found.component = plan.components[shown]
+        evidence.append(found)
     edit = _edit_evidence(
         kept, edit_tests, probabilities, index, screened, len(images), batch, examples
     )

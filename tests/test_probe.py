@@ -350,11 +350,27 @@ def test_shortcut_check_fails_on_a_decisive_seed_and_says_so() -> None:
             "cross", 3, np.zeros((3, 8, 8, 3), np.uint8), np.zeros(3), np.zeros(3),
             [0, 1, 2], 4, np.zeros((3, 4)),
         )  # fmt: skip
-        window = Evidence("window", "16 px window", np.array([0.2, 0.2, 0.2]), 0.2)
+        window = Evidence("window", "16 px window", np.array([0.3, 0.3, 0.3]), 0.2)
         a.probe_result = ProbeResult([window, _unseen(novelty, [0.0, 0.0, 0.87])], 20, 60, 1.0)
         return a
 
+    failing = audit([5.0, 5.0, 79.0])
     with pytest.raises(AuditFailure, match=r"seed 2: a detector 79× beyond any trusted image"):
-        audit([5.0, 5.0, 79.0]).assert_no_shortcut()
+        failing.assert_no_shortcut()
+    record = failing.checks[-1]
+    assert not record.passed and record.metric.endswith("or a decisive seed")
+    assert "strongest evidence: unseen detail, seed 2" in record.message
+    # not decisive: the median (0.0) decides, and the strongest evidence is still named
     passed = audit([5.0, 5.0, 20.0]).assert_no_shortcut()
-    assert passed.checks[-1].passed and "median" in passed.checks[-1].message
+    message = passed.checks[-1].message
+    assert passed.checks[-1].passed and "(median 0.1)" in message
+    assert "counts alone" not in message and passed.checks[-1].metric.endswith("over seeds")
+
+
+def test_where_and_pictures_follow_the_deciding_seed() -> None:
+    """With more seeds the largest flip rate may be another seed's: the description is
+    the deciding seed's."""
+    e = _unseen([15.0, 5.0, 5.0, 5.0, 40.0], [0.95, 0.0, 0.0, 0.0, 0.9])
+    assert e.deciding_seed == 4 and e.describe() == "seed 4"
+    assert e.score == pytest.approx(0.85)
+    assert _unseen([15.0, 5.0, 5.0], [0.95, 0.0, 0.0]).describe() == "seed 0"
