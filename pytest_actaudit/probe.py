@@ -112,15 +112,6 @@ class Evidence:
         return int(decisive[np.argmax(self.excess[decisive])])
 
     @property
-    def score(self) -> float:
-        """The evidence's strength across seeds: the median excess (one odd seed is not
-        a shortcut; a shortcut shows in most seeds), or a decisive seed's excess if it is
-        larger (a detector far beyond anything the trusted images fire is no odd seed)."""
-        median = float(np.median(self.excess))
-        seed = self.decisive_seed
-        return median if seed is None else max(median, float(self.excess[seed]))
-
-    @property
     def deciding_seed(self) -> int | None:
         """The decisive seed, when it is what the score is (its excess above the median)."""
         seed = self.decisive_seed
@@ -128,15 +119,26 @@ class Evidence:
             return None
         return seed
 
+    @property
+    def score(self) -> float:
+        """The evidence's strength across seeds: the median excess (one odd seed is not
+        a shortcut; a shortcut shows in most seeds), or a decisive seed's excess if it is
+        larger (a detector far beyond anything the trusted images fire is no odd seed)."""
+        seed = self.deciding_seed
+        return float(np.median(self.excess)) if seed is None else float(self.excess[seed])
+
+    @property
+    def shown_seed(self) -> int:
+        """The seed the evidence is described and pictured by: the deciding seed if
+        there is one, else the seed that shows it most."""
+        seed = self.deciding_seed
+        return int(np.argmax(self.excess)) if seed is None else seed
+
     def describe(self, seed_index: int | None = None) -> str:
-        """Where the evidence lies: in the deciding seed if there is one, else in the
-        seed that shows it most (or the one given)."""
+        """Where the evidence lies, in ``shown_seed`` (or the one given)."""
         if isinstance(self.where, str):
             return self.where
-        if seed_index is None:
-            deciding = self.deciding_seed
-            seed_index = int(np.argmax(self.excess)) if deciding is None else deciding
-        return self.where[seed_index]
+        return self.where[self.shown_seed if seed_index is None else seed_index]
 
 
 @dataclass
@@ -419,9 +421,7 @@ def probe(
             control_what=control_what,
             transplant_control=transplant_control,
         )
-        # the pictures are the deciding seed's if one decides, else the strongest seed's
-        shown = found.deciding_seed
-        shown = int(np.argmax(flips)) if shown is None else shown
+        shown = found.shown_seed  # the deciding seed's pictures, else the strongest's
         test = plan.tests[shown]
         found.examples = [] if test is None else list(batch.images(test)[:examples])
         found.component = plan.components[shown]
