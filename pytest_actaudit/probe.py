@@ -241,6 +241,24 @@ class _Batch:
         return np.asarray(predict(np.concatenate(self.parts)), np.float64)
 
 
+def detector_novelty(
+    trusted: NDArray[np.floating], fired: NDArray[np.floating]
+) -> NDArray[np.floating]:
+    """Per seed × detector: how far beyond any trusted image the detector fires, as the
+    ratio of its peak to the trusted images' largest (plus 1% of the median of those,
+    so a detector the trusted images never fire is not divided by zero).
+
+    A detector whose response is not finite on a seed's image or on any trusted image
+    carries no evidence: its novelty is 0, and it never hides another one (a NaN in
+    the row would make the row's maximum NaN, which no threshold passes)."""
+    known = np.isfinite(fired) & np.all(np.isfinite(trusted), axis=0)
+    trusted = np.where(np.isfinite(trusted), trusted, trusted.dtype.type(0))
+    ceiling = trusted.max(axis=0) if len(trusted) else np.zeros(fired.shape[1])
+    floor = 0.01 * float(np.median(ceiling[ceiling > 0])) if np.any(ceiling > 0) else 1e-6
+    zero = fired.dtype.type(0)
+    return np.where(known, np.where(known, fired, zero) / (ceiling + floor), zero)
+
+
 def probe(
     index: int,
     images: Images,
@@ -305,9 +323,7 @@ def probe(
     else:
         trusted, _ = detectors(references)
         fired, places = detectors(images)
-    ceiling = trusted.max(axis=0) if len(trusted) else np.zeros(fired.shape[1])
-    floor = 0.01 * float(np.median(ceiling[ceiling > 0])) if np.any(ceiling > 0) else 1e-6
-    novelty = fired / (ceiling + floor)  # seeds × K
+    novelty = detector_novelty(trusted, fired)  # seeds × K
     side = max(2, round(short * PATCH_FRACTION))
     where, components, masks = [], [], []
     novel_tests: list[slice | None] = []

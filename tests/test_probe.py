@@ -374,3 +374,19 @@ def test_where_and_pictures_follow_the_deciding_seed() -> None:
     assert e.deciding_seed == 4 and e.describe() == "seed 4"
     assert e.score == pytest.approx(0.85)
     assert _unseen([15.0, 5.0, 5.0], [0.95, 0.0, 0.0]).describe() == "seed 0"
+
+
+def test_a_detector_that_is_not_finite_hides_no_other() -> None:
+    from pytest_actaudit.probe import DECISIVE_NOVELTY, detector_novelty
+
+    trusted = np.array([[1.0, 2.0, 1.0], [0.5, np.nan, 1.0]], np.float32)
+    fired = np.array([[80.0, 5.0, np.nan], [0.5, 1.0, 1.0]], np.float32)
+    novelty = detector_novelty(trusted, fired)
+    assert np.all(np.isfinite(novelty))
+    # a NaN on a trusted image voids the detector; a NaN on a seed's image, that seed's
+    assert np.allclose(novelty[:, 1:], [[0.0, 0.0], [0.0, 1.0 / 1.01]])
+    # the first seed's first detector is still decisive beside the NaN ones
+    assert novelty.max(axis=1)[0] >= DECISIVE_NOVELTY
+    # finite responses: the same ratio as before (peak over the trusted maximum + floor)
+    clean = detector_novelty(trusted[:1], fired[1:])
+    assert np.allclose(clean, fired[1:] / (trusted[:1] + 0.01))
