@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import metrics
+from .artifacts import DEFAULT_MAX_PULL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +40,7 @@ def _timed(attribute: str) -> Callable[[F], F]:
     return decorate
 
 
-# Calibrated on the shortcut zoo (docs/shortcuts.md): no false alarm in 107 clean classes.
+# Calibrated on the shortcut zoo (docs/shortcuts.md): 3 false alarms in 161 clean classes.
 DEFAULT_MAX_FLIP_RATE = 0.5
 
 
@@ -110,6 +111,8 @@ class ClassAudit:
     # () -> (reference images, their class indices, predict): attached by the fixture
     probe_context: Any = None
     probe_result: Any = None  # a probe.ProbeResult, once the shortcut probe ran
+    # artifacts.ArtifactReading of each assert_ignores, in order
+    artifact_readings: list[Any] = field(default_factory=list)
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
     check_seconds: float = field(default=0.0, repr=False)  # in assert_*, the probe included
     probe_seconds: float = field(default=0.0, repr=False)  # in the shortcut probe
@@ -214,19 +217,26 @@ class ClassAudit:
         )
         return self
 
+    def _reference_context(self, check: str) -> tuple[Any, ...]:
+        """The trusted references and the model's calls on them (see probe_context)."""
+        if self.probe_context is None:
+            raise ValueError(
+                f"class {self.label!r}: {check} needs reference images; use "
+                "the actaudit fixture with --actaudit-references DIR (or override the "
+                "actaudit_references fixture)"
+            )
+        return tuple(self.probe_context())
+
     @_timed("probe_seconds")
     def shortcut_probe(self) -> Any:
         """Run (once) the shortcut probe: see :mod:`pytest_actaudit.probe`."""
         if self.probe_result is None:
             from .probe import probe
 
-            if self.probe_context is None or self.attribution is None:
-                raise ValueError(
-                    f"class {self.label!r}: the shortcut probe needs reference images; use "
-                    "the actaudit fixture with --actaudit-references DIR (or override the "
-                    "actaudit_references fixture)"
-                )
-            references, labels, predict, attribute, *rest = self.probe_context()
+            context = self._reference_context("the shortcut probe")
+            if self.attribution is None:
+                raise ValueError(f"class {self.label!r}: no attribution maps were computed")
+            references, labels, predict, attribute, *rest = context
             self.probe_result = probe(
                 self.index,
                 self.images,
@@ -300,6 +310,36 @@ class ClassAudit:
         return self
 
     @_timed("check_seconds")
+    def assert_ignores(self, artifact: Any, max_pull: float = DEFAULT_MAX_PULL) -> ClassAudit:
+        """A named suspect (:mod:`pytest_actaudit.artifacts`: a square, a text mark, a
+        pasted logo, a band, a frame, a cast, or any function of uint8 images N × H × W
+        × C) pasted into the trusted references of other classes may turn at most
+        ``max_pull`` of them into this class (the share read as this class with it,
+        minus without it). The message adds how clearly they are read and what the
+        artifact does to this class's own references."""
+        __tracebackhide__ = True
+        from .artifacts import as_artifact, measure
+        from .probe import check_references_are_read
+
+        named = as_artifact(artifact)
+        references, labels, predict, _attribute, *rest = self._reference_context("assert_ignores")
+        check_references_are_read(
+            references, labels, predict(references), rest[1] if len(rest) > 1 else None
+        )
+        reading = measure(self.index, named, references, labels, predict)
+        self.artifact_readings.append(reading)
+        self._check(
+            "ignores",
+            f"pull of {reading.description} (other-class references turned into this class)",
+            [reading.pull],
+            max_pull,
+            "<=",
+            note=reading.describe(),
+            per_seed=False,
+        )
+        return self
+
+    @_timed("check_seconds")
     def assert_matches_baseline(self, min_similarity: float) -> ClassAudit:
         """Each seed's image must have SSIM ≥ ``min_similarity`` with the stored
         baseline image of the same seed. With ``--actaudit-generate-baseline`` the
@@ -353,24 +393,33 @@ class ClassAudit:
         note: str = "",
         by_median: bool = False,
         verdict_by: tuple[str, float] | None = None,
+        per_seed: bool = True,
     ) -> None:
         """Record a check; it fails when a seed misses the threshold, or with
         ``by_median`` when the median over seeds does (evidence most seeds show), or
-        the value ``verdict_by`` names instead of the median (what decides, value)."""
+        the value ``verdict_by`` names instead of the median (what decides, value).
+        Without ``per_seed``, ``values`` is one value that no seed's image decides."""
         __tracebackhide__ = True
         vals = [float(v) for v in values]
         compare: Callable[[float], bool] = (
             (lambda v: v >= threshold) if comparison == ">=" else (lambda v: v <= threshold)
         )
         bad = [i for i, v in enumerate(vals) if not compare(v)]
-        per_seed = ", ".join(
-            f"seed {s}: {v:.4g}{' ✗' if i in bad else ''}"
-            for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
+        shown = (
+            ", ".join(
+                f"seed {s}: {v:.4g}{' ✗' if i in bad else ''}"
+                for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
+            )
+            if per_seed
+            else f"value {vals[0]:.4g} (the same for every seed)"
         )
         if verdict_by is not None:
             what, value = verdict_by
             passed = compare(value)
             verdict = f"{'passed' if passed else 'failed'} ({what}: {value:.4g})"
+        elif not per_seed:
+            passed = not bad
+            verdict = "passed" if passed else "failed"
         elif by_median:
             median = float(np.median(vals))
             passed = compare(median)
@@ -380,7 +429,7 @@ class ClassAudit:
             verdict = "passed" if passed else f"failed for {len(bad)} of {len(vals)} seeds"
         message = (
             f"class {self.label!r} (index {self.index}): {name} {metric} {verdict}; "
-            f"required {comparison} {threshold:g}; {per_seed}"
+            f"required {comparison} {threshold:g}; {shown}"
         )
         if note:
             message += f" ({note})"

@@ -156,7 +156,8 @@ def bank(height: int, width: int) -> list[Edit]:
 
 
 # ------------------------------------------------------------------ applying edits
-def _colour(rgb: tuple[int, int, int], channels: int) -> NDArray[np.float32]:
+def colour_value(rgb: tuple[int, int, int], channels: int) -> NDArray[np.float32]:
+    """An RGB colour as the image's channel values (a grey image: its luminance)."""
     if channels == 3:
         return np.array(rgb, np.float32)
     grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
@@ -218,12 +219,12 @@ def _apply(edit: Edit, images: Images, seed: int) -> Images:
     if kind in ("band", "frame", "mark") or (kind == "dot" and p[0] is not None):
         m = edit.mask(height, width)[None, :, :, None]
         rgb = p[-1]
-        out = x * (1 - m) + m * _colour(rgb, channels)
+        out = x * (1 - m) + m * colour_value(rgb, channels)
     elif kind == "dot":  # at a random place in each image
         _, _, sigma, rgb = p
         rng = np.random.default_rng(seed)
         out = x.copy()
-        colour = _colour(rgb, channels)
+        colour = colour_value(rgb, channels)
         s = float(sigma)
         for i in range(n):
             cy = rng.uniform(min(3 * s, height / 2), max(height - 3 * s, height / 2))
@@ -240,7 +241,7 @@ def _apply(edit: Edit, images: Images, seed: int) -> Images:
         m = background_mask(x)[..., None]
         if p[0] == "gradient":
             t = np.linspace(0.0, 1.0, height, dtype=np.float32)[None, :, None, None]
-            top, bottom = _colour(p[1], channels), _colour(p[2], channels)
+            top, bottom = colour_value(p[1], channels), colour_value(p[2], channels)
             scene = top * (1 - t) + bottom * t
         else:
             period, orientation = int(p[1]), p[2]

@@ -389,12 +389,7 @@ def probe(
     # the call), so they are not part of this class's batch.
     read = predict(references)
     read_as = np.argmax(read, axis=1)
-    _check_references_are_read(
-        int(np.sum(read_as == labels)),
-        len(references),
-        int(read.shape[1]),
-        lambda: _ranked(rank_inputs, references, labels),
-    )
+    check_references_are_read(references, labels, read, rank_inputs)
     class_accuracy = float(np.mean(read_as[labels == index] == index))
 
     # 5. object-free edits: the bank screened once per model; this class's best ones are
@@ -469,12 +464,27 @@ def _ranked(rank_inputs: RankInputs | None, references: Images, labels: NDArray[
     )
 
 
+def check_references_are_read(
+    references: Images,
+    labels: NDArray[np.int64],
+    read: NDArray[np.float64],
+    rank_inputs: RankInputs | None = None,
+) -> None:
+    """Every comparison with trusted references assumes the model reads them (``read``:
+    its probabilities on them); near chance it would compare noise (and a wrong input
+    range flags clean models). The error ranks the known input ranges and
+    preprocessings by how well they read the references."""
+    _check_references_are_read(
+        int(np.sum(np.argmax(read, axis=1) == labels)),
+        len(references),
+        int(read.shape[1]),
+        lambda: _ranked(rank_inputs, references, labels),
+    )
+
+
 def _check_references_are_read(
     right: int, total: int, classes: int, candidates: Callable[[], str]
 ) -> None:
-    """Every comparison above assumes the model reads the trusted references; near chance
-    it would compare noise (and a wrong input range flags clean models). The error ranks
-    the known input ranges and preprocessings by how well they read the references."""
     chance = 1.0 / max(classes, 2)
     accuracy = right / total
     if accuracy < chance + MIN_REFERENCE_MARGIN * (1.0 - chance):

@@ -89,13 +89,13 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
             }
             for s, b, d in zip(audit.seeds, audit.baseline_images, diffs, strict=True)
         ]
+
+    def picture(name: str, image: Any) -> str:
+        return str(sink.save((*base, "probe", name, image.tobytes()), label, name, image))
+
     probe = audit.probe_result
     if probe is not None:
         top = probe.strongest
-
-        def picture(name: str, image: Any) -> str:
-            return str(sink.save((*base, "probe", name, image.tobytes()), label, name, image))
-
         record["probe"] = {
             "strongest": top.kind,
             "where": top.describe(),
@@ -123,6 +123,22 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
                 for e in probe.evidence
             ],
         }
+    readings = getattr(audit, "artifact_readings", [])
+    if readings:
+        record["suspects"] = [
+            {
+                "description": r.description,
+                "pull": float(r.pull),
+                "read": float(r.read),
+                "before": float(r.before),
+                "clearly": float(r.clearly),
+                "own_without": float(r.own_without),
+                "own_with": float(r.own_with),
+                "others": int(r.others),
+                "examples": [picture(f"suspect{k}-{j}", ex) for j, ex in enumerate(r.examples[:2])],
+            }
+            for k, r in enumerate(readings)
+        ]
     record["image_shape"] = list(audit.images.shape[1:])
     return record
 

@@ -1,0 +1,253 @@
+"""Artifacts a user can name, for ``audit.assert_ignores(artifact)``: a square, a text
+mark, a pasted logo, a band, a frame, a colour cast, or any function of the images.
+
+The shortcut probe (``assert_no_shortcut``) looks for artifacts nobody named. Some it
+cannot find: a small solid patch that a model answers only at its exact place, size and
+colour (``docs/shortcuts.md``). A team often knows its suspects: the scanner's stamp in
+one corner, the watermark of one photo source, the hospital's tag. Naming one turns the
+question into a direct measurement: pasted into trusted images of *other* classes, how
+many does the model then read as this class?
+
+numpy and OpenCV only; the model is reached through ``predict`` (uint8 images → class
+probabilities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import edits
+
+Images = NDArray[np.uint8]
+Predict = Callable[[Images], NDArray[np.float64]]
+Colour = tuple[int, int, int]
+
+# The check fails when the artifact turns more than this share of other classes'
+# trusted references into the class (docs/shortcuts.md, "Naming a suspect").
+DEFAULT_MAX_PULL = 0.25
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A named edit of uint8 images N × H × W × C: ``apply`` returns edited copies."""
+
+    description: str
+    apply: Callable[[Images], Images]
+
+    def __call__(self, images: Images) -> Images:
+        out = np.asarray(self.apply(np.array(images, dtype=np.uint8, copy=True)))
+        if out.shape != images.shape:
+            raise ValueError(
+                f"artifact {self.description!r} returned images of shape {out.shape} for "
+                f"images of shape {images.shape}; it must keep the shape"
+            )
+        return out.astype(np.uint8, copy=False)
+
+
+def as_artifact(artifact: Artifact | Callable[[Images], Images]) -> Artifact:
+    """An ``Artifact`` as given, or a plain function of the images named after itself."""
+    if isinstance(artifact, Artifact):
+        return artifact
+    if not callable(artifact):
+        raise TypeError(
+            f"assert_ignores needs an artifact: one of pytest_actaudit.artifacts' square(), "
+            f"text(), patch(), band(), frame(), cast(), or a function of uint8 images "
+            f"N × H × W × C; got {artifact!r}"
+        )
+    name = getattr(artifact, "__name__", type(artifact).__name__)
+    return Artifact(f"{name}()" if name != "<lambda>" else "a function of the images", artifact)
+
+
+def _place(
+    description: str,
+    images: Images,
+    x: int,
+    y: int,
+    height: int,
+    width: int,
+    anchor: str = "x and y are the top-left corner",
+) -> None:
+    _, h, w = images.shape[:3]
+    if x < 0 or y < 0 or x + width > w or y + height > h:
+        raise ValueError(
+            f"artifact {description!r} does not fit: it spans x={x}..{x + width - 1}, "
+            f"y={y}..{y + height - 1} but the model's images are {w}×{h} px ({anchor}, "
+            "in the model's input pixels)"
+        )
+
+
+def _ink(colour: Colour | int, channels: int) -> NDArray[np.float32]:
+    rgb = (colour,) * 3 if isinstance(colour, int) else tuple(colour)
+    if len(rgb) != 3 or not all(0 <= int(v) <= 255 for v in rgb):
+        raise ValueError(f"colour {colour!r} is not an RGB triple of 0-255 values")
+    return edits.colour_value((int(rgb[0]), int(rgb[1]), int(rgb[2])), channels)
+
+
+def square(x: int, y: int, size: int, colour: Colour | int) -> Artifact:
+    """A solid ``size`` px square of ``colour`` with its top-left corner at (x, y)."""
+    description = f"a {size} px solid square of colour {colour} at x={x}, y={y}"
+
+    def apply(images: Images) -> Images:
+        _place(description, images, x, y, size, size)
+        images[:, y : y + size, x : x + size] = np.round(_ink(colour, images.shape[-1]))
+        return images
+
+    return Artifact(description, apply)
+
+
+def patch(pixels: Any, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
+    """An image (H × W × 3 RGB or H × W × 4 RGBA, uint8, e.g. a logo) pasted with its
+    top-left corner at (x, y); its alpha channel, times ``opacity``, blends it in."""
+    art = np.asarray(pixels)
+    if art.ndim != 3 or art.shape[-1] not in (3, 4) or art.dtype != np.uint8:
+        raise ValueError(
+            f"patch needs uint8 pixels H × W × 3 (RGB) or H × W × 4 (RGBA); got "
+            f"{art.dtype} {art.shape}"
+        )
+    height, width = art.shape[:2]
+    description = f"a {width}×{height} px patch at x={x}, y={y}"
+    alpha = (art[..., 3:] / 255.0 if art.shape[-1] == 4 else np.ones((height, width, 1))) * opacity
+    rgb = art[..., :3].astype(np.float32)
+
+    def apply(images: Images) -> Images:
+        _place(description, images, x, y, height, width)
+        ink = rgb if images.shape[-1] == 3 else rgb @ np.array([[0.299], [0.587], [0.114]])
+        region = images[:, y : y + height, x : x + width].astype(np.float32)
+        mixed = region * (1 - alpha) + alpha * ink
+        images[:, y : y + height, x : x + width] = np.clip(np.round(mixed), 0, 255)
+        return images
+
+    return Artifact(description, apply)
+
+
+def text(
+    words: str,
+    x: int,
+    y: int,
+    *,
+    colour: Colour | int = (255, 255, 255),
+    scale: float = 0.35,
+    opacity: float = 0.7,
+    thickness: int = 1,
+) -> Artifact:
+    """``words`` in OpenCV's plain font, its baseline's left end at (x, y), blended at
+    ``opacity``: a watermark or a stamp."""
+    import cv2
+
+    description = f"the text {words!r} at x={x}, y={y}"
+    (width, height), below = cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+
+    def apply(images: Images) -> Images:
+        _place(
+            description, images, x, y - height, height + below, width,
+            "x and y are where the text's baseline starts",
+        )  # fmt: skip
+        mask = np.zeros(images.shape[1:3], np.uint8)
+        cv2.putText(mask, words, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness)
+        alpha = (mask.astype(np.float32) / 255.0 * opacity)[None, :, :, None]
+        ink = _ink(colour, images.shape[-1])
+        mixed = images.astype(np.float32) * (1 - alpha) + alpha * ink
+        out: Images = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+        return out
+
+    return Artifact(description, apply)
+
+
+def _edit(edit: edits.Edit) -> Artifact:
+    return Artifact(edit.description, edit.apply)
+
+
+def band(edge: str, width: int, colour: Colour | int) -> Artifact:
+    """A solid band ``width`` px wide along the ``edge`` (top, bottom, left, right)."""
+    if edge not in ("top", "bottom", "left", "right"):
+        raise ValueError(f"band edge {edge!r}: expected 'top', 'bottom', 'left' or 'right'")
+    rgb = tuple(int(v) for v in np.round(_ink(colour, 3)))
+    description = f"a {width} px {rgb} band along the {edge} edge"
+    return _edit(edits.Edit("band", description, (edge, width, rgb)))
+
+
+def frame(width: int, colour: Colour | int) -> Artifact:
+    """A solid frame ``width`` px wide around the image."""
+    rgb = tuple(int(v) for v in np.round(_ink(colour, 3)))
+    return _edit(edits.Edit("frame", f"a {width} px {rgb} frame", ("frame", width, rgb)))
+
+
+def cast(gain: tuple[float, float, float], offset: tuple[float, float, float]) -> Artifact:
+    """A colour cast: each channel (R, G, B) times ``gain`` plus ``offset``."""
+    return _edit(
+        edits.Edit("colour cast", f"a colour cast (gain {gain}, offset {offset})", (gain, offset))
+    )
+
+
+# ------------------------------------------------------------------ measuring one
+@dataclass
+class ArtifactReading:
+    """What one named artifact does to the model's readings of trusted references."""
+
+    description: str
+    pull: float  # other-class references read as the class with it, minus without it
+    read: float  # other-class references read as the class with it
+    before: float  # ... without it
+    clearly: float  # ... with it, with a margin ≥ edits.MARGIN_FACTOR × the yardstick
+    yardstick: float  # the model's median margin on its right readings of the references
+    own_without: float  # this class's references read right without it
+    own_with: float  # ... with it
+    others: int
+    own: int
+    examples: list[Images] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (
+            f"{self.description} makes the model read {self.read:.0%} of "
+            f"{self.others} other-class references as this class ({self.before:.0%} "
+            f"without it; {self.clearly:.0%} with a margin ≥ {edits.MARGIN_FACTOR:g}× the "
+            f"model's median on real images); this class's own {self.own} references "
+            f"read right: {self.own_without:.0%} without it, {self.own_with:.0%} with it"
+        )
+
+
+def measure(
+    index: int,
+    artifact: Artifact,
+    references: Images,
+    labels: NDArray[np.int64],
+    predict: Predict,
+    *,
+    examples: int = 4,
+) -> ArtifactReading:
+    """Paste ``artifact`` into every trusted reference and read them: the other classes'
+    (how many turn into class ``index``) and the class's own (how many it needs)."""
+    labels = np.asarray(labels, np.int64)
+    own, others = references[labels == index], references[labels != index]
+    if len(own) == 0 or len(others) == 0:
+        missing = "this class" if len(own) == 0 else "any other class"
+        raise ValueError(
+            f"assert_ignores needs reference images of class {index} and of other classes; "
+            f"none of {missing} were given"
+        )
+    plain = np.asarray(predict(references), np.float64)
+    edited = artifact(references)
+    read = np.asarray(predict(edited), np.float64)
+    yardstick = edits.typical_margin(plain, labels)
+    is_own = labels == index
+    as_class = np.argmax(read, axis=1) == index
+    before = np.argmax(plain, axis=1) == index
+    clearly = edits.margins(read[~is_own], index) >= edits.MARGIN_FACTOR * yardstick
+    return ArtifactReading(
+        description=artifact.description,
+        pull=float(np.mean(as_class[~is_own]) - np.mean(before[~is_own])),
+        read=float(np.mean(as_class[~is_own])),
+        before=float(np.mean(before[~is_own])),
+        clearly=float(np.mean(clearly)),
+        yardstick=yardstick,
+        own_without=float(np.mean(before[is_own])),
+        own_with=float(np.mean(as_class[is_own])),
+        others=len(others),
+        own=len(own),
+        examples=list(edited[~is_own][:examples]),
+    )

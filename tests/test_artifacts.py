@@ -1,0 +1,187 @@
+"""Named suspects: ``pytest_actaudit.artifacts`` and ``ClassAudit.assert_ignores``, on
+pixels, on a fake model, on a hand-made partial shortcut and on the demo models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pytest_actaudit
+from pytest_actaudit import ActauditError, AuditFailure, artifacts
+from pytest_actaudit.audit import ClassAudit
+
+from .conftest import COLORS, build_color_model
+from .test_edits import band_shortcut_model
+from .test_probe import references
+
+GREY = np.full((2, 16, 20, 3), 40, np.uint8)
+
+
+def test_a_square_paints_only_its_square():
+    out = artifacts.square(x=3, y=5, size=4, colour=(255, 140, 0))(GREY)
+    assert (out[:, 5:9, 3:7] == (255, 140, 0)).all()
+    out[:, 5:9, 3:7] = 40
+    np.testing.assert_array_equal(out, GREY)
+    # a grey image gets the colour's luminance
+    grey = artifacts.square(0, 0, 2, (255, 0, 0))(np.zeros((1, 8, 8, 1), np.uint8))
+    assert grey[0, 0, 0, 0] == round(0.299 * 255)
+
+
+def test_a_patch_blends_by_its_alpha_and_the_opacity():
+    logo = np.zeros((2, 3, 4), np.uint8)
+    logo[..., :3] = 240
+    logo[0, :, 3] = 255  # top row opaque, bottom row transparent
+    out = artifacts.patch(logo, x=1, y=1, opacity=0.5)(GREY)
+    assert (out[:, 1, 1:4] == 140).all()  # 40 + 0.5 × (240 − 40)
+    assert (out[:, 2, 1:4] == 40).all()
+    assert (artifacts.patch(logo[..., :3], 0, 0)(GREY)[:, :2, :3] == 240).all()
+
+
+def test_text_band_frame_and_cast_edit_the_images():
+    for artifact in (
+        artifacts.text("wm", x=1, y=12),
+        artifacts.band("bottom", 2, (255, 0, 255)),
+        artifacts.frame(1, 128),
+        artifacts.cast((1.0, 0.85, 0.6), (50.0, 15.0, 0.0)),
+    ):
+        out = artifact(GREY)
+        assert out.shape == GREY.shape and out.dtype == np.uint8
+        assert not np.array_equal(out, GREY), artifact.description
+    band = artifacts.band("bottom", 2, (255, 0, 255))(GREY)
+    assert (band[:, -2:] == (255, 0, 255)).all() and (band[:, :-2] == 40).all()
+    text = artifacts.text("wm", x=1, y=12)(GREY)
+    assert text[:, :3].max() == 40 and text[:, 5:13].max() > 100  # ink above the baseline
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: artifacts.square(18, 2, 4, (0, 0, 0))(GREY), r"x=18\.\.21.*20×16 px"),
+        (lambda: artifacts.text("a long watermark", 2, 14)(GREY), "does not fit"),
+        (lambda: artifacts.square(0, 0, 2, (300, 0, 0))(GREY), r"colour \(300, 0, 0\)"),
+        (lambda: artifacts.patch(np.zeros((2, 2), np.uint8), 0, 0), r"uint8 pixels.*\(2, 2\)"),
+        (lambda: artifacts.band("middle", 2, 0), "band edge 'middle'"),
+        (lambda: artifacts.as_artifact(lambda x: x[:, :4])(GREY), "must keep the shape"),
+        (lambda: artifacts.as_artifact("the logo"), "needs an artifact"),
+    ],
+)
+def test_bad_artifacts_name_the_value(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def corner_model(images):
+    """Reads "red" wherever the top-left 2×2 px are orange, else the image's main colour."""
+    x = images.astype(np.float64)
+    p = np.full((len(x), 3), 0.05)
+    main = x.mean(axis=(1, 2)).argmax(axis=1)
+    p[np.arange(len(x)), main] = 0.9
+    orange = (np.abs(x[:, :2, :2] - (255, 140, 0)).max(axis=(1, 2, 3))) < 1
+    p[orange] = (0.999, 0.0005, 0.0005)
+    return p
+
+
+def test_measure_counts_what_the_artifact_turns_into_the_class():
+    images, labels = references()
+    suspect = artifacts.square(0, 0, 2, (255, 140, 0))
+    reading = artifacts.measure(0, suspect, images, labels, corner_model)
+    assert reading.others == 16 and reading.own == 8
+    assert reading.read == 1.0 and reading.before == 0.0 and reading.pull == 1.0
+    assert reading.clearly == 1.0  # log(0.999/0.0005) ≥ 2.5 × log(0.9/0.05)
+    assert reading.own_without == 1.0 and reading.own_with == 1.0
+    assert len(reading.examples) == 4 and (reading.examples[0][:2, :2] == (255, 140, 0)).all()
+    other = artifacts.measure(1, suspect, images, labels, corner_model)
+    assert other.read == 0.0 and other.pull == 0.0  # it pulls to red, not to green
+
+
+def fake_audit(label: str, index: int, predict) -> ClassAudit:
+    images, labels = references()
+    audit = ClassAudit(
+        label=label,
+        index=index,
+        images=np.zeros((2, 16, 16, 3), np.uint8),
+        logits=np.zeros(2),
+        probabilities=np.ones(2),
+        seeds=[0, 1],
+        steps=1,
+        curves=np.zeros((2, 1)),
+    )
+    audit.probe_context = lambda: (images, labels, predict, None)
+    return audit
+
+
+def test_assert_ignores_fails_naming_the_suspect_and_records_one_value():
+    suspect = artifacts.square(0, 0, 2, (255, 140, 0))
+    audit = fake_audit("red", 0, corner_model)
+    with pytest.raises(AuditFailure) as caught:
+        audit.assert_ignores(suspect)
+    message = str(caught.value)
+    assert "class 'red' (index 0): ignores pull of a 2 px solid square" in message
+    assert "value 1 (the same for every seed)" in message and "required <= 0.25" in message
+    assert "100% of 16 other-class references" in message and "0% without it" in message
+    (check,) = audit.checks
+    assert check.values == [1.0] and not check.passed and check.threshold == 0.25
+    assert audit.artifact_readings[0].description == suspect.description
+    # the same suspect does not pull to green; a laxer threshold lets red pass
+    fake_audit("green", 1, corner_model).assert_ignores(suspect)
+    fake_audit("red", 0, corner_model).assert_ignores(suspect, max_pull=1.0)
+
+
+def test_assert_ignores_takes_a_plain_function_and_needs_readable_references():
+    def stamp(images):
+        out = images.copy()
+        out[:, :2, :2] = (255, 140, 0)
+        return out
+
+    with pytest.raises(AuditFailure, match=r"pull of stamp\(\)"):
+        fake_audit("red", 0, corner_model).assert_ignores(stamp)
+
+    def blind(images):
+        return np.tile([0.1, 0.1, 0.8], (len(images), 1))
+
+    with pytest.raises(ActauditError, match="cannot compare anything"):
+        fake_audit("red", 0, blind).assert_ignores(stamp)
+    bare = fake_audit("red", 0, corner_model)
+    bare.probe_context = None
+    with pytest.raises(ValueError, match="assert_ignores needs reference images"):
+        bare.assert_ignores(stamp)
+
+
+def test_a_learned_band_is_caught_and_a_clean_model_ignores_it():
+    band = artifacts.band("bottom", 2, (255, 0, 255))
+
+    def audit_of(model):
+        (audit,) = pytest_actaudit.maximize(
+            model, "blue", seeds=1, steps=2, labels=COLORS, references=references()
+        )
+        return audit
+
+    with pytest.raises(AuditFailure, match=r"ignores pull of a 2 px \(255, 0, 255\) band"):
+        audit_of(band_shortcut_model(100.0)).assert_ignores(band)
+    for model in (band_shortcut_model(0.0), build_color_model(16, 16)):
+        audit_of(model).assert_ignores(band)
+
+
+def test_the_demo_shortcut_models_tag_is_named_and_caught(tmp_path: Path):
+    from pytest_actaudit.demo import ARTIFACT_COLOR, models_dir, shapes
+
+    inset, side = shapes.artifact_box(64)
+    tag = artifacts.square(inset, inset, side, ARTIFACT_COLOR)
+    images, labels = shapes.make_shapes(40, seed=shapes.TEST_SEED)
+    audits = {}
+    for name in ("clean", "shortcut"):
+        (audits[name],) = pytest_actaudit.maximize(
+            models_dir() / f"{name}.keras", "triangle", seeds=1, steps=2,
+            references=(images, labels),
+        )  # fmt: skip
+    with pytest.raises(AuditFailure, match="ignores pull of a 8 px solid square"):
+        audits["shortcut"].assert_ignores(tag)
+    audits["clean"].assert_ignores(tag)
+    from pytest_actaudit.report.writer import ImageSink, audit_record
+
+    record = audit_record(audits["shortcut"], ImageSink(tmp_path))
+    (suspect,) = record["suspects"]
+    assert suspect["pull"] > 0.25 and len(suspect["examples"]) == 2
+    assert all((tmp_path / path).is_file() for path in suspect["examples"])
