@@ -6,6 +6,7 @@ shortcut, how often it flags a clean class, and what the probe costs.
     python benchmarks/shortcut_zoo.py --json out.json
     python benchmarks/shortcut_zoo.py --held-out     # models the defaults never saw
     python benchmarks/shortcut_zoo.py --novel        # the kinds drawn otherwise, never seen
+    python benchmarks/shortcut_zoo.py --suspects     # assert_ignores: each artifact named
 
 Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
 ``$ACTAUDIT_ZOO_CACHE`` or ``~/.cache/pytest-actaudit/zoo``; the whole zoo trains in about
@@ -205,6 +206,95 @@ def sweep(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = SWEEP) -> 
     return "\n".join(out)
 
 
+SUSPECT_THRESHOLDS = (0.1, 0.25, 0.4, 0.5)
+
+
+def suspect_model(spec: Any, references: Any) -> list[dict[str, Any]]:
+    """``assert_ignores`` as a user would name a suspect: a shortcut model's own
+    artifact against every class, and every kind of artifact (the zoo's and the novel
+    ones) against every class of a clean model. ``references``: (images, labels,
+    masks), the masks for the artifacts that replace the background."""
+    import keras
+
+    from pytest_actaudit import artifacts
+    from pytest_actaudit.demo import LABELS, zoo
+
+    images, labels, masks = references
+    path, info = zoo.train(spec)
+    model = keras.models.load_model(path)
+
+    def predict(x: Any) -> Any:
+        return model.predict(x, batch_size=512, verbose=0)
+
+    rows = []
+    for kind in [spec.kind] if spec.kind else list(zoo.ALL_KINDS):
+        suspect = artifacts.Artifact(kind, lambda x, k=kind: zoo.apply_artifact(k, x, masks))
+        for index, label in enumerate(LABELS):
+            reading = artifacts.measure(index, suspect, images, labels, predict)
+            rows.append(
+                {
+                    "model": spec.name,
+                    "model_kind": spec.kind,
+                    "suspect": kind,
+                    "class": label,
+                    "planted": index == spec.artifact_class,
+                    "learned": spec.kind is not None and info["pull"] >= SHORTCUT_PULL,
+                    "pull": reading.pull,
+                    "clearly": reading.clearly,
+                    "own_without": reading.own_without,
+                    "own_with": reading.own_with,
+                }
+            )
+    keras.backend.clear_session()
+    return rows
+
+
+def suspect_table(rows: list[dict[str, Any]]) -> str:
+    """Recall and alarms of ``assert_ignores`` at several ``max_pull``: a learned
+    shortcut's planted class named with its own artifact should fail; every class of a
+    clean model named with any artifact, and the other classes of a shortcut model named
+    with its artifact, are the alarms (a shape-like artifact counted apart: a solid
+    square *is* a shape in this data set)."""
+    from pytest_actaudit.demo import zoo
+
+    shape_like = set(zoo.SHAPE_LIKE_KINDS) | {"square-patch"}
+    learned = [r for r in rows if r["planted"] and r["learned"]]
+    clean = [r for r in rows if r["model_kind"] is None]
+    unplanted = [r for r in rows if r["model_kind"] is not None and not r["planted"]]
+
+    def over(group: list[dict[str, Any]], t: float) -> int:
+        return sum(r["pull"] > t for r in group)
+
+    out = [
+        "| max_pull | learned shortcuts caught | clean models' classes × artifacts "
+        "flagged (shape-like artifacts) | unplanted classes flagged |",
+        "|---|---|---|---|",
+    ]
+    for t in SUSPECT_THRESHOLDS:
+        like = [r for r in clean if r["suspect"] in shape_like]
+        out.append(
+            f"| {t:g} | {over(learned, t)}/{len(learned)} | {over(clean, t)}/{len(clean)} "
+            f"({over(like, t)}) | {over(unplanted, t)}/{len(unplanted)} |"
+        )
+    if learned:
+        weakest = min(learned, key=lambda r: r["pull"])
+        out.append("")
+        out.append(
+            f"Weakest learned shortcut: {weakest['model']} ({weakest['class']}), pull "
+            f"{weakest['pull']:.2f}. Clean pairs above {SUSPECT_THRESHOLDS[1]:g}: "
+            + (
+                ", ".join(
+                    f"{r['model']} {r['class']} × {r['suspect']} {r['pull']:.2f}"
+                    for r in clean
+                    if r["pull"] > SUSPECT_THRESHOLDS[1]
+                )
+                or "none"
+            )
+            + "."
+        )
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 models (CI smoke)")
@@ -221,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resume", action="store_true", help="reuse the rows already in --json (same models)"
     )
+    parser.add_argument(
+        "--suspects",
+        action="store_true",
+        help="assert_ignores instead: each model's artifact named as a suspect",
+    )
     args = parser.parse_args(argv)
 
     from pytest_actaudit.demo import zoo
@@ -232,6 +327,22 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for s in specs if s.name in ("tag-1-s1", "cast-1-s1", "clean-s1")]
     if args.cached:
         specs = [s for s in specs if zoo.is_cached(s)]
+    if args.suspects:
+        from pytest_actaudit.demo import LABELS
+        from pytest_actaudit.demo.shapes import make_shapes_with_masks
+
+        # the same images as zoo.references(20), with their masks
+        masked = make_shapes_with_masks(20 * len(LABELS), seed=zoo.REFERENCE_SEED, size=zoo.SIZE)
+        rows = []
+        for spec in specs:
+            rows += suspect_model(spec, masked)
+            print(f"{spec.name:<22} named", flush=True)
+        print()
+        print(suspect_table(rows))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(rows, handle, indent=1)
+        return 0
     references = zoo.references(20)
     done: dict[str, Any] = {}
     if args.resume and args.json and os.path.exists(args.json):

@@ -90,7 +90,7 @@ def _ink(colour: Colour | int, channels: int) -> NDArray[np.float32]:
 
 def square(x: int, y: int, size: int, colour: Colour | int) -> Artifact:
     """A solid ``size`` px square of ``colour`` with its top-left corner at (x, y)."""
-    description = f"a {size} px solid square of colour {colour} at x={x}, y={y}"
+    description = f"a solid {size} px square of colour {colour} at x={x}, y={y}"
 
     def apply(images: Images) -> Images:
         _place(description, images, x, y, size, size)

@@ -118,7 +118,7 @@ def test_assert_ignores_fails_naming_the_suspect_and_records_one_value():
     with pytest.raises(AuditFailure) as caught:
         audit.assert_ignores(suspect)
     message = str(caught.value)
-    assert "class 'red' (index 0): ignores pull of a 2 px solid square" in message
+    assert "class 'red' (index 0): ignores pull of a solid 2 px square" in message
     assert "value 1 (the same for every seed)" in message and "required <= 0.25" in message
     assert "100% of 16 other-class references" in message and "0% without it" in message
     (check,) = audit.checks
@@ -176,7 +176,7 @@ def test_the_demo_shortcut_models_tag_is_named_and_caught(tmp_path: Path):
             models_dir() / f"{name}.keras", "triangle", seeds=1, steps=2,
             references=(images, labels),
         )  # fmt: skip
-    with pytest.raises(AuditFailure, match="ignores pull of a 8 px solid square"):
+    with pytest.raises(AuditFailure, match="ignores pull of a solid 8 px square"):
         audits["shortcut"].assert_ignores(tag)
     audits["clean"].assert_ignores(tag)
     from pytest_actaudit.report.writer import ImageSink, audit_record

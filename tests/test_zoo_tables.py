@@ -122,3 +122,36 @@ def test_sweep_counts_what_the_table_counts_at_the_default():
     # planted class of the model that did not learn its artifact is neither
     assert "false alarms (of 6)" in lines["threshold"]
     assert "| unplanted, of shortcut models | 4 | 0 |" in table
+
+
+def _named(model, model_kind, suspect, planted, learned, pull):
+    return {
+        "model": model,
+        "model_kind": model_kind,
+        "suspect": suspect,
+        "class": "c",
+        "planted": planted,
+        "learned": learned,
+        "pull": pull,
+    }
+
+
+def test_suspect_table_counts_learned_planted_classes_and_alarms_apart():
+    rows = [
+        _named("tag-1-s1", "tag", "tag", True, True, 0.9),
+        _named("tag-1-s1", "tag", "tag", False, True, 0.3),  # unplanted: an alarm
+        _named("tag-0.5-s1", "tag", "tag", True, False, 0.45),  # not learned: not counted
+        _named("clean-s1", None, "tag", False, False, 0.05),
+        _named("clean-s1", None, "fixed-patch", False, False, 0.45),  # shape-like
+        _named("clean-s1", None, "checker", False, False, 0.2),
+    ]
+    lines = {
+        line.split(" | ")[0].strip("| "): line for line in _zoo().suspect_table(rows).splitlines()
+    }
+    assert lines["0.1"] == "| 0.1 | 1/1 | 2/3 (1) | 1/1 |"
+    assert lines["0.25"] == "| 0.25 | 1/1 | 1/3 (1) | 1/1 |"
+    assert lines["0.5"] == "| 0.5 | 1/1 | 0/3 (0) | 0/1 |"
+    assert (
+        "Weakest learned shortcut: tag-1-s1 (c), pull 0.90. Clean pairs above 0.25: "
+        "clean-s1 c × fixed-patch 0.45." in lines
+    )
