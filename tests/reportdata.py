@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_actaudit import AuditFailure, ClassAudit
+from pytest_actaudit.artifacts import Artifact
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -31,8 +32,33 @@ def sample_audits() -> list[ClassAudit]:
         )
         with contextlib.suppress(AuditFailure):
             audit.assert_activation(min_probability=0.9)
+        if index == 0:  # a named suspect (passing), with a hostile description
+            audit.probe_context = suspect_context(rng)
+            audit.assert_ignores(Artifact(f"{HOSTILE} stamp", _stamp), max_pull=1.0)
         audits.append(audit)
     return audits
+
+
+def _stamp(images):
+    images[:, 0, 0, 1] = 255
+    return images
+
+
+def suspect_context(rng):
+    """Six references whose class the fake model reads from pixel (1, 1); the stamp
+    turns any image into class 0."""
+    references = rng.integers(0, 256, (6, 24, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    references[:, 1, 1, 0] = labels * 50
+    references[:, 0, 0, 1] = 0
+
+    def predict(x):
+        read = np.where(x[:, 0, 0, 1] == 255, 0, np.clip(x[:, 1, 1, 0] // 50, 0, 2))
+        p = np.full((len(x), 3), 0.01)
+        p[np.arange(len(x)), read] = 0.98
+        return p
+
+    return lambda: (references, labels, predict, None)
 
 
 RUN = {

@@ -78,6 +78,11 @@ def test_report_loads_offline_and_filters(browser, report_dir):  # noqa: F811
     page.fill("#search", "")
     texts = page.eval_on_selector_all("article h2", "hs => hs.map(h => h.textContent)")
     assert any("<img src=x onerror=alert(1)>" in t for t in texts)
+    # a named suspect: its sentence (the hostile description as text) and two pictures
+    suspect = page.locator("article.card[data-label=circle] .suspects")
+    assert "Named suspect: <img src=x onerror=alert(1)> stamp." in suspect.inner_text()
+    assert "read 100% of them as circle (0% without it" in suspect.inner_text()
+    assert suspect.locator("img").count() == 2
     page.close()
 
 
@@ -91,7 +96,7 @@ def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa
     page, errors, requests = open_page(browser, alone)
     assert errors == [] and requests == [alone.as_uri()]
     assert page.eval_on_selector_all(
-        "img", "els => els.length === 21 && els.every(e => e.naturalWidth > 0)"
+        "img", "els => els.length === 23 && els.every(e => e.naturalWidth > 0)"
     )
     page.close()
 

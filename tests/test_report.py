@@ -44,8 +44,9 @@ def test_rerender_without_results_names_the_fix(tmp_path, capsys):
 def test_self_contained_inlines_every_image(report_dir):  # noqa: F811
     cli_main(["report", str(report_dir), "--self-contained"])
     html = (report_dir / "index.html").read_text()
-    # per card: 3 seeds + mean + heat map; per class in the grid: mean + heat map
-    assert html.count('src="data:image/png;base64,') == 3 * 5 + 3 * 2
+    # per card: 3 seeds + mean + heat map; per class in the grid: mean + heat map; the
+    # circle's named suspect: 2 examples
+    assert html.count('src="data:image/png;base64,') == 3 * 5 + 3 * 2 + 2
     assert 'src="images/' not in html
 
 
