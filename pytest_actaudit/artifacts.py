@@ -49,7 +49,12 @@ class Artifact:
                 f"artifact {self.description!r} returned images of shape {out.shape} for "
                 f"images of shape {images.shape}; it must keep the shape"
             )
-        return out.astype(np.uint8, copy=False)
+        if out.dtype != np.uint8:
+            raise ValueError(
+                f"artifact {self.description!r} returned {out.dtype} images; return uint8 "
+                "pixels 0-255 (np.clip(np.round(x), 0, 255).astype(np.uint8))"
+            )
+        return out
 
 
 def as_artifact(artifact: Artifact | Callable[[Images], Images]) -> Artifact:
@@ -64,6 +69,25 @@ def as_artifact(artifact: Artifact | Callable[[Images], Images]) -> Artifact:
         )
     name = getattr(artifact, "__name__", type(artifact).__name__)
     return Artifact(f"{name}()" if name != "<lambda>" else "a function of the images", artifact)
+
+
+def _whole(name: str, value: Any, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r}: expected a whole number of pixels ≥ {low}")
+    return int(value)
+
+
+def _fraction(name: str, value: float) -> float:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name}={value!r}: expected a value from 0 to 1")
+    return float(value)
+
+
+def _blend(region: NDArray[Any], alpha: NDArray[Any], ink: NDArray[Any]) -> Images:
+    """``region`` × (1 − alpha) + alpha × ink, rounded to uint8 pixels."""
+    mixed = region.astype(np.float32) * (1 - alpha) + alpha * ink
+    out: Images = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return out
 
 
 def _place(
@@ -93,6 +117,8 @@ def _ink(colour: Colour | int, channels: int) -> NDArray[np.float32]:
 
 def square(x: int, y: int, size: int, colour: Colour | int) -> Artifact:
     """A solid ``size`` px square of ``colour`` with its top-left corner at (x, y)."""
+    x, y, size = _whole("x", x), _whole("y", y), _whole("size", size, 1)
+    _ink(colour, 3)
     description = f"a solid {size} px square of colour {colour} at x={x}, y={y}"
 
     def apply(images: Images) -> Images:
@@ -112,6 +138,7 @@ def patch(pixels: Any, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
             f"patch needs uint8 pixels H × W × 3 (RGB) or H × W × 4 (RGBA); got "
             f"{art.dtype} {art.shape}"
         )
+    x, y, opacity = _whole("x", x), _whole("y", y), _fraction("opacity", opacity)
     height, width = art.shape[:2]
     description = f"a {width}×{height} px patch at x={x}, y={y}"
     alpha = (art[..., 3:] / 255.0 if art.shape[-1] == 4 else np.ones((height, width, 1))) * opacity
@@ -120,9 +147,8 @@ def patch(pixels: Any, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
     def apply(images: Images) -> Images:
         _place(description, images, x, y, height, width)
         ink = rgb if images.shape[-1] == 3 else rgb @ np.array([[0.299], [0.587], [0.114]])
-        region = images[:, y : y + height, x : x + width].astype(np.float32)
-        mixed = region * (1 - alpha) + alpha * ink
-        images[:, y : y + height, x : x + width] = np.clip(np.round(mixed), 0, 255)
+        region = images[:, y : y + height, x : x + width]
+        images[:, y : y + height, x : x + width] = _blend(region, alpha, ink)
         return images
 
     return Artifact(description, apply)
@@ -138,10 +164,13 @@ def text(
     opacity: float = 0.7,
     thickness: int = 1,
 ) -> Artifact:
-    """``words`` in OpenCV's plain font, its baseline's left end at (x, y), blended at
-    ``opacity``: a watermark or a stamp."""
+    """``words`` in OpenCV's plain font (anti-aliased), its baseline's left end at (x, y),
+    blended at ``opacity``: a watermark or a stamp."""
     import cv2
 
+    x, y, thickness = _whole("x", x), _whole("y", y), _whole("thickness", thickness, 1)
+    opacity = _fraction("opacity", opacity)
+    _ink(colour, 3)
     description = f"the text {words!r} at x={x}, y={y}"
     (width, height), below = cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
 
@@ -151,40 +180,66 @@ def text(
             "x and y are where the text's baseline starts",
         )  # fmt: skip
         mask = np.zeros(images.shape[1:3], np.uint8)
-        cv2.putText(mask, words, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness)
-        alpha = (mask.astype(np.float32) / 255.0 * opacity)[None, :, :, None]
-        ink = _ink(colour, images.shape[-1])
-        mixed = images.astype(np.float32) * (1 - alpha) + alpha * ink
-        out: Images = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
-        return out
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(mask, words, (x, y), font, scale, 255, thickness, cv2.LINE_AA)
+        alpha = opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
+        return _blend(images, alpha, _ink(colour, images.shape[-1]))
 
     return Artifact(description, apply)
 
 
-def _edit(edit: edits.Edit) -> Artifact:
-    return Artifact(edit.description, edit.apply)
+def _edit(edit: edits.Edit, check: Callable[[Images], Images]) -> Artifact:
+    return Artifact(edit.description, lambda images: edit.apply(check(images)))
+
+
+def _fits(description: str, width: int) -> Callable[[Images], Images]:
+    def check(images: Images) -> Images:
+        if 2 * width > min(images.shape[1:3]):
+            raise ValueError(
+                f"artifact {description!r} is wider than half the model's "
+                f"{images.shape[2]}×{images.shape[1]} px images"
+            )
+        return images
+
+    return check
 
 
 def band(edge: str, width: int, colour: Colour | int) -> Artifact:
     """A solid band ``width`` px wide along the ``edge`` (top, bottom, left, right)."""
     if edge not in ("top", "bottom", "left", "right"):
         raise ValueError(f"band edge {edge!r}: expected 'top', 'bottom', 'left' or 'right'")
+    width = _whole("width", width, 1)
     rgb = tuple(int(v) for v in np.round(_ink(colour, 3)))
     description = f"a {width} px {rgb} band along the {edge} edge"
-    return _edit(edits.Edit("band", description, (edge, width, rgb)))
+    return _edit(edits.Edit("band", description, (edge, width, rgb)), _fits(description, width))
 
 
 def frame(width: int, colour: Colour | int) -> Artifact:
     """A solid frame ``width`` px wide around the image."""
+    width = _whole("width", width, 1)
     rgb = tuple(int(v) for v in np.round(_ink(colour, 3)))
-    return _edit(edits.Edit("frame", f"a {width} px {rgb} frame", ("frame", width, rgb)))
+    description = f"a {width} px {rgb} frame"
+    return _edit(edits.Edit("frame", description, ("frame", width, rgb)), _fits(description, width))
 
 
 def cast(gain: tuple[float, float, float], offset: tuple[float, float, float]) -> Artifact:
-    """A colour cast: each channel (R, G, B) times ``gain`` plus ``offset``."""
-    return _edit(
-        edits.Edit("colour cast", f"a colour cast (gain {gain}, offset {offset})", (gain, offset))
-    )
+    """A colour cast: each channel (R, G, B) times ``gain`` plus ``offset`` (a grey
+    image: their means)."""
+    for name, values in (("gain", gain), ("offset", offset)):
+        if len(tuple(values)) != 3:
+            raise ValueError(f"cast {name}={values!r}: expected 3 values, for R, G and B")
+    gains, offsets = np.array(gain, np.float64), np.array(offset, np.float64)
+
+    def apply(images: Images) -> Images:
+        if images.shape[-1] != 3:
+            gains_, offsets_ = gains.mean(), offsets.mean()
+        else:
+            gains_, offsets_ = gains, offsets
+        lit = images.astype(np.float32) * gains_ + offsets_
+        out: Images = np.clip(np.round(lit), 0, 255).astype(np.uint8)
+        return out
+
+    return Artifact(f"a colour cast (gain {tuple(gain)}, offset {tuple(offset)})", apply)
 
 
 # ------------------------------------------------------------------ measuring one
@@ -204,9 +259,10 @@ class ArtifactReading:
     own: int
     examples: list[Images] = field(default_factory=list)
 
-    def describe(self) -> str:
+    def describe(self, named: bool = True) -> str:
+        """What it does, in a sentence (``named``: starting with what it is)."""
         return (
-            f"{self.description} makes the model read {self.read:.0%} of "
+            f"{self.description if named else 'it'} makes the model read {self.read:.0%} of "
             f"{self.others} other-class references as this class ({self.before:.0%} "
             f"without it; {self.clearly:.0%} with a margin ≥ {edits.MARGIN_FACTOR:g}× the "
             f"model's median on real images); this class's own {self.own} references "
@@ -241,9 +297,13 @@ def measure(
     as_class = np.argmax(read, axis=1) == index
     before = np.argmax(plain, axis=1) == index
     clearly = edits.margins(read[~is_own], index) >= edits.MARGIN_FACTOR * yardstick
+    # counts, not means, subtracted: 23/30 − 11/30 is 0.4 exactly, not 0.4000000000000001
+    turned = int(np.sum(as_class[~is_own])) - int(np.sum(before[~is_own]))
+    # the pictures: references it turned into the class first, then the others
+    order = np.argsort(~(as_class & ~before)[~is_own], kind="stable")
     return ArtifactReading(
         description=artifact.description,
-        pull=float(np.mean(as_class[~is_own]) - np.mean(before[~is_own])),
+        pull=turned / len(others),
         read=float(np.mean(as_class[~is_own])),
         before=float(np.mean(before[~is_own])),
         clearly=float(np.mean(clearly)),
@@ -252,5 +312,5 @@ def measure(
         own_with=float(np.mean(as_class[is_own])),
         others=len(others),
         own=len(own),
-        examples=list(edited[~is_own][:examples]),
+        examples=list(edited[~is_own][order[:examples]]),
     )

@@ -11,7 +11,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +50,22 @@ def _fmt_list(values: Any) -> str:
 
 class AuditFailure(AssertionError):
     """A check on a class-maximization result did not hold."""
+
+
+class ReferenceContext(NamedTuple):
+    """What the checks that need trusted references get from ``probe_context()``: the
+    references (uint8 N × H × W × C) and their class indices, and the model's calls on
+    images — probabilities, attribution maps, the last spatial layer's detectors — with
+    the known inputs' ranking (for the error when the references are not read) and the
+    object-free edits' screening (both once per model)."""
+
+    references: Any
+    labels: Any
+    predict: Callable[[Any], Any]
+    attribute: Callable[[Any, int], Any] | None = None
+    detectors: Callable[[Any], Any] | None = None
+    rank_inputs: Callable[[Any, Any], Any] | None = None
+    screen: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -217,7 +233,7 @@ class ClassAudit:
         )
         return self
 
-    def _reference_context(self, check: str) -> tuple[Any, ...]:
+    def _reference_context(self, check: str) -> ReferenceContext:
         """The trusted references and the model's calls on them (see probe_context)."""
         if self.probe_context is None:
             raise ValueError(
@@ -225,7 +241,7 @@ class ClassAudit:
                 "the actaudit fixture with --actaudit-references DIR (or override the "
                 "actaudit_references fixture)"
             )
-        return tuple(self.probe_context())
+        return ReferenceContext(*self.probe_context())
 
     @_timed("probe_seconds")
     def shortcut_probe(self) -> Any:
@@ -234,20 +250,20 @@ class ClassAudit:
             from .probe import probe
 
             context = self._reference_context("the shortcut probe")
-            if self.attribution is None:
+            if self.attribution is None or context.attribute is None:
                 raise ValueError(f"class {self.label!r}: no attribution maps were computed")
-            references, labels, predict, attribute, *rest = context
+            screen = context.screen
             self.probe_result = probe(
                 self.index,
                 self.images,
                 self.attribution,
-                references,
-                labels,
-                predict,
-                attribute,
-                rest[0] if rest else None,
-                rank_inputs=rest[1] if len(rest) > 1 else None,
-                screen=(lambda: rest[2](references)) if len(rest) > 2 else None,
+                context.references,
+                context.labels,
+                context.predict,
+                context.attribute,
+                context.detectors,
+                rank_inputs=context.rank_inputs,
+                screen=None if screen is None else lambda: screen(context.references),
             )
         return self.probe_result
 
@@ -322,10 +338,9 @@ class ClassAudit:
         from .probe import check_references_are_read
 
         named = as_artifact(artifact)
-        references, labels, predict, _attribute, *rest = self._reference_context("assert_ignores")
-        check_references_are_read(
-            references, labels, predict(references), rest[1] if len(rest) > 1 else None
-        )
+        context = self._reference_context("assert_ignores")
+        references, labels, predict = context.references, context.labels, context.predict
+        check_references_are_read(references, labels, predict(references), context.rank_inputs)
         reading = measure(self.index, named, references, labels, predict)
         self.artifact_readings.append(reading)
         self._check(
@@ -334,7 +349,7 @@ class ClassAudit:
             [reading.pull],
             max_pull,
             "<=",
-            note=reading.describe(),
+            note=reading.describe(named=False),
             per_seed=False,
         )
         return self
@@ -411,7 +426,7 @@ class ClassAudit:
                 for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
             )
             if per_seed
-            else f"value {vals[0]:.4g} (the same for every seed)"
+            else f"value {vals[0]:.4g} (one value: the seeds' images do not enter it)"
         )
         if verdict_by is not None:
             what, value = verdict_by

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import edits
 from . import model as model_mod
-from .audit import ClassAudit
+from .audit import ClassAudit, ReferenceContext
 from .errors import OptimizationError
 
 
@@ -393,19 +393,21 @@ def choose_input(
     return chosen
 
 
-def probe_context(runner: AuditRunner, references: Callable[[], tuple[Any, Any]]) -> Any:
-    """What ``ClassAudit.shortcut_probe`` asks for, on first use: the trusted references
-    (images, class indices) and the model's predict, attribute, detectors and input
-    ranking. The model's predictions and detectors on the references themselves, and
-    the screening of the object-free edits on them, are made once per model and reused
-    by every class's probe."""
+def probe_context(
+    runner: AuditRunner, references: Callable[[], tuple[Any, Any]]
+) -> Callable[[], ReferenceContext]:
+    """What ``ClassAudit.shortcut_probe`` and ``assert_ignores`` ask for, on first use:
+    the trusted references (images, class indices) and the model's predict, attribute,
+    detectors and input ranking. The model's predictions and detectors on the
+    references themselves, and the screening of the object-free edits on them, are made
+    once per model and reused by every class's checks."""
     engine = runner.engine
 
-    def context() -> tuple[Any, ...]:
+    def context() -> ReferenceContext:
         images, labels = references()
         remember = runner.on_references.wrap
         predict = remember("predict", lambda x: engine.predict(x)[1], images)
-        return (
+        return ReferenceContext(
             images,
             labels,
             predict,

@@ -3,6 +3,7 @@ pixels, on a fake model, on a hand-made partial shortcut and on the demo models.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from .conftest import COLORS, build_color_model
 from .test_edits import band_shortcut_model
 from .test_probe import references
 
+ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "shortcut_zoo.py"
 GREY = np.full((2, 16, 20, 3), 40, np.uint8)
 
 
@@ -65,6 +67,13 @@ def test_text_band_frame_and_cast_edit_the_images():
         (lambda: artifacts.band("middle", 2, 0), "band edge 'middle'"),
         (lambda: artifacts.as_artifact(lambda x: x[:, :4])(GREY), "must keep the shape"),
         (lambda: artifacts.as_artifact("the logo"), "needs an artifact"),
+        (lambda: artifacts.as_artifact(lambda x: x / 255.0)(GREY), "returned float64 images"),
+        (lambda: artifacts.square(0, 0, 0, (0, 0, 0)), r"size=0: expected a whole number"),
+        (lambda: artifacts.square(1.5, 0, 2, (0, 0, 0)), r"x=1\.5: expected a whole number"),
+        (lambda: artifacts.band("top", 0, 0), r"width=0"),
+        (lambda: artifacts.frame(9, 0)(GREY), "wider than half the model's 20×16 px"),
+        (lambda: artifacts.cast((1.0, 1.0), (0, 0, 0)), r"gain=\(1\.0, 1\.0\): expected 3"),
+        (lambda: artifacts.text("a", 0, 9, opacity=2), r"opacity=2: expected a value from 0"),
     ],
 )
 def test_bad_artifacts_name_the_value(make, message):
@@ -96,6 +105,45 @@ def test_measure_counts_what_the_artifact_turns_into_the_class():
     assert other.read == 0.0 and other.pull == 0.0  # it pulls to red, not to green
 
 
+def test_the_pull_is_counted_exactly_and_the_pictures_show_it_working():
+    # 11 of 30 other-class references already read as the class, 23 with the suspect
+    labels = np.repeat([0, 1, 2], [10, 15, 15])
+    images = np.zeros((40, 4, 4, 3), np.uint8)
+    images[:, 1, 1, 0] = np.arange(40)
+
+    def predict(x):
+        k = x[:, 1, 1, 0].astype(int)
+        stamped = x[:, 0, 0, 1] == 255
+        read = np.where((k < 10) | ((k >= 10) & (k < 21)) | (stamped & (k < 33)), 0, 1)
+        p = np.full((len(x), 3), 0.05)
+        p[np.arange(len(x)), read] = 0.9
+        return p
+
+    stamp = artifacts.square(0, 0, 1, (0, 255, 0))
+    # the model reads its references right only in part: measure() itself does not refuse
+    reading = artifacts.measure(0, stamp, images, labels, predict)
+    assert reading.pull == 0.4 and reading.read == 23 / 30 and reading.before == 11 / 30
+    # the first pictures are references the suspect turned (21 to 32), not 10 to 13
+    shown = [int(e[1, 1, 0]) for e in reading.examples]
+    assert shown == [21, 22, 23, 24]
+
+
+def test_public_artifacts_paint_the_zoos_artifacts_pixel_for_pixel():
+    from pytest_actaudit.demo import zoo
+
+    images = zoo.example_images("tag", n=1)  # any shapes image
+    images = np.concatenate([images, zoo.references(2)[0]])
+    spec = importlib.util.spec_from_file_location("shortcut_zoo", ZOO)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    painted = bench.public_suspects()
+    assert len(painted) == 10
+    for kind, artifact in painted.items():
+        np.testing.assert_array_equal(
+            artifact(images), zoo.apply_artifact(kind, images), err_msg=kind
+        )
+
+
 def fake_audit(label: str, index: int, predict) -> ClassAudit:
     images, labels = references()
     audit = ClassAudit(
@@ -119,8 +167,9 @@ def test_assert_ignores_fails_naming_the_suspect_and_records_one_value():
         audit.assert_ignores(suspect)
     message = str(caught.value)
     assert "class 'red' (index 0): ignores pull of a solid 2 px square" in message
-    assert "value 1 (the same for every seed)" in message and "required <= 0.4" in message
-    assert "100% of 16 other-class references" in message and "0% without it" in message
+    assert "value 1 (one value: the seeds' images do not enter it)" in message
+    assert "required <= 0.4" in message and "(it makes the model read 100% of 16" in message
+    assert "other-class references as this class (0% without it" in message
     (check,) = audit.checks
     assert check.values == [1.0] and not check.passed and check.threshold == 0.4
     assert audit.artifact_readings[0].description == suspect.description

@@ -153,5 +153,5 @@ def test_suspect_table_counts_learned_planted_classes_and_alarms_apart():
     assert lines["0.5"] == "| 0.5 | 1/1 | 0/3 (0) | 0/1 |"
     assert (
         "Weakest learned shortcut: tag-1-s1 (c), pull 0.90. Clean pairs above 0.25: "
-        "clean-s1 c × fixed-patch 0.45." in lines
+        "clean-s1 c × fixed-patch 0.45 (above the default)." in lines
     )
