@@ -314,3 +314,86 @@ def measure(
         own=len(own),
         examples=list(edited[~is_own][order[:examples]]),
     )
+
+
+# ------------------------------------------------------------------ written as text
+# For the ini (zero-code audits): one suspect per line, ``KIND key=value ...``.
+WRITTEN: dict[str, Callable[..., Artifact]] = {
+    "square": square,
+    "text": text,
+    "band": band,
+    "frame": frame,
+    "cast": cast,
+}
+_WHOLE = {"x", "y", "size", "width", "thickness"}
+_TRIPLES = {"gain", "offset"}
+
+
+def _value(key: str, raw: str) -> Any:
+    if key in _WHOLE:
+        return int(raw)
+    if key in ("scale", "opacity"):
+        return float(raw)
+    if key == "colour":
+        parts = [int(v) for v in raw.split(",")]
+        return parts[0] if len(parts) == 1 else tuple(parts)
+    if key in _TRIPLES:
+        return tuple(float(v) for v in raw.split(","))
+    return raw
+
+
+def parse(line: str) -> Artifact:
+    """One suspect as written in the ini, e.g. ``square x=5 y=50 size=6
+    colour=255,140,0`` or ``text words="(c) ACME" x=4 y=10 opacity=0.8``; the keys are the
+    constructor's arguments. Errors name the line and what is wrong."""
+    import inspect
+    import shlex
+
+    try:
+        kind, *pairs = shlex.split(line)
+    except ValueError as exc:
+        raise ValueError(f"suspect {line!r}: {exc}") from None
+    make = WRITTEN.get(kind)
+    if make is None:
+        raise ValueError(
+            f"suspect {line!r}: unknown kind {kind!r}; write one of {sorted(WRITTEN)} "
+            "(a logo from a file, or your own function: use assert_ignores in a test)"
+        )
+    parameters = inspect.signature(make).parameters
+    names = list(parameters)
+    given: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in parameters:
+            raise ValueError(
+                f"suspect {line!r}: {pair!r} is not one of {kind}'s key=value settings "
+                f"({', '.join(names)})"
+            )
+        try:
+            given[key] = _value(key, raw)
+        except ValueError:
+            raise ValueError(f"suspect {line!r}: {key}={raw!r} is not a valid value") from None
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty and name not in given
+    ]
+    if missing:
+        raise ValueError(f"suspect {line!r}: {kind} needs {', '.join(missing)}")
+    try:
+        return make(**given)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"suspect {line!r}: {exc}") from None
+
+
+def parse_lines(text: str) -> tuple[str, ...]:
+    """The ini value's suspects, one per line (blank lines and ``#`` comments skipped),
+    each checked by :func:`parse`."""
+    lines = tuple(
+        stripped
+        for raw in str(text).splitlines()
+        if (stripped := raw.strip()) and not stripped.startswith("#")
+    )
+    for line in lines:
+        parse(line)
+    return lines

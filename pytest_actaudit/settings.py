@@ -152,6 +152,8 @@ class Settings:
     max_batch: int = 0  # 0: auto
     lanes: int = 0  # 0: auto
     focus_exclude: str | None = None
+    # zero-code audits: named suspects for assert_ignores, one "KIND key=value ..." each
+    suspects: tuple[str, ...] = ()
     shard: str | None = None  # "K/N": this job audits only its share of the classes
     cache_dir: str | None = None  # the result cache's folder (default .pytest_cache/actaudit)
     summary: str | None = None  # a Markdown summary file (and $GITHUB_STEP_SUMMARY)
@@ -205,7 +207,17 @@ PARSERS: dict[str, Any] = {
     "input_size": lambda v, n: input_size(v, n),
     "preprocess": lambda v, n: preprocess(v, n),
     "shard": lambda v, n: _shard(v, n),
+    "suspects": lambda v, n: _suspects(v),
 }
+
+
+def _suspects(value: Any) -> tuple[str, ...]:
+    from .artifacts import parse_lines
+
+    try:  # every line now: a typo stops the run before any model is loaded
+        return parse_lines(value)
+    except ValueError as exc:
+        raise ValueError(f"actaudit_suspects: {exc}") from None
 
 
 def _shard(value: str, name: str) -> str:
@@ -221,6 +233,7 @@ THRESHOLD_KEYS = {
     "max_focus_share": "actaudit_max_focus_share",
     "min_baseline_similarity": "actaudit_min_baseline_similarity",
     "max_flip_rate": "actaudit_max_flip_rate",
+    "max_pull": "actaudit_max_pull",
 }
 
 

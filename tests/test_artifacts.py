@@ -4,6 +4,7 @@ pixels, on a fake model, on a hand-made partial shortcut and on the demo models.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +235,92 @@ def test_the_demo_shortcut_models_tag_is_named_and_caught(tmp_path: Path):
     (suspect,) = record["suspects"]
     assert suspect["pull"] > 0.4 and len(suspect["examples"]) == 2
     assert all((tmp_path / path).is_file() for path in suspect["examples"])
+
+
+def test_suspects_written_as_text_parse_to_the_same_artifacts():
+    written = artifacts.parse('text words="(c) ACME" x=1 y=12 opacity=0.8 colour=0')
+    made = artifacts.text("(c) ACME", x=1, y=12, opacity=0.8, colour=0)
+    assert written.description == made.description
+    wide = np.full((1, 16, 64, 3), 90, np.uint8)
+    np.testing.assert_array_equal(written(wide), made(wide))
+    cast = artifacts.parse("cast gain=1,0.85,0.6 offset=50,15,0")
+    np.testing.assert_array_equal(cast(GREY), artifacts.cast((1, 0.85, 0.6), (50, 15, 0))(GREY))
+    lines = (
+        "\n  square x=5 y=50 size=6 colour=255,140,0\n  # the scanner's tag\n"
+        "  frame width=3 colour=128\n"
+    )
+    assert artifacts.parse_lines(lines) == (
+        "square x=5 y=50 size=6 colour=255,140,0",
+        "frame width=3 colour=128",
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("circle x=1", r"unknown kind 'circle'; write one of \['band', 'cast'"),
+        ("square x=5 y=50 colour=1", "square needs size"),
+        ("square x=a y=1 size=2 colour=0", r"x='a' is not a valid value"),
+        ("band edge=top width=2 colour=0 depth=3", r"'depth=3' is not one of band's"),
+        ("frame width=3 colour=300", r"colour 300 is not an RGB triple"),
+        ('text words="unclosed x=1 y=2', "No closing quotation"),
+    ],
+)
+def test_a_bad_written_suspect_names_the_line_and_the_fault(line, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        artifacts.parse(line)
+    assert f"suspect {line!r}" in str(caught.value)
+
+
+ZERO_CODE = """
+[pytest]
+actaudit_model = {model}
+actaudit_seeds = 1
+actaudit_steps = 2
+actaudit_suspects =
+    band edge=bottom width=2 colour=255,0,255
+    # a second suspect: nothing reads it
+    square x=0 y=0 size=2 colour=0
+{extra}"""
+
+REFERENCES = """
+import pytest
+from tests_references import references
+
+@pytest.fixture(scope="session")
+def actaudit_references():
+    return references()
+"""
+
+
+def test_zero_code_suspects_run_for_every_class(pytester, tmp_path):
+    import inspect
+
+    from . import test_probe
+
+    model = tmp_path / "band.keras"
+    band_shortcut_model(100.0).save(model)
+    (tmp_path / "labels.txt").write_text("\n".join(COLORS) + "\n")
+    pytester.makepyfile(tests_references=inspect.getsource(test_probe.references).join(
+        ["import numpy as np\n\n", ""]
+    ))  # fmt: skip
+    pytester.makeconftest(REFERENCES)
+    pytester.makeini(ZERO_CODE.format(model=model, extra=""))
+    result = pytester.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)  # blue reads the band; red and green do not
+    result.stdout.fnmatch_lines(["*class 'blue' (index 2): ignores pull of a 2 px (255, 0, 255)*"])
+    report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    for audit in report["audits"]:
+        assert [c["name"] for c in audit["checks"]] == ["ignores", "ignores"]
+        assert len(audit["suspects"]) == 2
+    pytester.makeini(ZERO_CODE.format(model=model, extra="actaudit_max_pull = 1.0"))
+    pytester.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+def test_a_bad_suspect_in_the_ini_stops_the_run(pytester, tmp_path):
+    pytester.makeini(
+        "[pytest]\nactaudit_model = m.keras\nactaudit_suspects = square x=1 y=1 colour=0\n"
+    )
+    result = pytester.runpytest_inprocess("--actaudit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*actaudit_suspects: suspect 'square x=1 y=1 colour=0'*size*"])

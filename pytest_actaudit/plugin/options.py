@@ -217,6 +217,12 @@ INI_ONLY = [
     ("actaudit_max_focus_share", "zero-code audits: max attribution share in that region"),
     ("actaudit_min_baseline_similarity", "zero-code audits: min SSIM with the baseline"),
     ("actaudit_max_flip_rate", "zero-code audits: max excess flip rate of the shortcut probe"),
+    (
+        "actaudit_suspects",
+        "zero-code audits: named suspects for assert_ignores, one per line, e.g. "
+        "'square x=5 y=50 size=6 colour=255,140,0' (kinds: square, text, band, frame, cast)",
+    ),
+    ("actaudit_max_pull", "zero-code audits: max pull of each named suspect (default 0.4)"),
     ("actaudit_unsafe_load", "load models with Keras safe mode off (only for files you trust)"),
 ]
 

@@ -169,7 +169,8 @@ class ActauditSession:
 
             if not self.settings.references:
                 raise ActauditError(
-                    "the shortcut probe needs reference images: pass --actaudit-references "
+                    "the shortcut probe and assert_ignores need reference images: pass "
+                    "--actaudit-references "
                     "DIR (ini actaudit_references; one subfolder per class name) or override "
                     "the actaudit_references fixture in conftest.py"
                 )
