@@ -370,12 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             rows += suspect_model(spec, masked)
             print(f"{spec.name:<22} named", flush=True)
-        print()
-        print(suspect_table(rows))
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as handle:
-                json.dump(rows, handle, indent=1)
-        return 0
+        return _finish([suspect_table(rows)], rows, args.json)
     references = zoo.references(20)
     done: dict[str, Any] = {}
     if args.resume and args.json and os.path.exists(args.json):
@@ -397,12 +392,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # after each model: an interrupted run can --resume
             with open(args.json, "w", encoding="utf-8") as handle:
                 json.dump(rows, handle, indent=1)
-    print()
-    print(table(rows))
-    print()
-    print(sweep(rows))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
+    return _finish([table(rows), sweep(rows)], rows, args.json)
+
+
+def _finish(tables: list[str], rows: list[Any], path: str | None) -> int:
+    """Print the tables; write every row to ``path`` when given."""
+    for text in tables:
+        print()
+        print(text)
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=1)
     return 0
 
