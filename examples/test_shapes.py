@@ -9,6 +9,8 @@ actaudit-report/index.html to see it.
 
 import pytest
 
+from pytest_actaudit import artifacts
+
 SHAPES = ["circle", "square", "triangle", "cross"]
 CAUGHT = pytest.mark.xfail(
     strict=True,
@@ -33,6 +35,18 @@ def test_typical_image_of(actaudit, shape):
     audit.assert_no_shortcut()
     # ... and the class's evidence is not parked in the corners of the image.
     audit.assert_focus(exclude="corners:12", max_share=0.5)
+
+
+@pytest.mark.parametrize(
+    "actaudit_model",
+    ["clean", pytest.param("shortcut", marks=CAUGHT)],
+    indirect=True,
+)
+def test_unchanged_by_a_corner_tag(actaudit):
+    # A suspect the team knows of, named: a magenta tag near the top-left corner. Pasted
+    # into real images of the other shapes, it must not turn them into triangles.
+    tag = artifacts.square(x=2, y=2, size=8, colour=(255, 0, 255))
+    actaudit.maximize("triangle").assert_ignores(tag)
 
 
 def test_not_an_audit():

@@ -23,16 +23,25 @@ def test_demo_command_writes_the_project_and_refuses_to_overwrite(tmp_path, caps
 
 
 def test_without_the_flag_the_audits_are_skipped(demo_project):
-    demo_project.runpytest_inprocess().assert_outcomes(passed=1, skipped=8)
+    demo_project.runpytest_inprocess().assert_outcomes(passed=1, skipped=10)
 
 
 def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
     result = demo_project.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=8, xfailed=1)
+    result.assert_outcomes(passed=9, xfailed=2)
     report = demo_project.path / "actaudit-report"
     audits = json.loads((report / "results.json").read_text())["audits"]
-    assert len(audits) == 8
-    for audit in audits:
+    assert len(audits) == 10
+    named = [a for a in audits if "test_unchanged_by_a_corner_tag" in a["nodeid"]]
+    assert len(named) == 2
+    for audit in named:  # the named tag: the shortcut triangle fails it, the clean one not
+        (check,) = audit["checks"]
+        (suspect,) = audit["suspects"]
+        if audit["model"].endswith("shortcut.keras"):
+            assert check["values"] == [1.0] and not check["passed"] and suspect["own_with"] == 1
+        else:
+            assert check["passed"] and check["values"][0] < 0.4
+    for audit in [a for a in audits if a not in named]:
         assert len(audit["images"]) == 3 and all((report / p).is_file() for p in audit["images"])
         caught = audit["model"].endswith("shortcut.keras") and audit["label"] == "triangle"
         assert audit["status"] == ("failed" if caught else "passed"), audit["label"]

@@ -88,7 +88,8 @@ def render_pages(
 
     env.filters.update(svg_curve=svg_curve, fmt=_fmt, img_src=img_src)
     audits = sorted(
-        results["audits"], key=lambda a: (a["status"] == "passed", a["model"], a["index"])
+        results["audits"],
+        key=lambda a: (a["status"] == "passed", a["model"], a["index"], a.get("nodeid", "")),
     )
     counts = {
         "total": len(audits),
