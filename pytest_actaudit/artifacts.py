@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -317,6 +318,30 @@ def measure(
 
 
 # ------------------------------------------------------------------ written as text
+def patch_file(file: str, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
+    """:func:`patch` with the pixels of an image file (PNG with or without alpha, JPEG),
+    its path relative to the folder pytest runs in."""
+    import cv2
+
+    path = Path(file)
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if pixels is None:
+        raise ValueError(
+            f"file {file!r} is not a readable image (looked for {path.resolve()}; paths are "
+            "relative to the folder pytest runs in)"
+        )
+    if pixels.dtype != np.uint8:
+        pixels = cv2.convertScaleAbs(pixels, alpha=255.0 / max(1, int(pixels.max())))
+    if pixels.ndim == 2:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    elif pixels.shape[-1] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
+    else:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    made = patch(pixels, x, y, opacity=opacity)
+    return Artifact(made.description.replace("patch", f"patch {path.name}", 1), made.apply)
+
+
 # For the ini (zero-code audits): one suspect per line, ``KIND key=value ...``.
 WRITTEN: dict[str, Callable[..., Artifact]] = {
     "square": square,
@@ -324,6 +349,7 @@ WRITTEN: dict[str, Callable[..., Artifact]] = {
     "band": band,
     "frame": frame,
     "cast": cast,
+    "patch": patch_file,
 }
 _WHOLE = {"x", "y", "size", "width", "thickness"}
 _TRIPLES = {"gain", "offset"}
@@ -357,7 +383,7 @@ def parse(line: str) -> Artifact:
     if make is None:
         raise ValueError(
             f"suspect {line!r}: unknown kind {kind!r}; write one of {sorted(WRITTEN)} "
-            "(a logo from a file, or your own function: use assert_ignores in a test)"
+            "(your own function: use assert_ignores in a test)"
         )
     parameters = inspect.signature(make).parameters
     names = list(parameters)

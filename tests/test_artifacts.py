@@ -324,3 +324,19 @@ def test_a_bad_suspect_in_the_ini_stops_the_run(pytester, tmp_path):
     result = pytester.runpytest_inprocess("--actaudit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*actaudit_suspects: suspect 'square x=1 y=1 colour=0'*size*"])
+
+
+def test_a_logo_file_is_a_written_patch(tmp_path, monkeypatch):
+    import cv2
+
+    logo = np.zeros((6, 10, 4), np.uint8)
+    logo[..., 2] = 255  # red, in OpenCV's BGRA order
+    logo[..., 3] = 200
+    cv2.imwrite(str(tmp_path / "acme.png"), logo)
+    monkeypatch.chdir(tmp_path)  # paths are relative to the folder pytest runs in
+    written = artifacts.parse("patch file=acme.png x=2 y=3 opacity=0.5")
+    assert written.description == "a 10×6 px patch acme.png at x=2, y=3"
+    out = written(np.zeros((1, 16, 16, 3), np.uint8))
+    assert tuple(out[0, 3, 2]) == (100, 0, 0) and out[0, 0, 0].max() == 0  # 255 × 200/255 × 0.5
+    with pytest.raises(ValueError, match=r"'nope\.png' is not a readable image"):
+        artifacts.parse("patch file=nope.png x=1 y=1")

@@ -220,7 +220,8 @@ INI_ONLY = [
     (
         "actaudit_suspects",
         "zero-code audits: named suspects for assert_ignores, one per line, e.g. "
-        "'square x=5 y=50 size=6 colour=255,140,0' (kinds: square, text, band, frame, cast)",
+        "'square x=5 y=50 size=6 colour=255,140,0' (kinds: square, text, band, frame, cast, "
+        "patch file=PATH)",
     ),
     ("actaudit_max_pull", "zero-code audits: max pull of each named suspect (default 0.4)"),
     ("actaudit_unsafe_load", "load models with Keras safe mode off (only for files you trust)"),
