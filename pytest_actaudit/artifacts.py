@@ -412,14 +412,11 @@ def parse(line: str) -> Artifact:
         raise ValueError(f"suspect {line!r}: {exc}") from None
 
 
-def parse_lines(text: str) -> tuple[str, ...]:
+def parse_lines(text: str) -> tuple[Artifact, ...]:
     """The ini value's suspects, one per line (blank lines and ``#`` comments skipped),
-    each checked by :func:`parse`."""
-    lines = tuple(
-        stripped
+    each made by :func:`parse` (once, when pytest starts: a logo file is read once)."""
+    return tuple(
+        parse(stripped)
         for raw in str(text).splitlines()
         if (stripped := raw.strip()) and not stripped.startswith("#")
     )
-    for line in lines:
-        parse(line)
-    return lines

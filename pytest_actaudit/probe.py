@@ -474,19 +474,9 @@ def check_references_are_read(
     its probabilities on them); near chance it would compare noise (and a wrong input
     range flags clean models). The error ranks the known input ranges and
     preprocessings by how well they read the references."""
-    _check_references_are_read(
-        int(np.sum(np.argmax(read, axis=1) == labels)),
-        len(references),
-        int(read.shape[1]),
-        lambda: _ranked(rank_inputs, references, labels),
-    )
-
-
-def _check_references_are_read(
-    right: int, total: int, classes: int, candidates: Callable[[], str]
-) -> None:
-    chance = 1.0 / max(classes, 2)
-    accuracy = right / total
+    total = len(references)
+    chance = 1.0 / max(int(read.shape[1]), 2)
+    accuracy = int(np.sum(np.argmax(read, axis=1) == labels)) / total
     if accuracy < chance + MIN_REFERENCE_MARGIN * (1.0 - chance):
         from .errors import ActauditError
 
@@ -496,7 +486,8 @@ def _check_references_are_read(
             "anything: the references are most likely fed in the wrong input range or "
             "preprocessing (set actaudit_input_range or actaudit_preprocess to what the model "
             "was trained on), or they are not images of the classes their folders name, or "
-            f"the model reads none of its classes from the object{candidates()}"
+            "the model reads none of its classes from the object"
+            + _ranked(rank_inputs, references, labels)
         )
 
 

@@ -11,7 +11,10 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .artifacts import Artifact
 
 DEFAULT_SEEDS = 3
 DEFAULT_STEPS = 128
@@ -152,8 +155,8 @@ class Settings:
     max_batch: int = 0  # 0: auto
     lanes: int = 0  # 0: auto
     focus_exclude: str | None = None
-    # zero-code audits: named suspects for assert_ignores, one "KIND key=value ..." each
-    suspects: tuple[str, ...] = ()
+    # zero-code audits: named suspects for assert_ignores (ini: one "KIND key=value ..." each)
+    suspects: tuple[Artifact, ...] = ()
     shard: str | None = None  # "K/N": this job audits only its share of the classes
     cache_dir: str | None = None  # the result cache's folder (default .pytest_cache/actaudit)
     summary: str | None = None  # a Markdown summary file (and $GITHUB_STEP_SUMMARY)
@@ -211,7 +214,7 @@ PARSERS: dict[str, Any] = {
 }
 
 
-def _suspects(value: Any) -> tuple[str, ...]:
+def _suspects(value: Any) -> tuple[Artifact, ...]:
     from .artifacts import parse_lines
 
     try:  # every line now: a typo stops the run before any model is loaded

@@ -249,10 +249,10 @@ def test_suspects_written_as_text_parse_to_the_same_artifacts():
         "\n  square x=5 y=50 size=6 colour=255,140,0\n  # the scanner's tag\n"
         "  frame width=3 colour=128\n"
     )
-    assert artifacts.parse_lines(lines) == (
-        "square x=5 y=50 size=6 colour=255,140,0",
-        "frame width=3 colour=128",
-    )
+    assert [a.description for a in artifacts.parse_lines(lines)] == [
+        artifacts.square(5, 50, 6, (255, 140, 0)).description,
+        artifacts.frame(3, 128).description,
+    ]
 
 
 @pytest.mark.parametrize(

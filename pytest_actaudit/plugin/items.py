@@ -100,8 +100,6 @@ def zero_code_items(
 
 def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
     """The checks whose thresholds the ini sets; every one runs, failures combined."""
-    from ..artifacts import parse
-
     t = settings.thresholds
     pull = {"max_pull": t["max_pull"]} if "max_pull" in t else {}
     checks: list[Callable[[], Any]] = []
@@ -121,8 +119,8 @@ def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
         )
     if "max_flip_rate" in t:
         checks.append(lambda: audit.assert_no_shortcut(max_flip_rate=t["max_flip_rate"]))
-    for line in settings.suspects:
-        checks.append(functools.partial(audit.assert_ignores, parse(line), **pull))
+    for suspect in settings.suspects:
+        checks.append(functools.partial(audit.assert_ignores, suspect, **pull))
     if "min_baseline_similarity" in t:
         checks.append(
             lambda: audit.assert_matches_baseline(min_similarity=t["min_baseline_similarity"])

@@ -123,7 +123,7 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
                 for e in probe.evidence
             ],
         }
-    readings = getattr(audit, "artifact_readings", [])
+    readings = audit.artifact_readings
     if readings:
         record["suspects"] = [
             {
