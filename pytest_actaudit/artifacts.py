@@ -283,9 +283,10 @@ def measure(
     """Paste ``artifact`` into every trusted reference and read them: the other classes'
     (how many turn into class ``index``) and the class's own (how many it needs)."""
     labels = np.asarray(labels, np.int64)
-    own, others = references[labels == index], references[labels != index]
-    if len(own) == 0 or len(others) == 0:
-        missing = "this class" if len(own) == 0 else "any other class"
+    is_own = labels == index
+    n_own, n_others = int(is_own.sum()), int((~is_own).sum())
+    if n_own == 0 or n_others == 0:
+        missing = "this class" if n_own == 0 else "any other class"
         raise ValueError(
             f"assert_ignores needs reference images of class {index} and of other classes; "
             f"none of {missing} were given"
@@ -294,7 +295,6 @@ def measure(
     edited = artifact(references)
     read = np.asarray(predict(edited), np.float64)
     yardstick = edits.typical_margin(plain, labels)
-    is_own = labels == index
     as_class = np.argmax(read, axis=1) == index
     before = np.argmax(plain, axis=1) == index
     clearly = edits.margins(read[~is_own], index) >= edits.MARGIN_FACTOR * yardstick
@@ -304,15 +304,15 @@ def measure(
     order = np.argsort(~(as_class & ~before)[~is_own], kind="stable")
     return ArtifactReading(
         description=artifact.description,
-        pull=turned / len(others),
+        pull=turned / n_others,
         read=float(np.mean(as_class[~is_own])),
         before=float(np.mean(before[~is_own])),
         clearly=float(np.mean(clearly)),
         yardstick=yardstick,
         own_without=float(np.mean(before[is_own])),
         own_with=float(np.mean(as_class[is_own])),
-        others=len(others),
-        own=len(own),
+        others=n_others,
+        own=n_own,
         examples=list(edited[~is_own][order[:examples]]),
     )
 
