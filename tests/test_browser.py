@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,12 @@ def open_page(browser, index: Path):
     page.wait_for_load_state("load")
     # Images load lazily as they scroll into view: load them all before checking them.
     page.evaluate("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=30_000)
+    # Polled from here, not with wait_for_function: Playwright 1.65 evaluates a string
+    # predicate with eval() in the page, which the report's CSP (no 'unsafe-eval') blocks.
+    deadline = time.monotonic() + 30
+    while not page.evaluate("Array.from(document.images).every(i => i.complete)"):
+        assert time.monotonic() < deadline, "the report's images did not load in 30 s"
+        page.wait_for_timeout(50)
     return page, errors, requests
 
 
