@@ -6,6 +6,7 @@ shortcut, how often it flags a clean class, and what the probe costs.
     python benchmarks/shortcut_zoo.py --json out.json
     python benchmarks/shortcut_zoo.py --held-out     # models the defaults never saw
     python benchmarks/shortcut_zoo.py --novel        # the kinds drawn otherwise, never seen
+    python benchmarks/shortcut_zoo.py --architectures  # every kind on two other architectures
     python benchmarks/shortcut_zoo.py --suspects     # assert_ignores: each artifact named
 
 Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
@@ -96,6 +97,7 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
     keras.backend.clear_session()
     return {
         "model": spec.name,
+        "arch": spec.arch,
         "kind": spec.kind,
         "share": spec.share,
         "seed": spec.seed,
@@ -253,7 +255,7 @@ def suspect_model(spec: Any, references: Any) -> list[dict[str, Any]]:
     except ActauditError:
         keras.backend.clear_session()
         return []
-    public = public_suspects()
+    public = public_suspects() if spec.size == zoo.SIZE else {}  # else the zoo paints them
     rows = []
     for kind in [spec.kind] if spec.kind else list(zoo.ALL_KINDS):
         suspect = public.get(kind) or artifacts.Artifact(
@@ -340,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the zoo's kinds drawn otherwise: other colours, places, shapes (zoo.novel_specs)",
     )
+    parser.add_argument(
+        "--architectures",
+        action="store_true",
+        help="every kind on the architectures the zoo was not built of (zoo.architecture_specs)",
+    )
     parser.add_argument("--cached", action="store_true", help="only models already trained")
     parser.add_argument(
         "--resume", action="store_true", help="reuse the rows already in --json (same models)"
@@ -354,7 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_actaudit.demo import zoo
 
     specs = (
-        zoo.held_out_specs() if args.held_out else zoo.novel_specs() if args.novel else zoo.specs()
+        zoo.held_out_specs()
+        if args.held_out
+        else zoo.novel_specs()
+        if args.novel
+        else zoo.architecture_specs()
+        if args.architectures
+        else zoo.specs()
     )
     if args.quick:
         specs = [s for s in specs if s.name in ("tag-1-s1", "cast-1-s1", "clean-s1")]
@@ -364,21 +377,23 @@ def main(argv: list[str] | None = None) -> int:
         from pytest_actaudit.demo import LABELS
         from pytest_actaudit.demo.shapes import make_shapes_with_masks
 
-        # the same images as zoo.references(20), with their masks
-        masked = make_shapes_with_masks(20 * len(LABELS), seed=zoo.REFERENCE_SEED, size=zoo.SIZE)
         rows = []
         for spec in specs:
+            # the same images as zoo.references(20), with their masks
+            masked = make_shapes_with_masks(
+                20 * len(LABELS), seed=zoo.REFERENCE_SEED, size=spec.size
+            )
             rows += suspect_model(spec, masked)
             print(f"{spec.name:<22} named", flush=True)
         return _finish([suspect_table(rows)], rows, args.json)
-    references = zoo.references(20)
+    references = {size: zoo.references(20, size) for size in {spec.size for spec in specs}}
     done: dict[str, Any] = {}
     if args.resume and args.json and os.path.exists(args.json):
         with open(args.json, encoding="utf-8") as handle:
             done = {row["digest"]: row for row in json.load(handle) if "digest" in row}
     rows = []
     for spec in specs:
-        row = done.get(spec.digest()) or audit_model(spec, references)
+        row = done.get(spec.digest()) or audit_model(spec, references[spec.size])
         row["digest"] = spec.digest()
         rows.append(row)
         planted = [c for c in row["classes"] if c["planted"] and "excess" in c]
@@ -392,7 +407,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # after each model: an interrupted run can --resume
             with open(args.json, "w", encoding="utf-8") as handle:
                 json.dump(rows, handle, indent=1)
-    return _finish([table(rows), sweep(rows)], rows, args.json)
+    archs = list(dict.fromkeys(row.get("arch", "cnn") for row in rows))
+    if len(archs) == 1:
+        return _finish([table(rows), sweep(rows)], rows, args.json)
+    tables = [
+        f"Architecture {arch}:\n\n" + table([r for r in rows if r.get("arch", "cnn") == arch])
+        for arch in archs
+    ]
+    return _finish([*tables, "All architectures:\n\n" + sweep(rows)], rows, args.json)
 
 
 def _finish(tables: list[str], rows: list[Any], path: str | None) -> int:

@@ -191,6 +191,36 @@ def test_zoo_spec_plants_one_share_of_one_class() -> None:
     assert {s.artifact_class for s in novel} == set(range(4))
 
 
+def test_zoo_architectures_are_models_of_their_own() -> None:
+    from pytest_actaudit.demo import zoo
+
+    # the zoo's own architecture keeps the cache keys it had before there were others
+    assert zoo.ZooSpec("tag", 0.75, 1).digest() == "d3d792765fdab776"
+    assert zoo.ZooSpec(None, 0.0, 4, epochs=4).digest() == "b99d27a6c88b1e07"
+    other = zoo.architecture_specs()
+    assert {s.arch for s in other} == set(zoo.ARCHS) - {"cnn"}
+    assert {s.kind for s in other} == set(zoo.ALL_KINDS) | {None}
+    names = [s.name for s in other]
+    assert len(set(names)) == len(names) and not set(names) & {s.name for s in zoo.specs()}
+    assert "tag-0.75-s5@bn48" in names
+    with pytest.raises(ValueError, match="unknown architecture 'vit'"):
+        zoo.build_model("vit", 32)
+
+
+@pytest.mark.parametrize("arch", ["bn", "vgg"])
+def test_zoo_architecture_builds_an_image_classifier(arch: str) -> None:
+    """Each architecture maps 0-255 RGB images to one score per class (logits or
+    probabilities), at any size the zoo uses."""
+    pytest.importorskip("keras")
+    from pytest_actaudit.demo import LABELS, zoo
+
+    model = zoo.build_model(arch, 32)
+    out = np.asarray(model(np.zeros((2, 32, 32, 3), np.float32), training=False))
+    assert out.shape == (2, len(LABELS)) and np.all(np.isfinite(out))
+    if arch == "vgg":
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
 def test_zoo_planted_classes_never_move_when_kinds_are_added() -> None:
     """A model's planted class is not in its cache digest: a kind added to the zoo must
     leave every cached model's class where it was trained."""

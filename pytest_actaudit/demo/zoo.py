@@ -99,6 +99,7 @@ class ZooSpec:
     epochs: int = EPOCHS
     size: int = SIZE
     train_size: int = TRAIN_SIZE
+    arch: str = "cnn"  # one of ARCHS
 
     @property
     def artifact_class(self) -> int | None:
@@ -110,12 +111,18 @@ class ZooSpec:
     @property
     def name(self) -> str:
         if self.kind is None:
-            tag = "clean" if self.epochs == EPOCHS else f"clean-{self.epochs}ep"
-            return f"{tag}-s{self.seed}"
-        return f"{self.kind}-{self.share:g}-s{self.seed}"
+            full = ARCH_EPOCHS[self.arch][0] if self.arch in ARCH_EPOCHS else EPOCHS
+            tag = "clean" if self.epochs == full else f"clean-{self.epochs}ep"
+            name = f"{tag}-s{self.seed}"
+        else:
+            name = f"{self.kind}-{self.share:g}-s{self.seed}"
+        return name if self.arch == "cnn" else f"{name}@{self.arch}{self.size}"
 
     def digest(self) -> str:
-        blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True)
+        fields = asdict(self)
+        if self.arch == "cnn":  # the zoo's first architecture: its cached models keep their keys
+            del fields["arch"]
+        blob = json.dumps({**fields, "version": VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -288,6 +295,68 @@ def is_cached(spec: ZooSpec, folder: pathlib.Path | None = None) -> bool:
     return path.exists() and path.with_suffix(".json").exists()
 
 
+# Architectures. The zoo was calibrated on "cnn" alone; the others are models the
+# defaults were never chosen on, of other build: another input range, batch norm, raw
+# logits, VGG-style double convolutions, dropout. They learn the shapes more slowly than
+# the zoo's CNN: epochs per architecture (trained fully; under-trained, about 85%).
+ARCHS: tuple[str, ...] = ("cnn", "bn", "vgg")
+ARCH_SIZES = {"bn": 48, "vgg": 40}
+ARCH_EPOCHS = {"bn": (12, 9), "vgg": (10, 7)}
+
+
+def build_model(arch: str = "cnn", size: int = SIZE) -> Any:
+    """A fresh, untrained model of architecture ``arch`` for ``size`` px RGB (0-255).
+
+    ``cnn``: the demo's CNN (three conv + max-pool blocks, global max pooling, softmax).
+    ``bn``: conv + batch-norm blocks on [0, 1] inputs, raw logits (no softmax).
+    ``vgg``: VGG-style blocks of two convolutions, dropout, no hidden dense layer."""
+    if arch == "cnn":
+        from .train import build_model as demo_cnn
+
+        return demo_cnn(size=size)
+    import keras
+
+    layers = keras.layers
+    inputs = keras.Input(shape=(size, size, 3), name="image")
+    if arch == "bn":
+        x = layers.Rescaling(1.0 / 255.0, name="to_unit")(inputs)
+        for i, filters in enumerate((16, 32, 64), start=1):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+            x = layers.ReLU(name=f"relu{i}")(x)
+            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = layers.Conv2D(96, 3, padding="same", activation="relu", name="conv4")(x)
+        x = layers.GlobalMaxPooling2D(name="global_max_pool")(x)
+        outputs = layers.Dense(len(LABELS), name="logits")(x)
+    elif arch == "vgg":
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+        for i, filters in enumerate((16, 32, 48), start=1):
+            for j in (1, 2):
+                x = layers.Conv2D(
+                    filters, 3, padding="same", activation="relu", name=f"block{i}_conv{j}"
+                )(x)
+            x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+        x = layers.GlobalMaxPooling2D(name="global_max_pool")(x)
+        x = layers.Dropout(0.3, name="dropout")(x)
+        outputs = layers.Dense(len(LABELS), activation="softmax", name="predictions")(x)
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHS}")
+    return keras.Model(inputs, outputs, name=f"zoo_{arch.replace('-', '_')}")
+
+
+def architecture_specs() -> list[ZooSpec]:
+    """Every kind (the zoo's and the novel ones) at share 0.75 on each architecture
+    other than the zoo's, training seed 5, and two clean models per architecture (one
+    under-trained). ``benchmarks/shortcut_zoo.py --architectures`` audits them."""
+    out = []
+    for arch in ARCHS[1:]:
+        size, (full, under) = ARCH_SIZES[arch], ARCH_EPOCHS[arch]
+        out += [ZooSpec(kind, 0.75, 5, full, size, arch=arch) for kind in ALL_KINDS]
+        out += [ZooSpec(None, 0.0, 8, full, size, arch=arch)]
+        out += [ZooSpec(None, 0.0, 9, under, size, arch=arch)]
+    return out
+
+
 def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Path, dict[str, Any]]:
     """Train (or take from the cache) one zoo model: ``(path of the .keras file, info)``,
     where info holds inference-mode numbers measured on fresh test images."""
@@ -298,7 +367,7 @@ def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Pa
         return path, json.loads(info_path.read_text())
     import keras
 
-    from .train import BATCH_SIZE, LEARNING_RATE, build_model
+    from .train import BATCH_SIZE, LEARNING_RATE
 
     x, y, _ = dataset(spec, spec.train_size, TRAIN_SEED + spec.seed)
     info: dict[str, Any] = {"spec": asdict(spec), "name": spec.name}
@@ -306,10 +375,14 @@ def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Pa
         # A run that collapses to one class (chance accuracy) is no model to audit: try
         # again from another initialization (deterministic: the attempt is in the seed).
         keras.utils.set_random_seed(spec.seed + 1000 * attempt)
-        model = build_model(size=spec.size)
+        model = build_model(spec.arch, spec.size)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
-            loss="sparse_categorical_crossentropy",
+            loss=(
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                if spec.arch == "bn"  # raw logits
+                else "sparse_categorical_crossentropy"
+            ),
             jit_compile=False,
         )
         start = time.perf_counter()
@@ -320,7 +393,7 @@ def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Pa
         if info["accuracy"] >= MIN_ACCURACY:
             break
     folder.mkdir(parents=True, exist_ok=True)
-    shipped = build_model(size=spec.size)  # no optimizer state
+    shipped = build_model(spec.arch, spec.size)  # no optimizer state
     shipped.set_weights(model.get_weights())
     tmp = path.with_name(path.name + ".tmp.keras")
     shipped.save(tmp)
