@@ -25,6 +25,7 @@ less are listed apart: they did not learn a shortcut (the object was easier).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -247,8 +248,15 @@ def suspect_model(spec: Any, references: Any) -> list[dict[str, Any]]:
     path, info = zoo.train(spec)
     model = keras.models.load_model(path)
 
+    seen: dict[tuple[Any, ...], Any] = {}
+
     def predict(x: Any) -> Any:
-        return model.predict(x, batch_size=512, verbose=0)
+        # measure() pastes a suspect into the same references for every class: predict
+        # each edited set once
+        key = (x.shape, hashlib.sha256(x.tobytes()).digest())
+        if key not in seen:
+            seen[key] = model.predict(x, batch_size=512, verbose=0)
+        return seen[key]
 
     try:
         check_references_are_read(images, labels, predict(images))
