@@ -344,16 +344,18 @@ def build_model(arch: str = "cnn", size: int = SIZE) -> Any:
     return keras.Model(inputs, outputs, name=f"zoo_{arch.replace('-', '_')}")
 
 
-def architecture_specs() -> list[ZooSpec]:
+def architecture_specs(seeds: tuple[int, ...] = (5,)) -> list[ZooSpec]:
     """Every kind (the zoo's and the novel ones) at share 0.75 on each architecture
-    other than the zoo's, training seed 5, and two clean models per architecture (one
-    under-trained). ``benchmarks/shortcut_zoo.py --architectures`` audits them."""
+    other than the zoo's, per training seed, and two clean models per architecture and
+    seed (one under-trained; their seeds follow: 8 and 9 for seed 5).
+    ``benchmarks/shortcut_zoo.py --architectures`` audits them."""
     out = []
     for arch in ARCHS[1:]:
         size, (full, under) = ARCH_SIZES[arch], ARCH_EPOCHS[arch]
-        out += [ZooSpec(kind, 0.75, 5, full, size, arch=arch) for kind in ALL_KINDS]
-        out += [ZooSpec(None, 0.0, 8, full, size, arch=arch)]
-        out += [ZooSpec(None, 0.0, 9, under, size, arch=arch)]
+        for seed in seeds:
+            out += [ZooSpec(kind, 0.75, seed, full, size, arch=arch) for kind in ALL_KINDS]
+            out += [ZooSpec(None, 0.0, 2 * seed - 2, full, size, arch=arch)]
+            out += [ZooSpec(None, 0.0, 2 * seed - 1, under, size, arch=arch)]
     return out
 
 
