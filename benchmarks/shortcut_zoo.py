@@ -415,14 +415,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # after each model: an interrupted run can --resume
             with open(args.json, "w", encoding="utf-8") as handle:
                 json.dump(rows, handle, indent=1)
+    return _finish(tables(rows), rows, args.json)
+
+
+def tables(rows: list[dict[str, Any]]) -> list[str]:
+    """The recall table and the sweep; with models of several architectures, a recall
+    table per architecture (rows without one are the zoo's CNN) and one sweep of all."""
     archs = list(dict.fromkeys(row.get("arch", "cnn") for row in rows))
     if len(archs) == 1:
-        return _finish([table(rows), sweep(rows)], rows, args.json)
-    tables = [
+        return [table(rows), sweep(rows)]
+    per_arch = [
         f"Architecture {arch}:\n\n" + table([r for r in rows if r.get("arch", "cnn") == arch])
         for arch in archs
     ]
-    return _finish([*tables, "All architectures:\n\n" + sweep(rows)], rows, args.json)
+    return [*per_arch, "All architectures:\n\n" + sweep(rows)]
 
 
 def _finish(tables: list[str], rows: list[Any], path: str | None) -> int:

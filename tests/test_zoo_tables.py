@@ -155,3 +155,19 @@ def test_suspect_table_counts_learned_planted_classes_and_alarms_apart():
         "Weakest learned shortcut: tag-1-s1 (c), pull 0.90. Clean pairs above 0.25: "
         "clean-s1 c × fixed-patch 0.45 (above the default)." in lines
     )
+
+
+def test_models_of_other_architectures_get_a_table_each():
+    zoo = _zoo()
+    assert len(zoo.tables(ROWS)) == 2 and not zoo.tables(ROWS)[0].startswith("Architecture")
+    other = [dict(row, arch="bn", model=row["model"] + "@bn48") for row in ROWS]
+    printed = zoo.tables(ROWS + other)
+    assert [text.split(":")[0] for text in printed] == [
+        "Architecture cnn",
+        "Architecture bn",
+        "All architectures",
+    ]
+    # each architecture's table counts its own models only, the sweep all of them
+    assert printed[0].split("\n\n", 1)[1] == zoo.table(ROWS)
+    assert printed[1].split("\n\n", 1)[1] == zoo.table(other)
+    assert printed[2].split("\n\n", 1)[1] == zoo.sweep(ROWS + other)
