@@ -162,12 +162,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     optimize = sum(r["optimize_seconds"] / len(r["classes"]) for r in rows) / max(1, len(rows))
     probes = [c["probe_seconds"] for r in rows for c in r["classes"] if "probe_seconds" in c]
     probe = sum(probes) / max(1, len(probes))
-    out.append("")
-    out.append(
-        f"Cost per class: optimization {optimize:.2f} s (3 seeds, default steps, whole model "
-        f"in one batch, first call included), probe {probe:.2f} s: "
-        f"probe ÷ optimization {probe / optimize:.2f}."
-    )
+    if optimize > 0:  # no model audited (an empty --cached run): no cost to give
+        out.append("")
+        out.append(
+            f"Cost per class: optimization {optimize:.2f} s (3 seeds, default steps, whole "
+            f"model in one batch, first call included), probe {probe:.2f} s: "
+            f"probe ÷ optimization {probe / optimize:.2f}."
+        )
     return "\n".join(out)
 
 
@@ -239,6 +240,7 @@ def suspect_model(spec: Any, references: Any) -> list[dict[str, Any]]:
     masks), the masks for the artifacts that replace the background. A model whose
     references ``assert_ignores`` would refuse (read near chance) gives no rows."""
     import keras
+    import numpy as np
 
     from pytest_actaudit import ActauditError, artifacts
     from pytest_actaudit.demo import LABELS, zoo
@@ -249,13 +251,20 @@ def suspect_model(spec: Any, references: Any) -> list[dict[str, Any]]:
     model = keras.models.load_model(path)
 
     seen: dict[tuple[Any, ...], Any] = {}
+    logits = zoo.outputs_logits(model)
 
     def predict(x: Any) -> Any:
         # measure() pastes a suspect into the same references for every class: predict
-        # each edited set once
-        key = (x.shape, hashlib.sha256(x.tobytes()).digest())
+        # each edited set once. Probabilities, as the plugin gives them (a model with raw
+        # logits is squashed, as the engine does).
+        key = (x.shape, x.dtype.str, hashlib.sha256(x.tobytes()).digest())
         if key not in seen:
-            seen[key] = model.predict(x, batch_size=512, verbose=0)
+            out = np.asarray(model.predict(x, batch_size=512, verbose=0), np.float64)
+            if logits:
+                out = np.exp(out - out.max(axis=1, keepdims=True))
+                out /= out.sum(axis=1, keepdims=True)
+            out.setflags(write=False)
+            seen[key] = out
         return seen[key]
 
     try:
@@ -340,17 +349,18 @@ def suspect_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 models (CI smoke)")
     parser.add_argument("--json", help="write every class's numbers here")
-    parser.add_argument(
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--quick", action="store_true", help="3 zoo models (CI smoke)")
+    models.add_argument(
         "--held-out", action="store_true", help="the held-out models (zoo.held_out_specs)"
     )
-    parser.add_argument(
+    models.add_argument(
         "--novel",
         action="store_true",
         help="the zoo's kinds drawn otherwise: other colours, places, shapes (zoo.novel_specs)",
     )
-    parser.add_argument(
+    models.add_argument(
         "--architectures",
         action="store_true",
         help="every kind on the architectures the zoo was not built of (zoo.architecture_specs)",
@@ -422,7 +432,7 @@ def tables(rows: list[dict[str, Any]]) -> list[str]:
     """The recall table and the sweep; with models of several architectures, a recall
     table per architecture (rows without one are the zoo's CNN) and one sweep of all."""
     archs = list(dict.fromkeys(row.get("arch", "cnn") for row in rows))
-    if len(archs) == 1:
+    if len(archs) <= 1:
         return [table(rows), sweep(rows)]
     per_arch = [
         f"Architecture {arch}:\n\n" + table([r for r in rows if r.get("arch", "cnn") == arch])

@@ -198,25 +198,39 @@ def test_zoo_architectures_are_models_of_their_own() -> None:
     assert zoo.ZooSpec("tag", 0.75, 1).digest() == "d3d792765fdab776"
     assert zoo.ZooSpec(None, 0.0, 4, epochs=4).digest() == "b99d27a6c88b1e07"
     other = zoo.architecture_specs()
-    assert {s.arch for s in other} == set(zoo.ARCHS) - {"cnn"}
+    assert len(other) == 2 * 2 * (len(zoo.ALL_KINDS) + 2)  # two architectures, two seeds
+    assert {(s.arch, s.size, s.epochs) for s in other} == {
+        ("bn", 48, 12),
+        ("bn", 48, 9),
+        ("vgg", 40, 10),
+        ("vgg", 40, 7),
+    }
     assert {s.kind for s in other} == set(zoo.ALL_KINDS) | {None}
     names = [s.name for s in other]
-    assert len(set(names)) == len(names) and not set(names) & {s.name for s in zoo.specs()}
-    assert "tag-0.75-s5@bn48" in names
+    digests = {s.digest() for s in other} | {s.digest() for s in zoo.specs()}
+    assert len(set(names)) == len(names) and len(digests) == len(other) + len(zoo.specs())
+    assert {"tag-0.75-s5@bn48", "clean-s8@bn48", "clean-9ep-s9@bn48"} <= set(names)
+    # the same spec on another architecture is another model
+    assert zoo.ZooSpec("tag", 0.75, 1, arch="vgg").digest() != zoo.ZooSpec("tag", 0.75, 1).digest()
     with pytest.raises(ValueError, match="unknown architecture 'vit'"):
         zoo.build_model("vit", 32)
 
 
 @pytest.mark.parametrize("arch", ["bn", "vgg"])
 def test_zoo_architecture_builds_an_image_classifier(arch: str) -> None:
-    """Each architecture maps 0-255 RGB images to one score per class (logits or
-    probabilities), at any size the zoo uses."""
+    """Each architecture maps 0-255 RGB images of its size to one score per class, and
+    the plugin reads them as the zoo trains them: raw logits for bn, softmax for vgg."""
     pytest.importorskip("keras")
     from pytest_actaudit.demo import LABELS, zoo
+    from pytest_actaudit.engine.targets import score_models
 
-    model = zoo.build_model(arch, 32)
-    out = np.asarray(model(np.zeros((2, 32, 32, 3), np.float32), training=False))
+    size = zoo.ARCH_SIZES[arch]
+    model = zoo.build_model(arch, size)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, size, size, 3)).astype(np.float32)
+    out = np.asarray(model(pixels, training=False))
     assert out.shape == (2, len(LABELS)) and np.all(np.isfinite(out))
+    assert zoo.outputs_logits(model) == (arch == "bn")
+    assert score_models(model).output_kind == ("linear" if arch == "bn" else "softmax")
     if arch == "vgg":
         np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
 

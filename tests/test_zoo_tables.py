@@ -160,8 +160,12 @@ def test_suspect_table_counts_learned_planted_classes_and_alarms_apart():
 def test_models_of_other_architectures_get_a_table_each():
     zoo = _zoo()
     assert len(zoo.tables(ROWS)) == 2 and not zoo.tables(ROWS)[0].startswith("Architecture")
-    other = [dict(row, arch="bn", model=row["model"] + "@bn48") for row in ROWS]
-    printed = zoo.tables(ROWS + other)
+    assert not zoo.tables([])[0].startswith("Architecture")
+    # the other architecture's models learned nothing: a table of its own says so
+    other = [dict(row, arch="bn", model=row["model"] + "@bn48", pull=0.2) for row in ROWS]
+    assert zoo.table(other) != zoo.table(ROWS)
+    # rows without an architecture (an older --resume file) are the zoo's CNN
+    printed = zoo.tables(ROWS[:1] + other + [dict(row, arch="cnn") for row in ROWS[1:]])
     assert [text.split(":")[0] for text in printed] == [
         "Architecture cnn",
         "Architecture bn",

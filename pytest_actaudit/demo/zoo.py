@@ -311,7 +311,8 @@ ARCH_EPOCHS = {"bn": (12, 9), "vgg": (10, 7)}
 def build_model(arch: str = "cnn", size: int = SIZE) -> Any:
     """A fresh, untrained model of architecture ``arch`` for ``size`` px RGB (0-255).
 
-    ``cnn``: the demo's CNN (three conv + max-pool blocks, global max pooling, softmax).
+    ``cnn``: the demo's CNN (three conv + max-pool blocks, a fourth convolution, global
+    max pooling, a 64-unit hidden dense layer, softmax).
     ``bn``: conv + batch-norm blocks on [0, 1] inputs, raw logits (no softmax).
     ``vgg``: VGG-style blocks of two convolutions, dropout, no hidden dense layer."""
     if arch == "cnn":
@@ -346,6 +347,12 @@ def build_model(arch: str = "cnn", size: int = SIZE) -> Any:
     else:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHS}")
     return keras.Model(inputs, outputs, name=f"zoo_{arch.replace('-', '_')}")
+
+
+def outputs_logits(model: Any) -> bool:
+    """Whether the model's last layer gives raw logits (no softmax): ``bn``'s does."""
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") == "linear"
 
 
 def architecture_specs(seeds: tuple[int, ...] = (5, 6)) -> list[ZooSpec]:
@@ -386,7 +393,7 @@ def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Pa
             optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
             loss=(
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                if spec.arch == "bn"  # raw logits
+                if outputs_logits(model)
                 else "sparse_categorical_crossentropy"
             ),
             jit_compile=False,
