@@ -216,6 +216,16 @@ def test_zoo_architectures_are_models_of_their_own() -> None:
         zoo.build_model("vit", 32)
 
 
+def test_zoo_architecture_version_retrains_that_architecture_only(monkeypatch) -> None:
+    from pytest_actaudit.demo import zoo
+
+    bn, vgg, cnn = (zoo.ZooSpec("tag", 0.75, 5, arch=a) for a in ("bn", "vgg", "cnn"))
+    before = [spec.digest() for spec in (bn, vgg, cnn)]
+    monkeypatch.setitem(zoo.ARCH_VERSIONS, "bn", zoo.ARCH_VERSIONS["bn"] + 1)
+    after = [spec.digest() for spec in (bn, vgg, cnn)]
+    assert after[0] != before[0] and after[1:] == before[1:]
+
+
 @pytest.mark.parametrize("arch", ["bn", "vgg"])
 def test_zoo_architecture_builds_an_image_classifier(arch: str) -> None:
     """Each architecture maps 0-255 RGB images of its size to one score per class, and

@@ -123,9 +123,11 @@ class ZooSpec:
         return name if self.arch == "cnn" else f"{name}@{self.arch}{self.size}"
 
     def digest(self) -> str:
-        fields = asdict(self)
+        fields: dict[str, Any] = asdict(self)
         if self.arch == "cnn":  # the zoo's first architecture: its cached models keep their keys
             del fields["arch"]
+        else:  # a change to one architecture's build retrains its models only
+            fields["arch_version"] = ARCH_VERSIONS.get(self.arch, 0)
         blob = json.dumps({**fields, "version": VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -306,6 +308,7 @@ def is_cached(spec: ZooSpec, folder: pathlib.Path | None = None) -> bool:
 ARCHS: tuple[str, ...] = ("cnn", "bn", "vgg")
 ARCH_SIZES = {"bn": 48, "vgg": 40}
 ARCH_EPOCHS = {"bn": (12, 9), "vgg": (10, 7)}
+ARCH_VERSIONS = {"bn": 1, "vgg": 1}  # bump one when its build_model branch changes
 
 
 def build_model(arch: str = "cnn", size: int = SIZE) -> Any:
