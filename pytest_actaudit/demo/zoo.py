@@ -1,8 +1,8 @@
 """The shortcut zoo: small models trained on the demo shapes with a planted artifact on a
 share of one class's training images, of several kinds, plus clean models (one of them
 under-trained). It is what the shortcut check is calibrated and measured on
-(``benchmarks/shortcut_zoo.py``); numpy and cv2 here, TensorFlow only inside
-:func:`train`.
+(``benchmarks/shortcut_zoo.py``); numpy here (marks, casts and frames painted by
+:mod:`pytest_actaudit.artifacts`), TensorFlow only inside :func:`train`.
 
 Artifact kinds (sizes relative to the image side ``S``):
 
@@ -42,10 +42,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .. import artifacts
 from . import LABELS
 from .shapes import make_shapes_with_masks
 
@@ -171,27 +171,8 @@ def _text_mark(
     """White ``text`` blended in at ``origin`` (x, y as fractions of the side), its font
     ``scale`` at 64 px following the side."""
     size = images.shape[1]
-    layer = np.zeros((size, size), np.uint8)
-    at = (round(size * origin[0]), round(size * origin[1]))
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(layer, text, at, font, scale * size / 64, 255, 1, cv2.LINE_AA)
-    alpha = opacity * layer.astype(np.float32)[..., None] / 255.0
-    mixed = images.astype(np.float32) * (1 - alpha) + alpha * 255.0
-    out: Images = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
-    return out
-
-
-def _light(images: Images, gain: tuple[float, ...], offset: tuple[float, ...]) -> Images:
-    """A colour cast: each channel scaled by ``gain`` and lifted by ``offset``."""
-    lit = images.astype(np.float32) * np.array(gain) + np.array(offset)
-    out: Images = np.clip(np.round(lit), 0, 255).astype(np.uint8)
-    return out
-
-
-def _frame(images: Images, width: int, colour: int | tuple[int, ...]) -> None:
-    """Paint a ``width``-pixel frame of ``colour`` around every image, in place."""
-    for band in (np.s_[:, :width], np.s_[:, -width:], np.s_[:, :, :width], np.s_[:, :, -width:]):
-        images[band] = colour
+    x, y = round(size * origin[0]), round(size * origin[1])
+    return artifacts.text(text, x, y, scale=scale * size / 64, opacity=opacity)(images)
 
 
 def _checker(size: int) -> npt.NDArray[np.float32]:
@@ -243,9 +224,9 @@ def apply_artifact(
     elif kind == "strip":
         out[:, size - max(2, round(size * 3 / 64)) :, :] = (255, 0, 255)
     elif kind == "frame":
-        _frame(out, max(1, round(size * 3 / 64)), 128)
+        out = artifacts.frame(max(1, round(size * 3 / 64)), 128)(out)
     elif kind == "cast":  # warm light: blue damped, red and green lifted
-        out = _light(out, (1.0, 0.85, 0.6), (50.0, 15.0, 0.0))
+        out = artifacts.cast((1.0, 0.85, 0.6), (50.0, 15.0, 0.0))(out)
     elif kind == "logo":
         out = _text_mark(out, "(c)", (0.06, 0.16), 0.3, 0.75)
     elif kind == "square-patch":
@@ -255,9 +236,9 @@ def apply_artifact(
     elif kind == "side-strip":
         out[:, :, : max(2, round(size * 2 / 64))] = (255, 230, 0)
     elif kind == "blue-frame":
-        _frame(out, max(1, round(size * 2 / 64)), (30, 60, 255))
+        out = artifacts.frame(max(1, round(size * 2 / 64)), (30, 60, 255))(out)
     elif kind == "cool-cast":  # cold light: blue lifted, red damped
-        out = _light(out, (0.7, 0.9, 1.0), (0.0, 10.0, 45.0))
+        out = artifacts.cast((0.7, 0.9, 1.0), (0.0, 10.0, 45.0))(out)
     elif kind in ("background", "texture", "checker"):
         if masks is None:
             raise ValueError(f"the {kind!r} artifact needs the shapes' masks")
