@@ -116,6 +116,11 @@ def _ink(colour: Colour | int, channels: int) -> NDArray[np.float32]:
     return edits.colour_value((int(rgb[0]), int(rgb[1]), int(rgb[2])), channels)
 
 
+def _rgb(colour: Colour | int) -> tuple[int, ...]:
+    """A checked colour as whole RGB values (for an edit's parameters)."""
+    return tuple(int(v) for v in np.round(_ink(colour, 3)))
+
+
 def square(x: int, y: int, size: int, colour: Colour | int) -> Artifact:
     """A solid ``size`` px square of ``colour`` with its top-left corner at (x, y)."""
     x, y, size = _whole("x", x), _whole("y", y), _whole("size", size, 1)
@@ -147,7 +152,7 @@ def patch(pixels: Any, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
 
     def apply(images: Images) -> Images:
         _place(description, images, x, y, height, width)
-        ink = rgb if images.shape[-1] == 3 else rgb @ np.array([[0.299], [0.587], [0.114]])
+        ink = rgb if images.shape[-1] == 3 else rgb @ np.array(edits.LUMINANCE)[:, None]
         region = images[:, y : y + height, x : x + width]
         images[:, y : y + height, x : x + width] = _blend(region, alpha, ink)
         return images
@@ -209,16 +214,14 @@ def band(edge: str, width: int, colour: Colour | int) -> Artifact:
     """A solid band ``width`` px wide along the ``edge`` (top, bottom, left, right)."""
     if edge not in ("top", "bottom", "left", "right"):
         raise ValueError(f"band edge {edge!r}: expected 'top', 'bottom', 'left' or 'right'")
-    width = _whole("width", width, 1)
-    rgb = tuple(int(v) for v in np.round(_ink(colour, 3)))
+    width, rgb = _whole("width", width, 1), _rgb(colour)
     description = f"a {width} px {rgb} band along the {edge} edge"
     return _edit(edits.Edit("band", description, (edge, width, rgb)), _fits(description, width))
 
 
 def frame(width: int, colour: Colour | int) -> Artifact:
     """A solid frame ``width`` px wide around the image."""
-    width = _whole("width", width, 1)
-    rgb = tuple(int(v) for v in np.round(_ink(colour, 3)))
+    width, rgb = _whole("width", width, 1), _rgb(colour)
     description = f"a {width} px {rgb} frame"
     return _edit(edits.Edit("frame", description, ("frame", width, rgb)), _fits(description, width))
 

@@ -156,11 +156,14 @@ def bank(height: int, width: int) -> list[Edit]:
 
 
 # ------------------------------------------------------------------ applying edits
+LUMINANCE = (0.299, 0.587, 0.114)  # an RGB colour's grey value: their weights
+
+
 def colour_value(rgb: tuple[int, int, int], channels: int) -> NDArray[np.float32]:
     """An RGB colour as the image's channel values (a grey image: its luminance)."""
     if channels == 3:
         return np.array(rgb, np.float32)
-    grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    grey = LUMINANCE[0] * rgb[0] + LUMINANCE[1] * rgb[1] + LUMINANCE[2] * rgb[2]
     return np.full(channels, grey, np.float32)
 
 
