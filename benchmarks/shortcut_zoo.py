@@ -395,13 +395,14 @@ def main(argv: list[str] | None = None) -> int:
         from pytest_actaudit.demo import LABELS
         from pytest_actaudit.demo.shapes import make_shapes_with_masks
 
+        # the same images as zoo.references(20), with their masks, once per image size
+        masked = {
+            size: make_shapes_with_masks(20 * len(LABELS), seed=zoo.REFERENCE_SEED, size=size)
+            for size in {spec.size for spec in specs}
+        }
         rows = []
         for spec in specs:
-            # the same images as zoo.references(20), with their masks
-            masked = make_shapes_with_masks(
-                20 * len(LABELS), seed=zoo.REFERENCE_SEED, size=spec.size
-            )
-            rows += suspect_model(spec, masked)
+            rows += suspect_model(spec, masked[spec.size])
             print(f"{spec.name:<22} named", flush=True)
         return _finish([suspect_table(rows)], rows, args.json)
     references = {size: zoo.references(20, size) for size in {spec.size for spec in specs}}
