@@ -38,10 +38,17 @@ DEFAULT_MAX_PULL = 0.4
 
 @dataclass(frozen=True)
 class Artifact:
-    """A named edit of uint8 images N × H × W × C: ``apply`` returns edited copies."""
+    """A named edit of uint8 images N × H × W × C: ``apply`` returns edited copies.
+
+    ``control`` is the same edit without its content (a neutral text of the same size for
+    a text, a grey patch of the same shape for a patch): what the model's answer to the
+    artifact is measured against, so that covering part of an image, or brightening it,
+    is not taken for the artifact's own effect. None: measured against the plain images.
+    """
 
     description: str
     apply: Callable[[Images], Images]
+    control: Artifact | None = None
 
     def __call__(self, images: Images) -> Images:
         out = np.asarray(self.apply(np.array(images, dtype=np.uint8, copy=True)))
@@ -70,6 +77,11 @@ def as_artifact(artifact: Artifact | Callable[[Images], Images]) -> Artifact:
         )
     name = getattr(artifact, "__name__", type(artifact).__name__)
     return Artifact(f"{name}()" if name != "<lambda>" else "a function of the images", artifact)
+
+
+def _grey(colour: Colour | int) -> int:
+    """The grey of ``colour``'s luminance: the control of a solid colour."""
+    return int(round(float(_ink(colour, 1)[0])))
 
 
 def _whole(name: str, value: Any, low: int = 0) -> int:
@@ -122,22 +134,29 @@ def _rgb(colour: Colour | int) -> tuple[int, ...]:
 
 
 def square(x: int, y: int, size: int, colour: Colour | int) -> Artifact:
-    """A solid ``size`` px square of ``colour`` with its top-left corner at (x, y)."""
+    """A solid ``size`` px square of ``colour`` with its top-left corner at (x, y); its
+    control is the same square in the grey of the colour's luminance."""
     x, y, size = _whole("x", x), _whole("y", y), _whole("size", size, 1)
     _ink(colour, 3)
     description = f"a solid {size} px square of colour {colour} at x={x}, y={y}"
 
-    def apply(images: Images) -> Images:
-        _place(description, images, x, y, size, size)
-        images[:, y : y + size, x : x + size] = np.round(_ink(colour, images.shape[-1]))
-        return images
+    def painter(ink: Colour | int) -> Callable[[Images], Images]:
+        def apply(images: Images) -> Images:
+            _place(description, images, x, y, size, size)
+            images[:, y : y + size, x : x + size] = np.round(_ink(ink, images.shape[-1]))
+            return images
 
-    return Artifact(description, apply)
+        return apply
+
+    grey = _grey(colour)
+    control = Artifact(f"a grey ({grey}) square of the same size and place", painter(grey))
+    return Artifact(description, painter(colour), control)
 
 
 def patch(pixels: Any, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
     """An image (H × W × 3 RGB or H × W × 4 RGBA, uint8, e.g. a logo) pasted with its
-    top-left corner at (x, y); its alpha channel, times ``opacity``, blends it in."""
+    top-left corner at (x, y); its alpha channel, times ``opacity``, blends it in. Its
+    control is a patch of the same shape and alpha in the patch's mean grey."""
     art = np.asarray(pixels)
     if art.ndim != 3 or art.shape[-1] not in (3, 4) or art.dtype != np.uint8:
         raise ValueError(
@@ -149,15 +168,91 @@ def patch(pixels: Any, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
     description = f"a {width}×{height} px patch at x={x}, y={y}"
     alpha = (art[..., 3:] / 255.0 if art.shape[-1] == 4 else np.ones((height, width, 1))) * opacity
     rgb = art[..., :3].astype(np.float32)
+    weight = alpha[..., 0]
+    luminance = rgb @ np.array(edits.LUMINANCE, np.float32)
+    mean_grey = float(np.sum(luminance * weight) / max(float(weight.sum()), 1e-9))
+    flat = np.full_like(rgb, round(mean_grey))
 
-    def apply(images: Images) -> Images:
-        _place(description, images, x, y, height, width)
-        ink = rgb if images.shape[-1] == 3 else rgb @ np.array(edits.LUMINANCE)[:, None]
-        region = images[:, y : y + height, x : x + width]
-        images[:, y : y + height, x : x + width] = _blend(region, alpha, ink)
-        return images
+    def painter(pixels_rgb: NDArray[np.float32]) -> Callable[[Images], Images]:
+        def apply(images: Images) -> Images:
+            _place(description, images, x, y, height, width)
+            ink = (
+                pixels_rgb
+                if images.shape[-1] == 3
+                else pixels_rgb @ np.array(edits.LUMINANCE)[:, None]
+            )
+            region = images[:, y : y + height, x : x + width]
+            images[:, y : y + height, x : x + width] = _blend(region, alpha, ink)
+            return images
 
-    return Artifact(description, apply)
+        return apply
+
+    control = Artifact(
+        f"a grey ({round(mean_grey)}) patch of the same shape and place", painter(flat)
+    )
+    return Artifact(description, painter(rgb), control)
+
+
+# The control of a text: a neutral text of the same size, colour and place.
+NEUTRAL_TEXT = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor",
+    "sed ut perspiciatis unde omnis iste natus error sit voluptatem accusantium",
+)
+
+
+def _neutral(words: str, width_of: Callable[[str], int]) -> str:
+    """The longest start of a neutral Latin text no wider than ``words``."""
+    source = NEUTRAL_TEXT[1] if words.strip().lower().startswith("lorem") else NEUTRAL_TEXT[0]
+    limit, chosen = width_of(words), source[:1]
+    for end in range(1, len(source) + 1):
+        if source[end - 1] != " " and width_of(source[:end]) <= limit:
+            chosen = source[:end]
+    return chosen
+
+
+def _font(font: str | Path, size: int, index: int) -> Any:
+    """A TrueType/OpenType font (``index``: the face in a .ttc collection), with an error
+    naming the file and the fix."""
+    from PIL import ImageFont
+
+    path = Path(font)
+    if not path.is_file():
+        raise ValueError(
+            f"font file {str(font)!r} not found (looked for {path.resolve()}); pass the path "
+            "of a TrueType/OpenType file (.ttf, .otf, .ttc) that has the text's glyphs, e.g. "
+            "Debian's fonts-noto-cjk-extra for Chinese, Japanese and Korean"
+        )
+    try:
+        return ImageFont.truetype(str(path), size, index=index)
+    except OSError as exc:
+        raise ValueError(
+            f"font file {str(font)!r} (face {index}) cannot be read as a TrueType/OpenType "
+            f"font: {exc}; pass a .ttf, .otf or .ttc file"
+        ) from None
+
+
+def _font_mask(words: str, face: Any) -> NDArray[np.uint8]:
+    """The text's coverage (0-255) drawn at (0, 0) with PIL's default anchor (the left
+    end of the ascender line), as wide and tall as its ink reaches."""
+    from PIL import Image, ImageDraw
+
+    _, _, right, bottom = face.getbbox(words)
+    canvas = Image.new("L", (max(int(right), 1), max(int(bottom), 1)), 0)
+    ImageDraw.Draw(canvas).text((0, 0), words, fill=255, font=face)
+    return np.asarray(canvas, np.uint8)
+
+
+def _missing_glyphs(words: str, face: Any) -> list[str]:
+    """Characters the font has no glyph for: PIL draws them as the font's 'missing'
+    box, which is what a code point no font has (U+10FFFE) draws as."""
+    missing = _font_mask("\U0010fffe", face)
+    return [
+        ch
+        for ch in dict.fromkeys(words)
+        if not ch.isspace()
+        and (drawn := _font_mask(ch, face)).shape == missing.shape
+        and np.array_equal(drawn, missing)
+    ]
 
 
 def text(
@@ -169,33 +264,100 @@ def text(
     scale: float = 0.35,
     opacity: float = 0.7,
     thickness: int = 1,
+    font: str | Path | None = None,
+    size: int | None = None,
+    face: int = 0,
 ) -> Artifact:
-    """``words`` in OpenCV's plain font (anti-aliased), its baseline's left end at (x, y),
-    blended at ``opacity``: a watermark or a stamp."""
+    """``words`` blended at ``opacity``: a watermark or a stamp. Without ``font``, in
+    OpenCV's plain font (``scale``, ``thickness``; anti-aliased), its baseline's left end
+    at (x, y). With ``font`` (a TrueType/OpenType file; ``face``: the face in a .ttc
+    collection) any Unicode text at ``size`` px, drawn as PIL draws it: (x, y) is the left
+    end of the ascender line. Its control is a neutral Latin text (lorem ipsum) no wider,
+    in the same font, size, colour, opacity and place."""
     import cv2
 
-    x, y, thickness = _whole("x", x), _whole("y", y), _whole("thickness", thickness, 1)
+    x, y = _whole("x", x), _whole("y", y)
     opacity = _fraction("opacity", opacity)
     _ink(colour, 3)
     description = f"the text {words!r} at x={x}, y={y}"
-    (width, height), below = cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    if not words.strip():
+        raise ValueError(f"text {words!r}: give some characters to draw")
 
-    def apply(images: Images) -> Images:
-        _place(
-            description, images, x, y - height, height + below, width,
-            "x and y are where the text's baseline starts",
-        )  # fmt: skip
-        mask = np.zeros(images.shape[1:3], np.uint8)
-        font = cv2.FONT_HERSHEY_SIMPLEX
-        cv2.putText(mask, words, (x, y), font, scale, 255, thickness, cv2.LINE_AA)
-        alpha = opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
-        return _blend(images, alpha, _ink(colour, images.shape[-1]))
+    def blender(mask: NDArray[np.uint8], top: int, anchor: str) -> Callable[[Images], Images]:
+        height, width = mask.shape
 
-    return Artifact(description, apply)
+        def apply(images: Images) -> Images:
+            _place(description, images, x, top, height, width, anchor)
+            alpha = opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
+            region = images[:, top : top + height, x : x + width]
+            images[:, top : top + height, x : x + width] = _blend(
+                region, alpha, _ink(colour, images.shape[-1])
+            )
+            return images
+
+        return apply
+
+    if font is None:
+        if size is not None:
+            raise ValueError(
+                f"text {words!r}: size={size!r} needs font=PATH (OpenCV's plain font is "
+                "sized by scale=)"
+            )
+        thickness = _whole("thickness", thickness, 1)
+        plain = cv2.FONT_HERSHEY_SIMPLEX
+        if not words.isascii():
+            raise ValueError(
+                f"text {words!r}: OpenCV's plain font draws ASCII only; pass font=PATH "
+                "(a TrueType/OpenType file with the text's glyphs) and size=PX"
+            )
+
+        def hershey(chars: str) -> Callable[[Images], Images]:
+            (width, height), below = cv2.getTextSize(chars, plain, scale, thickness)
+
+            def apply(images: Images) -> Images:
+                _place(
+                    description, images, x, y - height, height + below, width,
+                    "x and y are where the text's baseline starts",
+                )  # fmt: skip
+                mask = np.zeros(images.shape[1:3], np.uint8)
+                cv2.putText(mask, chars, (x, y), plain, scale, 255, thickness, cv2.LINE_AA)
+                alpha = opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
+                return _blend(images, alpha, _ink(colour, images.shape[-1]))
+
+            return apply
+
+        neutral = _neutral(words, lambda t: cv2.getTextSize(t, plain, scale, thickness)[0][0])
+        control = Artifact(f"a neutral text {neutral!r} of the same size", hershey(neutral))
+        return Artifact(description, hershey(words), control)
+
+    size = _whole("size", size, 1) if size is not None else None
+    if size is None:
+        raise ValueError(f"text {words!r} with font={str(font)!r} needs size=PX (the font size)")
+    loaded = _font(font, size, _whole("face", face))
+    missing = _missing_glyphs(words, loaded)
+    if missing:
+        shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in missing[:5])
+        raise ValueError(
+            f"font file {str(font)!r} (face {face}) has no glyph for {shown}; pass a font "
+            "that covers the text's script"
+        )
+    anchor = "x and y are the left end of the text's ascender line"
+    neutral = _neutral(words, lambda t: int(loaded.getbbox(t)[2]))
+    control = Artifact(
+        f"a neutral text {neutral!r} of the same size",
+        blender(_font_mask(neutral, loaded), y, anchor),
+    )
+    return Artifact(
+        f"{description} in {Path(font).name} at {size} px",
+        blender(_font_mask(words, loaded), y, anchor),
+        control,
+    )
 
 
-def _edit(edit: edits.Edit, check: Callable[[Images], Images]) -> Artifact:
-    return Artifact(edit.description, lambda images: edit.apply(check(images)))
+def _edit(
+    edit: edits.Edit, check: Callable[[Images], Images], control: Artifact | None = None
+) -> Artifact:
+    return Artifact(edit.description, lambda images: edit.apply(check(images)), control)
 
 
 def _fits(description: str, width: int) -> Callable[[Images], Images]:
@@ -211,29 +373,31 @@ def _fits(description: str, width: int) -> Callable[[Images], Images]:
 
 
 def band(edge: str, width: int, colour: Colour | int) -> Artifact:
-    """A solid band ``width`` px wide along the ``edge`` (top, bottom, left, right)."""
+    """A solid band ``width`` px wide along the ``edge`` (top, bottom, left, right); its
+    control is the same band in the grey of the colour's luminance."""
     if edge not in ("top", "bottom", "left", "right"):
         raise ValueError(f"band edge {edge!r}: expected 'top', 'bottom', 'left' or 'right'")
     width, rgb = _whole("width", width, 1), _rgb(colour)
     description = f"a {width} px {rgb} band along the {edge} edge"
-    return _edit(edits.Edit("band", description, (edge, width, rgb)), _fits(description, width))
+    grey = (_grey(colour),) * 3
+    check = _fits(description, width)
+    plain = edits.Edit("band", f"a grey {grey[0]} band, same place", (edge, width, grey))
+    control = _edit(plain, check)
+    return _edit(edits.Edit("band", description, (edge, width, rgb)), check, control)
 
 
 def frame(width: int, colour: Colour | int) -> Artifact:
-    """A solid frame ``width`` px wide around the image."""
+    """A solid frame ``width`` px wide around the image; its control is the same frame
+    in the grey of the colour's luminance."""
     width, rgb = _whole("width", width, 1), _rgb(colour)
     description = f"a {width} px {rgb} frame"
-    return _edit(edits.Edit("frame", description, ("frame", width, rgb)), _fits(description, width))
+    grey = (_grey(colour),) * 3
+    check = _fits(description, width)
+    control = _edit(edits.Edit("frame", f"a grey {grey[0]} frame", ("frame", width, grey)), check)
+    return _edit(edits.Edit("frame", description, ("frame", width, rgb)), check, control)
 
 
-def cast(gain: tuple[float, float, float], offset: tuple[float, float, float]) -> Artifact:
-    """A colour cast: each channel (R, G, B) times ``gain`` plus ``offset`` (a grey
-    image: their means)."""
-    for name, values in (("gain", gain), ("offset", offset)):
-        if len(tuple(values)) != 3:
-            raise ValueError(f"cast {name}={values!r}: expected 3 values, for R, G and B")
-    gains, offsets = np.array(gain, np.float64), np.array(offset, np.float64)
-
+def _lit(gains: NDArray[np.float64], offsets: NDArray[np.float64]) -> Callable[[Images], Images]:
     def apply(images: Images) -> Images:
         if images.shape[-1] != 3:
             gains_, offsets_ = gains.mean(), offsets.mean()
@@ -243,10 +407,34 @@ def cast(gain: tuple[float, float, float], offset: tuple[float, float, float]) -
         out: Images = np.clip(np.round(lit), 0, 255).astype(np.uint8)
         return out
 
-    return Artifact(f"a colour cast (gain {tuple(gain)}, offset {tuple(offset)})", apply)
+    return apply
+
+
+def cast(gain: tuple[float, float, float], offset: tuple[float, float, float]) -> Artifact:
+    """A colour cast: each channel (R, G, B) times ``gain`` plus ``offset`` (a grey
+    image: their means). Its control changes the brightness alone: every channel by
+    the means of the gains and offsets."""
+    for name, values in (("gain", gain), ("offset", offset)):
+        if len(tuple(values)) != 3:
+            raise ValueError(f"cast {name}={values!r}: expected 3 values, for R, G and B")
+    gains, offsets = np.array(gain, np.float64), np.array(offset, np.float64)
+    level = (np.full(3, gains.mean()), np.full(3, offsets.mean()))
+    control = Artifact("the same change of brightness without the colour", _lit(*level))
+    return Artifact(
+        f"a colour cast (gain {tuple(gain)}, offset {tuple(offset)})", _lit(gains, offsets), control
+    )
 
 
 # ------------------------------------------------------------------ measuring one
+# The specific-rise evidence counts when the class is among this share of the model's
+# classes that the artifact raises most (against its control): by chance, an unrelated
+# class lands there this often, so a model needs at least 1 / share classes to use it.
+TOP_SHARE = 0.01
+# ... and when the class's log-probability rises by more than this many nats more with
+# the artifact than with its control (a factor e² ≈ 7.4 on its probability).
+DEFAULT_MAX_RISE = 2.0
+
+
 @dataclass
 class ArtifactReading:
     """What one named artifact does to the model's readings of trusted references."""
@@ -257,21 +445,71 @@ class ArtifactReading:
     before: float  # ... without it
     clearly: float  # ... with it, with a margin ≥ edits.MARGIN_FACTOR × the yardstick
     yardstick: float  # the model's median margin on its right readings of the references
-    own_without: float  # this class's references read right without it
+    own_without: float  # this class's references read right without it (nan: none)
     own_with: float  # ... with it
     others: int
     own: int
     examples: list[Images] = field(default_factory=list)
+    # mean rise of the class's log-probability on the other-class references: with the
+    # artifact, and with its control (both against the plain references)
+    rise: float = 0.0
+    control_rise: float = 0.0
+    control: str = "the plain images"
+    rank: int = 1  # of the classes, by rise minus control rise (1: it rises most)
+    classes: int = 1
+
+    @property
+    def specific_rise(self) -> float:
+        """How much more the class's log-probability rises with the artifact than with
+        its control (nats, mean over other-class references)."""
+        return self.rise - self.control_rise
+
+    @property
+    def top(self) -> int:
+        """The ranks that count as specific to the class: the top ``TOP_SHARE`` of the
+        classes (0 when the model has too few classes for a rank to mean anything)."""
+        return int(np.floor(TOP_SHARE * self.classes + 1e-9))
+
+    def specific(self, max_rise: float) -> bool:
+        """The artifact raises this class more than ``max_rise`` nats over its control,
+        and more than nearly every other class: a learned, specific association."""
+        return self.top >= 1 and self.rank <= self.top and self.specific_rise > max_rise
+
+    def describe_rise(self) -> str:
+        """The specific effect, in a sentence."""
+        where = "rises most" if self.rank == 1 else f"ranks {self.rank} by that difference"
+        sentence = (
+            f"it raises this class's log-probability by {self.rise:+.2f} nats on "
+            f"{self.others} other-class references, {self.control} by "
+            f"{self.control_rise:+.2f}; of {self.classes} classes, this class {where}"
+        )
+        if self.top < 1:
+            sentence += (
+                f" (with fewer than {round(1 / TOP_SHARE)} classes the rank is no evidence; "
+                "the pull decides)"
+            )
+        return sentence
 
     def describe(self, named: bool = True) -> str:
         """What it does, in a sentence (``named``: starting with what it is)."""
+        own = (
+            f"this class's own {self.own} references read right: {self.own_without:.0%} "
+            f"without it, {self.own_with:.0%} with it"
+            if self.own
+            else "no reference reads as this class, so what it does to the class's own "
+            "images is not measured"
+        )
         return (
             f"{self.description if named else 'it'} makes the model read {self.read:.0%} of "
             f"{self.others} other-class references as this class ({self.before:.0%} "
             f"without it; {self.clearly:.0%} with a margin ≥ {edits.MARGIN_FACTOR:g}× the "
-            f"model's median on real images); this class's own {self.own} references "
-            f"read right: {self.own_without:.0%} without it, {self.own_with:.0%} with it"
+            f"model's median on real images); {own}; {self.describe_rise()}"
         )
+
+
+def _log(probabilities: NDArray[np.float64]) -> NDArray[np.float64]:
+    # the floor keeps a probability that underflowed to 0 finite (as edits.margins does)
+    return np.asarray(np.log(np.maximum(probabilities, 1e-38)), np.float64)
 
 
 def measure(
@@ -283,40 +521,56 @@ def measure(
     *,
     examples: int = 4,
 ) -> ArtifactReading:
-    """Paste ``artifact`` into every trusted reference and read them: the other classes'
-    (how many turn into class ``index``) and the class's own (how many it needs)."""
+    """Paste ``artifact`` (and its control) into every trusted reference and read them:
+    the other classes' (how many turn into class ``index``, how much its log-probability
+    rises against the control, and how that rise ranks among all classes) and the
+    class's own, when any (how many it needs)."""
     labels = np.asarray(labels, np.int64)
     is_own = labels == index
     n_own, n_others = int(is_own.sum()), int((~is_own).sum())
-    if n_own == 0 or n_others == 0:
-        missing = "this class" if n_own == 0 else "any other class"
+    if n_others == 0:
         raise ValueError(
-            f"assert_ignores needs reference images of class {index} and of other classes; "
-            f"none of {missing} were given"
+            f"assert_ignores needs reference images of other classes than class {index}; "
+            f"all {n_own} references are of this class"
         )
     plain = np.asarray(predict(references), np.float64)
     edited = artifact(references)
     read = np.asarray(predict(edited), np.float64)
+    if artifact.control is not None:
+        controlled = np.asarray(predict(artifact.control(references)), np.float64)
+        control = artifact.control.description
+    else:
+        controlled, control = plain, "the plain images"
+    others = ~is_own
+    base = _log(plain[others])
+    rises = np.mean(_log(read[others]) - base, axis=0)
+    control_rises = np.mean(_log(controlled[others]) - base, axis=0)
+    specific = rises - control_rises
     yardstick = edits.typical_margin(plain, labels)
     as_class = np.argmax(read, axis=1) == index
     before = np.argmax(plain, axis=1) == index
-    clearly = edits.margins(read[~is_own], index) >= edits.MARGIN_FACTOR * yardstick
+    clearly = edits.margins(read[others], index) >= edits.MARGIN_FACTOR * yardstick
     # counts, not means, subtracted: 23/30 − 11/30 is 0.4 exactly, not 0.4000000000000001
-    turned = int(np.sum(as_class[~is_own])) - int(np.sum(before[~is_own]))
+    turned = int(np.sum(as_class[others])) - int(np.sum(before[others]))
     # the pictures: references it turned into the class first, then the others
-    order = np.argsort(~(as_class & ~before)[~is_own], kind="stable")
+    order = np.argsort(~(as_class & ~before)[others], kind="stable")
     return ArtifactReading(
         description=artifact.description,
         pull=turned / n_others,
-        read=float(np.mean(as_class[~is_own])),
-        before=float(np.mean(before[~is_own])),
+        read=float(np.mean(as_class[others])),
+        before=float(np.mean(before[others])),
         clearly=float(np.mean(clearly)),
         yardstick=yardstick,
-        own_without=float(np.mean(before[is_own])),
-        own_with=float(np.mean(as_class[is_own])),
+        own_without=float(np.mean(before[is_own])) if n_own else float("nan"),
+        own_with=float(np.mean(as_class[is_own])) if n_own else float("nan"),
         others=n_others,
         own=n_own,
-        examples=list(edited[~is_own][order[:examples]]),
+        examples=list(edited[others][order[:examples]]),
+        rise=float(rises[index]),
+        control_rise=float(control_rises[index]),
+        control=control,
+        rank=1 + int(np.sum(specific > specific[index])),
+        classes=int(plain.shape[1]),
     )
 
 
@@ -354,7 +608,7 @@ WRITTEN: dict[str, Callable[..., Artifact]] = {
     "cast": cast,
     "patch": patch_file,
 }
-_WHOLE = {"x", "y", "size", "width", "thickness"}
+_WHOLE = {"x", "y", "size", "width", "thickness", "face"}
 _TRIPLES = {"gain", "offset"}
 
 

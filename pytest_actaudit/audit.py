@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import metrics
-from .artifacts import DEFAULT_MAX_PULL
+from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,6 +66,7 @@ class ReferenceContext(NamedTuple):
     detectors: Callable[[Any], Any] | None = None
     rank_inputs: Callable[[Any, Any], Any] | None = None
     screen: Callable[[Any], Any] | None = None
+    read_by_model: bool = False  # the labels are the model's own readings (no class folders)
 
 
 @dataclass
@@ -326,13 +327,22 @@ class ClassAudit:
         return self
 
     @_timed("check_seconds")
-    def assert_ignores(self, artifact: Any, max_pull: float = DEFAULT_MAX_PULL) -> ClassAudit:
+    def assert_ignores(
+        self,
+        artifact: Any,
+        max_pull: float = DEFAULT_MAX_PULL,
+        max_rise: float = DEFAULT_MAX_RISE,
+    ) -> ClassAudit:
         """A named suspect (:mod:`pytest_actaudit.artifacts`: a square, a text mark, a
         pasted logo, a band, a frame, a cast, or any function of uint8 images N × H × W
         × C) pasted into the trusted references of other classes may turn at most
         ``max_pull`` of them into this class (the share read as this class with it,
-        minus without it). The message adds how clearly they are read and what the
-        artifact does to this class's own references."""
+        minus without it). On a model with many classes, where a real shortcut rarely
+        wins top-1, it also may not be specific to the class: raise the class's
+        log-probability more than ``max_rise`` nats over the same edit without its
+        content (the artifact's control) while the class ranks in the top 1% of all
+        classes by that rise. The message adds how clearly they are read and what the
+        artifact does to this class's own references, when any read as it."""
         __tracebackhide__ = True
         from .artifacts import as_artifact, measure
         from .probe import check_references_are_read
@@ -340,7 +350,8 @@ class ClassAudit:
         named = as_artifact(artifact)
         context = self._reference_context("assert_ignores")
         references, labels, predict = context.references, context.labels, context.predict
-        check_references_are_read(references, labels, predict(references), context.rank_inputs)
+        if not context.read_by_model:
+            check_references_are_read(references, labels, predict(references), context.rank_inputs)
         reading = measure(self.index, named, references, labels, predict)
         self.artifact_readings.append(reading)
         self._check(
@@ -352,6 +363,20 @@ class ClassAudit:
             note=reading.describe(named=False),
             per_seed=False,
         )
+        if reading.top >= 1:
+            specific = reading.specific(max_rise)
+            self._check(
+                "ignores",
+                f"rise of this class's log-probability with {reading.description} over "
+                f"{reading.control} (nats; counts in the top {reading.top} of "
+                f"{reading.classes} classes by it)",
+                [reading.specific_rise],
+                max_rise,
+                "<=",
+                note=reading.describe_rise(),
+                per_seed=False,
+                decided=(f"rank {reading.rank} of {reading.classes}", not specific),
+            )
         return self
 
     @_timed("check_seconds")
@@ -409,11 +434,14 @@ class ClassAudit:
         by_median: bool = False,
         verdict_by: tuple[str, float] | None = None,
         per_seed: bool = True,
+        decided: tuple[str, bool] | None = None,
     ) -> None:
         """Record a check; it fails when a seed misses the threshold, or with
         ``by_median`` when the median over seeds does (evidence most seeds show), or
         the value ``verdict_by`` names instead of the median (what decides, value).
-        Without ``per_seed``, ``values`` is one value that no seed's image decides."""
+        Without ``per_seed``, ``values`` is one value that no seed's image decides.
+        ``decided`` is a verdict the caller reached with more than the threshold (what
+        else decided, passed)."""
         __tracebackhide__ = True
         vals = [float(v) for v in values]
         compare: Callable[[float], bool] = (
@@ -428,7 +456,10 @@ class ClassAudit:
             if per_seed
             else f"value {vals[0]:.4g} (one value: the seeds' images do not enter it)"
         )
-        if verdict_by is not None:
+        if decided is not None:
+            what, passed = decided
+            verdict = f"{'passed' if passed else 'failed'} ({what})"
+        elif verdict_by is not None:
             what, value = verdict_by
             passed = compare(value)
             verdict = f"{'passed' if passed else 'failed'} ({what}: {value:.4g})"

@@ -404,7 +404,8 @@ def probe_context(
     engine = runner.engine
 
     def context() -> ReferenceContext:
-        images, labels = references()
+        given = references()
+        images, labels = given
         remember = runner.on_references.wrap
         predict = remember("predict", lambda x: engine.predict(x)[1], images)
         return ReferenceContext(
@@ -415,6 +416,7 @@ def probe_context(
             remember("detectors", engine.detectors, images),
             engine.rank_inputs,
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
+            bool(getattr(given, "read_by_model", False)),
         )
 
     return context

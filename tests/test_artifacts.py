@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -340,3 +341,149 @@ def test_a_logo_file_is_a_written_patch(tmp_path, monkeypatch):
     assert tuple(out[0, 3, 2]) == (100, 0, 0) and out[0, 0, 0].max() == 0  # 255 × 200/255 × 0.5
     with pytest.raises(ValueError, match=r"'nope\.png' is not a readable image"):
         artifacts.parse("patch file=nope.png x=1 y=1")
+
+
+# ------------------------------------------------------------------ any script, a control
+CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-ExtraLight.ttc")
+needs_cjk_font = pytest.mark.skipif(
+    not CJK_FONT.is_file() and not os.environ.get("CI"),
+    reason="Debian's fonts-noto-cjk-extra is not installed (.ci/run installs it)",
+)
+
+
+def imagenet_w(size: int = 224) -> artifacts.Artifact:
+    """The ImageNet-W watermark (Li et al., CVPR 2023) as published: 捷径捷径捷径 in
+    white at opacity 0.5, font size 36 at 224 px, at x = 0.01 W, y = 0.4 H."""
+    return artifacts.text(
+        "捷径捷径捷径", x=int(0.01 * size), y=int(0.4 * size), opacity=0.5,
+        font=CJK_FONT, size=36 if size == 224 else int(size / 6.22), face=2,
+    )  # fmt: skip
+
+
+@needs_cjk_font
+def test_text_in_any_script_from_a_font_file():
+    images = np.full((2, 224, 224, 3), 40, np.uint8)
+    mark = imagenet_w()
+    out = mark(images)
+    changed = np.argwhere((out != images).any(axis=(0, 3)))
+    (top, left), (bottom, right) = changed.min(axis=0), changed.max(axis=0)
+    # drawn where PIL draws it (x = 2, the ascender line at y = 89), about 216 px wide
+    assert 2 <= left <= 6 and 89 <= top <= 102 and 200 <= right - left <= 216 and bottom < 140
+    assert out.max() <= 40 + 0.5 * (255 - 40) + 1  # white at opacity 0.5
+    assert "NotoSerifCJK-ExtraLight.ttc at 36 px" in mark.description
+    # its control: a neutral Latin text no wider, in the same font, size and place
+    control = mark.control(images)
+    assert mark.control.description.startswith("a neutral text 'lorem ips")
+    ink = np.argwhere((control != images).any(axis=(0, 3)))
+    assert ink[:, 1].max() <= right and abs(int(ink[:, 0].min()) - int(top)) < 12
+
+
+@needs_cjk_font
+def test_a_font_that_lacks_the_glyphs_or_is_no_font_is_refused(tmp_path):
+    not_a_font = tmp_path / "notes.ttf"
+    not_a_font.write_text("hello")
+    with pytest.raises(ValueError, match=r"'.*notes.ttf' \(face 0\) cannot be read as a Tr"):
+        artifacts.text("wm", 0, 0, font=not_a_font, size=12)
+    with pytest.raises(ValueError, match=r"font file 'missing.otf' not found .*fonts-noto-cjk"):
+        artifacts.text("wm", 0, 0, font="missing.otf", size=12)
+    with pytest.raises(ValueError, match="needs size=PX"):
+        artifacts.text("wm", 0, 0, font=CJK_FONT)
+    with pytest.raises(ValueError, match="draws ASCII only; pass font=PATH"):
+        artifacts.text("捷径", 0, 20)
+    latin = next(Path("/usr/share/fonts/truetype/dejavu").glob("DejaVuSans.ttf"), None)
+    if latin is not None:
+        with pytest.raises(ValueError, match=r"no glyph for '捷' \(U\+6377\)"):
+            artifacts.text("捷径", 0, 0, font=latin, size=20)
+
+
+def test_every_public_artifact_has_a_control_that_differs_in_content_only():
+    images = np.full((2, 32, 32, 3), 90, np.uint8)
+    for artifact in (
+        artifacts.square(2, 2, 6, (255, 0, 255)),
+        artifacts.patch(np.full((4, 6, 3), (200, 30, 30), np.uint8), 1, 1),
+        artifacts.text("wm", x=2, y=20),
+        artifacts.band("left", 3, (0, 0, 255)),
+        artifacts.frame(2, (30, 60, 255)),
+        artifacts.cast((1.0, 0.85, 0.6), (50.0, 15.0, 0.0)),
+    ):
+        edited, control = artifact(images), artifact.control(images)
+        assert control.shape == images.shape and not np.array_equal(control, edited)
+        # the control touches the same part of the image (a cast: all of it)
+        touched = (edited != images).any(axis=(0, 3))
+        assert (control != images).any(axis=(0, 3))[~touched].sum() <= touched.sum() // 2
+        grey = control.astype(int)
+        if artifact.description.startswith(("a solid", "a 6×4", "a 3 px", "a 2 px")):
+            assert (grey[..., 0] == grey[..., 1]).all(), artifact.description  # grey ink
+
+
+def many_class_model(classes: int, pulled: int, lift: float):
+    """``classes`` classes read from the image's mean level; an orange 2 px square at the
+    top-left adds ``lift`` to class ``pulled``'s logit (it never wins top-1); any square
+    there, whatever its colour, adds 0.5 to class 0's (covering part of the image)."""
+
+    def predict(x):
+        x = x.astype(np.float64)
+        logits = np.zeros((len(x), classes))
+        logits[np.arange(len(x)), (x[:, 4:, 4:].mean(axis=(1, 2, 3)) * 7).astype(int) % classes] = 6
+        corner = x[:, :2, :2]
+        orange = np.abs(corner - (255, 140, 0)).max(axis=(1, 2, 3)) < 1
+        covered = (np.abs(corner - x[:, 4:6, 4:6]).max(axis=(1, 2, 3)) > 0) | orange
+        logits[orange, pulled] += lift
+        logits[covered, 0] += 0.5
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    return predict
+
+
+def level_references(n: int = 40):
+    images = np.repeat(np.linspace(10, 200, n).astype(np.uint8), 8 * 8 * 3).reshape(n, 8, 8, 3)
+    return images
+
+
+def test_the_specific_rise_is_measured_against_the_control_and_ranked():
+    images = level_references()
+    predict = many_class_model(200, pulled=17, lift=3.0)
+    labels = np.argmax(predict(images), axis=1)
+    suspect = artifacts.square(0, 0, 2, (255, 140, 0))
+    reading = artifacts.measure(17, suspect, images, labels, predict)
+    assert reading.pull == 0 and reading.classes == 200 and reading.top == 2
+    assert reading.rank == 1 and reading.specific_rise == pytest.approx(3.0, abs=0.2)
+    assert reading.control.startswith("a grey (") and reading.specific(2.0)
+    # covering part of the image raises class 0 for the suspect and its control alike
+    zero = artifacts.measure(0, suspect, images, labels, predict)
+    assert zero.rise > 0.4 and abs(zero.specific_rise) < 0.05 and zero.rank >= 2
+    assert not zero.specific(0.1)
+    # a function of the images has no control: it is measured against the plain images
+    plain = artifacts.measure(17, artifacts.as_artifact(suspect.apply), images, labels, predict)
+    assert plain.control == "the plain images" and plain.specific_rise == plain.rise > 2.5
+    # no reference of the class: measured on the others all the same
+    assert reading.own == 0 and np.isnan(reading.own_with)
+    assert "not measured" in reading.describe()
+
+
+def test_assert_ignores_fails_a_specific_rise_on_a_many_class_model_only():
+    images = level_references()
+    suspect = artifacts.square(0, 0, 2, (255, 140, 0))
+
+    def audit_of(predict, index):
+        labels = np.argmax(predict(images), axis=1)
+        audit = fake_audit("carton", index, predict)
+        audit.probe_context = lambda: (images, labels, predict, None, None, None, None, True)
+        return audit
+
+    audit = audit_of(many_class_model(200, pulled=17, lift=3.0), 17)
+    with pytest.raises(AuditFailure) as caught:
+        audit.assert_ignores(suspect)
+    message = str(caught.value)
+    assert "ignores rise of this class's log-probability with a solid 2 px square" in message
+    assert "failed (rank 1 of 200)" in message and "required <= 2" in message
+    assert "raises this class's log-probability by +3.00 nats on 40 other-class" in message
+    assert "of 200 classes, this class rises most" in message
+    assert [c.passed for c in audit.checks] == [True, False]
+    # a weaker lift, a laxer threshold, or a model with few classes: it passes
+    audit_of(many_class_model(200, pulled=17, lift=1.0), 17).assert_ignores(suspect)
+    audit_of(many_class_model(200, pulled=17, lift=3.0), 17).assert_ignores(suspect, max_rise=4)
+    few = audit_of(many_class_model(20, pulled=17, lift=3.0), 17)
+    few.assert_ignores(suspect)
+    assert len(few.checks) == 1 and "the rank is no evidence" in few.checks[0].message
