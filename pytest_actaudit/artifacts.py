@@ -475,13 +475,13 @@ class ArtifactReading:
         and more than nearly every other class: a learned, specific association."""
         return self.top >= 1 and self.rank <= self.top and self.specific_rise > max_rise
 
-    def describe_rise(self) -> str:
-        """The specific effect, in a sentence."""
+    def describe_rise(self, label: str = "this class") -> str:
+        """The specific effect, in a sentence (``label``: what to call the class)."""
         where = "rises most" if self.rank == 1 else f"ranks {self.rank} by that difference"
         sentence = (
-            f"it raises this class's log-probability by {self.rise:+.2f} nats on "
+            f"it raises {label}'s log-probability by {self.rise:+.2f} nats on "
             f"{self.others} other-class references, {self.control} by "
-            f"{self.control_rise:+.2f}; of {self.classes} classes, this class {where}"
+            f"{self.control_rise:+.2f}; of {self.classes} classes, {label} {where}"
         )
         if self.top < 1:
             sentence += (

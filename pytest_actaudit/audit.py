@@ -373,7 +373,7 @@ class ClassAudit:
                 [reading.specific_rise],
                 max_rise,
                 "<=",
-                note=reading.describe_rise(),
+                note=reading.describe_rise(repr(self.label)),
                 per_seed=False,
                 decided=(f"rank {reading.rank} of {reading.classes}", not specific),
             )
