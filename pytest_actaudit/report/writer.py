@@ -132,9 +132,15 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
                 "read": float(r.read),
                 "before": float(r.before),
                 "clearly": float(r.clearly),
-                "own_without": float(r.own_without),
-                "own_with": float(r.own_with),
+                "own_without": None if r.own == 0 else float(r.own_without),
+                "own_with": None if r.own == 0 else float(r.own_with),
+                "own": int(r.own),
                 "others": int(r.others),
+                "rise": float(r.rise),
+                "control_rise": float(r.control_rise),
+                "control": r.control,
+                "rank": int(r.rank),
+                "classes": int(r.classes),
                 "examples": [picture(f"suspect{k}-{j}", ex) for j, ex in enumerate(r.examples[:2])],
             }
             for k, r in enumerate(readings)
