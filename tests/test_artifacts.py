@@ -487,3 +487,11 @@ def test_assert_ignores_fails_a_specific_rise_on_a_many_class_model_only():
     few = audit_of(many_class_model(20, pulled=17, lift=3.0), 17)
     few.assert_ignores(suspect)
     assert len(few.checks) == 1 and "the rank is no evidence" in few.checks[0].message
+
+
+@needs_cjk_font
+def test_a_text_in_any_script_is_written_in_the_ini_too():
+    line = f"text words=捷径捷径捷径 x=2 y=89 opacity=0.5 font={CJK_FONT} size=36 face=2"
+    written = artifacts.parse(line)
+    images = np.full((1, 224, 224, 3), 30, np.uint8)
+    np.testing.assert_array_equal(written(images), imagenet_w()(images))
