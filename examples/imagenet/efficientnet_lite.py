@@ -390,7 +390,7 @@ def expected_shapes(variant: str) -> dict[str, tuple[int, ...]]:
 
 def check_state_dict(state_dict: dict[str, np.ndarray], variant: str) -> None:
     """Raise naming the first key that is missing, unexpected or of another shape."""
-    name = f"EfficientNet-Li{variant[1:]}"
+    name = f"EfficientNet-L{variant[1:]}"
     expected = expected_shapes(variant)
     for key, shape in expected.items():
         if key not in state_dict:
