@@ -263,9 +263,13 @@ def _fake_torch(monkeypatch) -> tuple[type, object]:
     return FloatStorage, _rebuild_tensor_v2
 
 
-def test_the_legacy_format_is_read_with_strides_and_shared_storage(tmp_path, monkeypatch):
+def _pickled_state(monkeypatch, flat: np.ndarray, legacy: bool) -> bytes:
+    """A state dict of three tensors sharing one storage (one transposed, one offset),
+    pickled with the opcodes torch.save writes."""
+    import collections
+    import io
+
     storage_type, rebuild = _fake_torch(monkeypatch)
-    flat = np.arange(12, dtype="<f4")
 
     class Storage:
         pass
@@ -277,43 +281,58 @@ def test_the_legacy_format_is_read_with_strides_and_shared_storage(tmp_path, mon
             self.args = (offset, size, stride)
 
         def __reduce__(self):
-            import collections
-
             return (rebuild, (storage, *self.args, False, collections.OrderedDict()))
 
     class Saver(pickle.Pickler):
         def persistent_id(self, obj):
-            if obj is storage:
+            if obj is not storage:
+                return None
+            if legacy:
                 return ("storage", storage_type, "140", "cpu", flat.size, None)
-            return None
+            return ("storage", storage_type, "0", "cpu", flat.size)
 
-    import collections
-    import io
-
-    buffer = io.BytesIO()
     state = collections.OrderedDict(
         [("a", Tensor(0, (3, 4), (4, 1))), ("a_t", Tensor(0, (4, 3), (1, 4))),
          ("tail", Tensor(10, (2,), (1,)))]
     )
-    header = [lite.TORCH_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}]
-    for part in header:
-        buffer.write(pickle.dumps(part, protocol=2))
+    buffer = io.BytesIO()
     Saver(buffer, protocol=2).dump(state)
-    buffer.write(pickle.dumps(["140"], protocol=2))
-    buffer.write(np.int64(flat.size).tobytes() + flat.tobytes())
-    path = tmp_path / "tiny.pth"
-    path.write_bytes(buffer.getvalue())
     monkeypatch.delitem(sys.modules, "torch")  # reading needs no torch
-    got = lite.read_state_dict(path)
+    monkeypatch.delitem(sys.modules, "torch._utils")
+    return buffer.getvalue()
+
+
+def _check_tiny(got: dict[str, np.ndarray], flat: np.ndarray) -> None:
     assert list(got) == ["a", "a_t", "tail"]
     assert np.array_equal(got["a"], flat.reshape(3, 4))
     assert np.array_equal(got["a_t"], flat.reshape(3, 4).T)
     assert np.array_equal(got["tail"], [10, 11])
 
+
+def test_the_legacy_format_is_read_with_strides_and_shared_storage(tmp_path, monkeypatch):
+    flat = np.arange(12, dtype="<f4")
+    header = [lite.TORCH_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}]
+    data = b"".join(pickle.dumps(part, protocol=2) for part in header)
+    data += _pickled_state(monkeypatch, flat, legacy=True)
+    data += pickle.dumps(["140"], protocol=2) + np.int64(flat.size).tobytes() + flat.tobytes()
+    path = tmp_path / "tiny.pth"
+    path.write_bytes(data)
+    _check_tiny(lite.read_state_dict(path), flat)
+
     truncated = tmp_path / "truncated.pth"
-    truncated.write_bytes(buffer.getvalue()[:-8])
+    truncated.write_bytes(data[:-8])
     with pytest.raises(lite.ImagenetModelError, match="truncated"):
         lite.read_state_dict(truncated)
+
+
+def test_the_zip_format_is_read_too(tmp_path, monkeypatch):
+    flat = np.arange(12, dtype="<f4")
+    path = tmp_path / "tiny_zip.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("tiny_zip/data.pkl", _pickled_state(monkeypatch, flat, legacy=False))
+        archive.writestr("tiny_zip/data/0", flat.tobytes())
+        archive.writestr("tiny_zip/version", "3\n")
+    _check_tiny(lite.read_state_dict(path), flat)
 
 
 def test_a_tensor_reaching_past_its_storage_is_refused(tmp_path, monkeypatch):
