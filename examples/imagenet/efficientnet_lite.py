@@ -618,7 +618,9 @@ def photos() -> dict[str, np.ndarray]:
             file = Path(data.data_dir) / f"{name}{suffix}"
             if file.is_file():  # read from the folder: skimage.data.* may try to download
                 with Image.open(file) as img:
-                    found[name] = _rgb8(np.asarray(img))
+                    # palette or other modes: as RGB; 8-bit grey and RGB: as stored
+                    found[name] = _rgb8(np.asarray(img if img.mode in ("L", "RGB")
+                                                   else img.convert("RGB")))
                 break
     try:
         from sklearn.datasets import load_sample_images
@@ -634,7 +636,7 @@ def photos() -> dict[str, np.ndarray]:
         pass
     else:
         with cbook.get_sample_data("grace_hopper.jpg") as f, Image.open(f) as img:
-            found["grace_hopper"] = _rgb8(np.asarray(img))
+            found["grace_hopper"] = _rgb8(np.asarray(img.convert("RGB")))
     return found
 
 
