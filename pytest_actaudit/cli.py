@@ -27,7 +27,8 @@ def write_demo(target: Path) -> list[Path]:
     written = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
-        skip = {"__pycache__", "actaudit-report", "keras_applications", "ci"}  # not the demo
+        # the other examples are not the demo
+        skip = {"__pycache__", "actaudit-report", "keras_applications", "imagenet", "ci"}
         if any(part.startswith(".") or part in skip for part in rel.parts):
             continue
         dest = target / rel
