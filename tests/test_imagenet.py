@@ -106,14 +106,33 @@ def test_the_model_is_made_once_and_tells_the_plugin_its_input(model, weights):
     assert model.layers[-1].get_config()["activation"] == "linear"
 
 
-def test_a_short_maximization_reaches_the_class(model):
-    import pytest_actaudit
+def test_the_example_runs_end_to_end_and_catches_the_watermark(weights, pytester):
+    """The CI tier of examples/imagenet: two of its classes at 1 seed × 16 steps. The
+    watermark fails on carton (an expected failure) by its specific rise, and passes on
+    goldfish at the same default; both classes reach p >= 0.9."""
+    import json
+    import shutil
 
-    (audit,) = pytest_actaudit.maximize(
-        model, ["goldfish"], seeds=1, steps=16, labels=str(lite.LABELS)
+    for name in ("conftest.py", "efficientnet_lite.py", "labels.txt", "pytest.ini",
+                 "test_imagenet.py"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    result = pytester.runpytest_subprocess(
+        "--actaudit", "--actaudit-seeds", "1", "--actaudit-steps", "16",
+        "-k", "goldfish or carton",
     )
-    assert audit.index == 1
-    assert min(audit.probabilities) >= 0.9
+    result.assert_outcomes(passed=3, xfailed=1)
+    report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    audits = {(a["label"], a["nodeid"].split("::")[-1]): a for a in report["audits"]}
+    checks = audits[("carton", "test_carton_ignores_the_imagenet_w_watermark")]["checks"]
+    pull, rise = checks
+    assert pull["passed"] and pull["values"] == [0.0]  # no photo turns top-1 into carton
+    assert not rise["passed"] and rise["values"][0] > 2 and "rank 1 of 1000" in rise["message"]
+    assert "a neutral text 'lorem ips" in rise["message"]
+    goldfish = audits[("goldfish", "test_ignores_the_imagenet_w_watermark[goldfish]")]
+    assert [c["passed"] for c in goldfish["checks"]] == [True, True]
+    for label in ("goldfish", "carton"):
+        (activation,) = audits[(label, f"test_typical_image_of[{label}]")]["checks"]
+        assert activation["passed"] and min(activation["values"]) >= 0.9
 
 
 # --------------------------------------------------------------- photos
