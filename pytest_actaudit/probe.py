@@ -52,6 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import edits
+from .errors import CheckNotRun
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
@@ -149,6 +150,9 @@ class ProbeResult:
     references_of_class: int
     references_of_others: int
     class_accuracy: float  # share of the class's own references the model gets right
+    # the references' classes are the model's readings: class_accuracy is 1 by
+    # construction (the window's and the needed edit's controls cannot be beaten)
+    read_by_model: bool = False
 
     @property
     def strongest(self) -> Evidence:
@@ -272,6 +276,7 @@ def probe(
     examples: int = 4,
     rank_inputs: RankInputs | None = None,
     screen: Callable[[], edits.Screen] | None = None,
+    read_by_model: bool = False,
 ) -> ProbeResult:
     """Run the probe for class ``index`` on its maximization ``images`` (seeds × H × W
     × C, with their ``attribution`` maps) against labelled trusted ``references``.
@@ -280,15 +285,13 @@ def probe(
     channels at their strongest place (maxima N × K, places N × K × 2). ``screen``
     gives the object-free edits screened on the references (:func:`edits.screen`, the
     same for every class of a model: the caller may remember it); made here if not
-    given."""
+    given. ``read_by_model``: the labels are the model's own readings (a flat folder of
+    photos): its accuracy on them is 100% by construction, so it is not checked.
+    Raises ``CheckNotRun`` when no reference is of the class, or none of another."""
     own = references[labels == index]
     others = references[labels != index]
     if len(own) == 0 or len(others) == 0:
-        missing = "this class" if len(own) == 0 else "any other class"
-        raise ValueError(
-            f"the shortcut probe needs reference images of class {index} and of other "
-            f"classes; none of {missing} were given"
-        )
+        raise CheckNotRun(_missing(index, len(own), len(references), read_by_model))
     height, width = images.shape[1:3]
     short = min(height, width)
     n_others = len(others)
@@ -389,7 +392,8 @@ def probe(
     # the call), so they are not part of this class's batch.
     read = predict(references)
     read_as = np.argmax(read, axis=1)
-    check_references_are_read(references, labels, read, rank_inputs)
+    if not read_by_model:  # model-read classes are read right by construction
+        check_references_are_read(references, labels, read, rank_inputs)
     class_accuracy = float(np.mean(read_as[labels == index] == index))
 
     # 5. object-free edits: the bank screened once per model; this class's best ones are
@@ -452,6 +456,38 @@ def probe(
         references_of_class=len(own),
         references_of_others=n_others,
         class_accuracy=class_accuracy,
+        read_by_model=read_by_model,
+    )
+
+
+def _missing(index: int, own: int, total: int, read_by_model: bool) -> str:
+    """Why the probe cannot run for class ``index``, and what to add."""
+    if read_by_model:
+        where = (
+            f"its {total} references are photos whose classes the model reads (no class folders)"
+        )
+        if own == 0:
+            return (
+                f"the shortcut probe cannot run for class {index}: it compares the class's "
+                f"own real images with other classes', and {where}: it reads none of them as "
+                "this class. Add photos of this class to the folder (the model must read "
+                "them as it), or use class subfolders; named suspects (assert_ignores) run "
+                "without them"
+            )
+        return (
+            f"the shortcut probe cannot run for class {index}: {where}, and it reads every "
+            "one as this class; add photos of other things"
+        )
+    if own == 0:
+        return (
+            f"the shortcut probe cannot run for class {index}: it compares the class's own "
+            f"real images with other classes', and none of the {total} references is of this "
+            "class; add real images of it (a subfolder named after the class in "
+            "--actaudit-references DIR, or in the actaudit_references fixture)"
+        )
+    return (
+        f"the shortcut probe cannot run for class {index}: all {total} references are of "
+        "this class; add real images of other classes"
     )
 
 
