@@ -398,10 +398,16 @@ def probe(
 
     # 5. object-free edits: the bank screened once per model; this class's best ones are
     # measured again on every other-class reference
-    screened = screen() if screen is not None else edits.screen(references, labels, predict, read)
-    kept = [screened.edits[e] for e in screened.best.get(index, [])]
+    # (not on grey pictures given to a colour model: see unfit_for_edits)
+    unfit = unfit_for_edits(references)
+    screened: edits.Screen | None = None
+    if not unfit:
+        screened = (
+            screen() if screen is not None else edits.screen(references, labels, predict, read)
+        )
+    kept = [] if screened is None else [screened.edits[e] for e in screened.best.get(index, [])]
     edit_tests = [batch.add(edit.apply(others, seed=k)) for k, edit in enumerate(kept)]
-    needed = [screened.edits[e] for e in screened.needed.get(index, [])]
+    needed = [] if screened is None else [screened.edits[e] for e in screened.needed.get(index, [])]
     needed_tests = [
         (batch.add(edit.apply(own, seed=k)), batch.add(edit.apply(others, seed=k)))
         for k, edit in enumerate(needed)
@@ -441,16 +447,25 @@ def probe(
         found.examples = [] if test is None else list(batch.images(test)[:examples])
         found.component = plan.components[shown]
         evidence.append(found)
-    edit = _edit_evidence(
-        kept, edit_tests, probabilities, index, screened, len(images), batch, examples
-    )
-    evidence.append(edit)
-    evidence.append(
-        _needed_evidence(
-            needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
-            examples, len(own),
+    if screened is None:
+        for kind in ("object-free edit", "edit the class needs"):
+            evidence.append(
+                Evidence(
+                    kind, f"not measured: {unfit}", np.zeros(len(images)), 0.0,
+                    control_what="none (not measured)",
+                )
+            )  # fmt: skip
+    else:
+        edit = _edit_evidence(
+            kept, edit_tests, probabilities, index, screened, len(images), batch, examples
         )
-    )  # fmt: skip
+        evidence.append(edit)
+        evidence.append(
+            _needed_evidence(
+                needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
+                examples, len(own),
+            )
+        )  # fmt: skip
     return ProbeResult(
         evidence=evidence,
         references_of_class=len(own),
@@ -488,6 +503,26 @@ def _missing(index: int, own: int, total: int, read_by_model: bool) -> str:
     return (
         f"the shortcut probe cannot run for class {index}: all {total} references are of "
         "this class; add real images of other classes"
+    )
+
+
+def unfit_for_edits(references: Images) -> str:
+    """Why the object-free edits cannot be measured on these references ("" if they
+    can): most are grey pictures (R = G = B) and the model takes colour. A colour
+    model reads a grayscale photo less surely than its real images, so the yardstick
+    of the edits' readings (its median margin on the references) shrinks, and a plain
+    edit on a grey picture tips a clean model's readings far beyond it (the demo's
+    clean model reads a black frame on grey shapes as a square more surely than it reads
+    the grey shapes themselves). Colour references measure them."""
+    if references.ndim != 4 or references.shape[-1] != 3 or len(references) == 0:
+        return ""
+    grey = int(np.sum(edits.grey_images(references)))
+    if 2 * grey < len(references):
+        return ""
+    return (
+        f"{grey} of the {len(references)} references are grayscale pictures and the model "
+        "takes colour: its margins on them are no yardstick for an edit's reading (give "
+        "colour references)"
     )
 
 

@@ -190,6 +190,7 @@ def _decode(path: Path, channels: int) -> tuple[Any, str, int]:
     if why:
         return None, why, 0
     buffer = np.frombuffer(data, np.uint8)
+    raw: Any = None
     try:
         raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
         flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
@@ -252,7 +253,8 @@ class _Reader:
         if self.grey_for_colour:
             out.append(
                 f"{self.grey_for_colour} grayscale, the model takes colour: their grey "
-                "copied to R, G and B"
+                "copied to R, G and B (where most references are grey, the shortcut probe "
+                "measures no object-free edit: give colour references)"
             )
         if self.colour_for_grey:
             out.append(

@@ -128,7 +128,7 @@ def test_conversions_are_counted_and_said(tmp_path):
     (converted,) = refs.warnings()
     assert "2 resized to the model's 12×16 from" in converted and "aspect ratio changed" in converted
     assert "1 grayscale, the model takes colour" in converted
-    assert np.all(refs.images[0, ..., 0] == refs.images[0, ..., 1])  # grey copied to R, G, B
+    assert np.all(refs.images[1, ..., 0] == refs.images[1, ..., 2])  # grey.png: R = G = B
 
 
 # ------------------------------------------------------------------ checks on them
@@ -189,10 +189,10 @@ def test_probe(actaudit, colour):
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(
         [
-            "*SKIPPED*check not run: class 'blue': the shortcut probe cannot run*",
             f"actaudit: references: 6 photos from {folder}, classes read by the model "
             "(no class folders)*",
             "actaudit: warning: 1 reference file(s) in *photos skipped: cut.jpg: truncated JPEG*",
+            "*SKIPPED*check not run: class 'blue': the shortcut probe cannot run*",
         ]
     )
     results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
@@ -201,3 +201,44 @@ def test_probe(actaudit, colour):
     assert "not chosen from the references" in meta["input_range_source"]
     html = (pytester.path / "actaudit-report" / "index.html").read_text()
     assert re.search(r"<dt>references</dt><dd>6 photos from", html)
+
+
+# ------------------------------------------------------------------ converted references
+def grey_shapes(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's shapes as grayscale photos given to its colour model (R = G = B)."""
+    from pytest_actaudit.demo import LABELS
+    from pytest_actaudit.demo.shapes import references
+
+    per_class = references(n_per_class, seed=seed)
+    images = np.concatenate([per_class[name] for name in LABELS])
+    grey = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images])
+    labels = np.repeat(np.arange(len(LABELS)), n_per_class)
+    return np.repeat(grey[..., None], 3, axis=-1), labels
+
+
+def test_the_clean_demo_model_stays_clean_on_grayscale_references():
+    # Measured before the fix: a black (first: blue) frame on these grey shapes made the
+    # clean model read 0.87 of the other classes' references as a square with 2.5× its
+    # margin on the grey references themselves (the default allows 0.5).
+    from pytest_actaudit.demo import model_path
+
+    (audit,) = pytest_actaudit.maximize(
+        model_path("clean"), "square", seeds=2, steps=48, references=grey_shapes(5, seed=5)
+    )
+    audit.assert_no_shortcut()
+    evidence = {e.kind: e for e in audit.shortcut_probe().evidence}
+    assert evidence["object-free edit"].describe().startswith(
+        "not measured: 20 of the 20 references are grayscale pictures"
+    )
+    assert "not measured" in evidence["edit the class needs"].describe()
+
+
+def test_edits_bring_no_colour_into_grey_pictures():
+    from pytest_actaudit import edits
+
+    grey, _ = grey_shapes(1, seed=5)
+    colour = np.stack([colour_image(0, size=(64, 64))])
+    for edit in edits.bank(64, 64):
+        assert edits.grey_images(edit.apply(grey)).all(), edit.description
+    cast = next(e for e in edits.bank(64, 64) if e.description == "a warm colour cast")
+    assert not edits.grey_images(cast.apply(colour)).any()
