@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
+from .errors import CheckNotRun
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +67,8 @@ class ReferenceContext(NamedTuple):
     detectors: Callable[[Any], Any] | None = None
     rank_inputs: Callable[[Any, Any], Any] | None = None
     screen: Callable[[Any], Any] | None = None
-    read_by_model: bool = False  # the labels are the model's own readings (no class folders)
+    # the labels are the model's own readings (a flat folder of photos, no class folders)
+    read_by_model: bool = False
 
 
 @dataclass
@@ -254,18 +256,24 @@ class ClassAudit:
             if self.attribution is None or context.attribute is None:
                 raise ValueError(f"class {self.label!r}: no attribution maps were computed")
             screen = context.screen
-            self.probe_result = probe(
-                self.index,
-                self.images,
-                self.attribution,
-                context.references,
-                context.labels,
-                context.predict,
-                context.attribute,
-                context.detectors,
-                rank_inputs=context.rank_inputs,
-                screen=None if screen is None else lambda: screen(context.references),
-            )
+            try:
+                self.probe_result = probe(
+                    self.index,
+                    self.images,
+                    self.attribution,
+                    context.references,
+                    context.labels,
+                    context.predict,
+                    context.attribute,
+                    context.detectors,
+                    rank_inputs=context.rank_inputs,
+                    screen=None if screen is None else lambda: screen(context.references),
+                    read_by_model=context.read_by_model,
+                )
+            except CheckNotRun as exc:  # say which class, by name
+                raise CheckNotRun(
+                    f"class {self.label!r}: {str(exc).replace(f' for class {self.index}', '')}"
+                ) from None
         return self.probe_result
 
     @_timed("check_seconds")
@@ -302,6 +310,12 @@ class ClassAudit:
             f"evidence (median excess): {others}; the model "
             f"reads {result.class_accuracy:.0%} of this class's {result.references_of_class} "
             "references correctly"
+            + (
+                " (by construction: the references' classes are the model's own readings, "
+                "so their accuracy is not checked)"
+                if result.read_by_model
+                else ""
+            )
         )
         decisive = top.deciding_seed
         verdict_by = None

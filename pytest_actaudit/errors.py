@@ -10,3 +10,9 @@ class ActauditError(Exception):
 
 class OptimizationError(ActauditError):
     """Scores or images became NaN/Inf during optimization."""
+
+
+class CheckNotRun(ActauditError):
+    """A check cannot run on the references given (none of the class's own, none of
+    another class): not a verdict on the model. The plugin reports the test as skipped
+    with this message; the message names what to add."""

@@ -52,6 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import edits
+from .errors import CheckNotRun
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
@@ -149,6 +150,9 @@ class ProbeResult:
     references_of_class: int
     references_of_others: int
     class_accuracy: float  # share of the class's own references the model gets right
+    # the references' classes are the model's readings: class_accuracy is 1 by
+    # construction (the window's and the needed edit's controls cannot be beaten)
+    read_by_model: bool = False
 
     @property
     def strongest(self) -> Evidence:
@@ -272,6 +276,7 @@ def probe(
     examples: int = 4,
     rank_inputs: RankInputs | None = None,
     screen: Callable[[], edits.Screen] | None = None,
+    read_by_model: bool = False,
 ) -> ProbeResult:
     """Run the probe for class ``index`` on its maximization ``images`` (seeds × H × W
     × C, with their ``attribution`` maps) against labelled trusted ``references``.
@@ -280,15 +285,13 @@ def probe(
     channels at their strongest place (maxima N × K, places N × K × 2). ``screen``
     gives the object-free edits screened on the references (:func:`edits.screen`, the
     same for every class of a model: the caller may remember it); made here if not
-    given."""
+    given. ``read_by_model``: the labels are the model's own readings (a flat folder of
+    photos): its accuracy on them is 100% by construction, so it is not checked.
+    Raises ``CheckNotRun`` when no reference is of the class, or none of another."""
     own = references[labels == index]
     others = references[labels != index]
     if len(own) == 0 or len(others) == 0:
-        missing = "this class" if len(own) == 0 else "any other class"
-        raise ValueError(
-            f"the shortcut probe needs reference images of class {index} and of other "
-            f"classes; none of {missing} were given"
-        )
+        raise CheckNotRun(_missing(index, len(own), len(references), read_by_model))
     height, width = images.shape[1:3]
     short = min(height, width)
     n_others = len(others)
@@ -389,15 +392,22 @@ def probe(
     # the call), so they are not part of this class's batch.
     read = predict(references)
     read_as = np.argmax(read, axis=1)
-    check_references_are_read(references, labels, read, rank_inputs)
+    if not read_by_model:  # model-read classes are read right by construction
+        check_references_are_read(references, labels, read, rank_inputs)
     class_accuracy = float(np.mean(read_as[labels == index] == index))
 
     # 5. object-free edits: the bank screened once per model; this class's best ones are
     # measured again on every other-class reference
-    screened = screen() if screen is not None else edits.screen(references, labels, predict, read)
-    kept = [screened.edits[e] for e in screened.best.get(index, [])]
+    # (not on grey pictures given to a colour model: see unfit_for_edits)
+    unfit = unfit_for_edits(references)
+    screened: edits.Screen | None = None
+    if not unfit:
+        screened = (
+            screen() if screen is not None else edits.screen(references, labels, predict, read)
+        )
+    kept = [] if screened is None else [screened.edits[e] for e in screened.best.get(index, [])]
     edit_tests = [batch.add(edit.apply(others, seed=k)) for k, edit in enumerate(kept)]
-    needed = [screened.edits[e] for e in screened.needed.get(index, [])]
+    needed = [] if screened is None else [screened.edits[e] for e in screened.needed.get(index, [])]
     needed_tests = [
         (batch.add(edit.apply(own, seed=k)), batch.add(edit.apply(others, seed=k)))
         for k, edit in enumerate(needed)
@@ -437,21 +447,82 @@ def probe(
         found.examples = [] if test is None else list(batch.images(test)[:examples])
         found.component = plan.components[shown]
         evidence.append(found)
-    edit = _edit_evidence(
-        kept, edit_tests, probabilities, index, screened, len(images), batch, examples
-    )
-    evidence.append(edit)
-    evidence.append(
-        _needed_evidence(
-            needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
-            examples, len(own),
+    if screened is None:
+        for kind in ("object-free edit", "edit the class needs"):
+            evidence.append(
+                Evidence(
+                    kind, f"not measured: {unfit}", np.zeros(len(images)), 0.0,
+                    control_what="none (not measured)",
+                )
+            )  # fmt: skip
+    else:
+        edit = _edit_evidence(
+            kept, edit_tests, probabilities, index, screened, len(images), batch, examples
         )
-    )  # fmt: skip
+        evidence.append(edit)
+        evidence.append(
+            _needed_evidence(
+                needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
+                examples, len(own),
+            )
+        )  # fmt: skip
     return ProbeResult(
         evidence=evidence,
         references_of_class=len(own),
         references_of_others=n_others,
         class_accuracy=class_accuracy,
+        read_by_model=read_by_model,
+    )
+
+
+def _missing(index: int, own: int, total: int, read_by_model: bool) -> str:
+    """Why the probe cannot run for class ``index``, and what to add."""
+    if read_by_model:
+        where = (
+            f"its {total} references are photos whose classes the model reads (no class folders)"
+        )
+        if own == 0:
+            return (
+                f"the shortcut probe cannot run for class {index}: it compares the class's "
+                f"own real images with other classes', and {where}: it reads none of them as "
+                "this class. Add photos of this class to the folder (the model must read "
+                "them as it), or use class subfolders; named suspects (assert_ignores) run "
+                "without them"
+            )
+        return (
+            f"the shortcut probe cannot run for class {index}: {where}, and it reads every "
+            "one as this class; add photos of other things"
+        )
+    if own == 0:
+        return (
+            f"the shortcut probe cannot run for class {index}: it compares the class's own "
+            f"real images with other classes', and none of the {total} references is of this "
+            "class; add real images of it (a subfolder named after the class in "
+            "--actaudit-references DIR, or in the actaudit_references fixture)"
+        )
+    return (
+        f"the shortcut probe cannot run for class {index}: all {total} references are of "
+        "this class; add real images of other classes"
+    )
+
+
+def unfit_for_edits(references: Images) -> str:
+    """Why the object-free edits cannot be measured on these references ("" if they
+    can): most are grey pictures (R = G = B) and the model takes colour. A colour
+    model reads a grayscale photo less surely than its real images, so the yardstick
+    of the edits' readings (its median margin on the references) shrinks, and a plain
+    edit on a grey picture tips a clean model's readings far beyond it (the demo's
+    clean model reads a black frame on grey shapes as a square more surely than it reads
+    the grey shapes themselves). Colour references measure them."""
+    if references.ndim != 4 or references.shape[-1] != 3 or len(references) == 0:
+        return ""
+    grey = int(np.sum(edits.grey_images(references)))
+    if 2 * grey < len(references):
+        return ""
+    return (
+        f"{grey} of the {len(references)} references are grayscale pictures and the model "
+        "takes colour: its margins on them are no yardstick for an edit's reading (give "
+        "colour references)"
     )
 
 

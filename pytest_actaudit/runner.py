@@ -114,6 +114,11 @@ class AuditRunner:
             }
             self.cache = ResultCache(cache_dir, context)
 
+    def classify(self, images: Any) -> Any:
+        """The class the model reads in each uint8 image (through the same input range
+        and preprocessing as every check): the labels of references without classes."""
+        return np.argmax(self.engine.predict(np.asarray(images, np.uint8))[1], axis=1)
+
     def resolve(self, target: str | int) -> int:
         return model_mod.resolve_target(target, self.labels)
 
@@ -296,7 +301,9 @@ def maximize(
     ``model`` is a Keras model or a path to one; ``targets`` class names or indices
     (or ``"all"``); with ``layer="name"``, unit/filter indices of that layer instead.
     ``references=(images, class indices)``: trusted real images (uint8 N × H × W × C)
-    for ``assert_no_shortcut``.
+    for ``assert_no_shortcut`` and ``assert_ignores``; or the images alone (one array,
+    photos of anything), whose classes the model then reads itself
+    (``references.References`` with ``read_by_model``).
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
     ``device``, ``max_batch``, ``lanes``, ``parametrization``, ``direction=-1`` to lower a
     regression output, …), ``input_range``, ``preprocess`` (``"caffe"``, ``"tf"``,
@@ -338,7 +345,7 @@ def maximize(
 
     runner = make(input_range, preprocess)
     if references is not None:
-        references = tuple(np.asarray(r) for r in references)
+        references = as_references(references, runner)
         if not (input_range or preprocess):  # read them the way that reads them best
             runner = choose_input(runner, references, make)
     if layer is not None:
@@ -357,10 +364,30 @@ def maximize(
         steps=positive_int(steps or DEFAULT_STEPS, "steps"),
     )
     if references is not None:  # the shortcut probe's trusted images
-        images, indices = references
+        given = references
         for audit in audits:
-            audit.probe_context = probe_context(runner, lambda: (images, indices))
+            audit.probe_context = probe_context(runner, lambda: given)
     return audits
+
+
+def as_references(references: Any, runner: AuditRunner) -> Any:
+    """``references`` as ``References``: ``(images, class indices)`` as given, or one
+    array of images, whose classes ``runner``'s model reads."""
+    from .references import References, read_by_model
+
+    if isinstance(references, References):
+        return references
+    if isinstance(references, np.ndarray) and references.ndim == 4:
+        return read_by_model(references, runner.classify)
+    try:
+        images, labels = references
+    except (TypeError, ValueError):
+        raise ValueError(
+            "references must be (images, class indices) — uint8 N × H × W × C and int N — "
+            "or one uint8 N × H × W × C array of photos whose classes the model reads; got "
+            f"{type(references).__name__}"
+        ) from None
+    return References(np.asarray(images), np.asarray(labels))
 
 
 AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the references
@@ -374,7 +401,16 @@ def choose_input(
     """With no input range or preprocessing set, the one that reads the trusted
     references best: ``runner`` (the model's own default) unless a known range or
     preprocessing reads at least ``AUTO_INPUT_MARGIN`` more of them; then a runner built
-    with it by ``make(input_range, preprocess, weights)``. The report header says which and why."""
+    with it by ``make(input_range, preprocess, weights)``. The report header says which and why.
+    References whose classes the model read itself cannot judge: ``runner`` is kept."""
+    if getattr(references, "read_by_model", False):
+        runner.meta["input_range_source"] = (
+            f"{runner.spec.range_source}; not chosen from the references: their classes are "
+            "the model's own readings (no class folders), so every setting reads them all "
+            "right — set actaudit_input_range or actaudit_preprocess if the model wants "
+            "another"
+        )
+        return runner
     images, labels = references
     predicted = np.argmax(runner.engine.predict(images)[1], axis=1)
     current = float(np.mean(predicted == labels))

@@ -111,11 +111,13 @@ def actaudit(request: pytest.FixtureRequest, actaudit_model: Any) -> ActauditFix
 
 
 @pytest.fixture(scope="session")
-def actaudit_references(request: pytest.FixtureRequest, actaudit_model: Any) -> tuple[Any, Any]:
-    """Real sample images for the shortcut probe: ``(images, labels)``, uint8
-    N × H × W × C and int N, read from --actaudit-references / ini
-    actaudit_references (one subfolder per class name). Override it in conftest.py to
-    supply images any other way. Use images you trust to be free of the artifact."""
+def actaudit_references(request: pytest.FixtureRequest, actaudit_model: Any) -> Any:
+    """Real sample images for the shortcut probe and named suspects: ``(images,
+    labels)``, uint8 N × H × W × C and int N, read from --actaudit-references / ini
+    actaudit_references — one subfolder per class name, or a flat folder of photos whose
+    classes the model reads (then ``.read_by_model`` is True; a ``References``, with
+    ``.folder``, ``.skipped`` and ``.conversions``). Override it in conftest.py to supply
+    images any other way. Use images you trust to be free of the artifact."""
     try:
         return _session(request).references(actaudit_model)
     except ActauditError as exc:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..audit import AuditFailure, ClassAudit
-from ..errors import ActauditError
+from ..errors import ActauditError, CheckNotRun
 from ..settings import Settings
 from .options import SESSION_KEY
 
@@ -126,10 +126,15 @@ def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
             lambda: audit.assert_matches_baseline(min_similarity=t["min_baseline_similarity"])
         )
     failures = []
+    not_run: list[CheckNotRun] = []
     for check in checks:
         try:
             check()
         except AuditFailure as exc:
             failures.append(str(exc))
+        except CheckNotRun as exc:  # the other checks still run
+            not_run.append(exc)
     if failures:
-        raise AuditFailure("\n".join(failures))
+        raise AuditFailure("\n".join(failures + [f"not run: {e}" for e in not_run]))
+    if not_run:
+        raise CheckNotRun("; ".join(map(str, not_run)))

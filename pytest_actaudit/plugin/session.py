@@ -13,7 +13,7 @@ import pytest
 
 from .. import settings as settings_mod
 from ..audit import ClassAudit
-from ..errors import ActauditError
+from ..errors import ActauditError, CheckNotRun
 from ..model import load_model, source_path
 from ..settings import Settings
 from ..shard import shard_from
@@ -51,6 +51,8 @@ class ActauditSession:
         self._model: Any = None
         self._pieces = xdist.Pieces(self.report_dir, self.run_id, self.worker)
         self._references: dict[Any, Any] = {}
+        self.reference_notes: list[str] = []  # what was read, for the terminal
+        self.reference_warnings: list[str] = []  # files skipped, references converted
         self.started_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
         # the time split's parts this process measures itself (records.time_split)
@@ -144,42 +146,60 @@ class ActauditSession:
             ):
                 # No input setting but trusted references: read them the way that reads
                 # them best (a model trained on caffe or [-1, 1] input says nothing itself).
-                from ..references import read_references
                 from ..runner import choose_input
 
                 try:
-                    refs = read_references(
-                        self.settings.references, runner.labels, runner.spec.shape
-                    )
+                    refs = self._read_references(runner)
                 except ActauditError:
                     pass  # said where references are used (the probe), not here
                 else:
-                    runner = choose_input(runner, refs, make)
+                    runner = choose_input(runner, refs, make)  # keeps it: read by the model
                     self._references[("references", id(model))] = refs
+                    self._note_references(runner, refs)
             if self.worker:
                 runner.meta["worker"] = self.worker
             self.runners[key] = (runner, model)  # keep the model alive: id() stays unique
         return self.runners[key][0]
 
-    def references(self, model: Any) -> tuple[Any, Any]:
-        """The default references: the folder of --actaudit-references, read once."""
+    def _read_references(self, runner: Any) -> Any:
+        """The folder of --actaudit-references for ``runner``'s model: class subfolders,
+        or a flat folder whose classes the model reads."""
+        from ..references import read_references
+
+        return read_references(
+            self.settings.references or "",
+            runner.labels,
+            runner.spec.shape,
+            classify=runner.classify,
+        )
+
+    def _note_references(self, runner: Any, refs: Any) -> None:
+        """What the report header and the terminal say about the references read."""
+        runner.meta["references"] = refs.describe()
+        line = f"references: {refs.describe()}"
+        if line not in self.reference_notes:
+            self.reference_notes.append(line)
+        for warning in refs.warnings():
+            if warning not in self.reference_warnings:
+                self.reference_warnings.append(warning)
+
+    def references(self, model: Any) -> Any:
+        """The default references (a ``References``, unpacked as ``(images, labels)``):
+        the folder of --actaudit-references, read once per model."""
         key = ("references", id(model))
         if key not in self._references:
-            from ..references import read_references
-
             if not self.settings.references:
                 raise ActauditError(
                     "the shortcut probe and assert_ignores need reference images: pass "
-                    "--actaudit-references "
-                    "DIR (ini actaudit_references; one subfolder per class name) or override "
-                    "the actaudit_references fixture in conftest.py"
+                    "--actaudit-references DIR (ini actaudit_references; one subfolder per "
+                    "class name, or a flat folder of photos whose classes the model reads) "
+                    "or override the actaudit_references fixture in conftest.py"
                 )
             runner = self.runner(model)
-            self._references[key] = read_references(
-                self.settings.references, runner.labels, runner.spec.shape
-            )
-        images, labels = self._references[key]
-        return images, labels
+            if key not in self._references:  # runner() may have read them already
+                self._references[key] = self._read_references(runner)
+                self._note_references(runner, self._references[key])
+        return self._references[key]
 
     def maximize(
         self,
@@ -256,7 +276,19 @@ class ActauditSession:
                         item.user_properties.append(
                             (f"actaudit {audit.label} {check.name} {check.metric}", check.summary())
                         )
-        yield
+        outcome = yield
+        if call.excinfo is not None and call.excinfo.errisinstance(CheckNotRun):
+            # a check the references cannot support is no verdict on the model: skipped,
+            # with the reason (never a pass, never a failure of the model)
+            report = outcome.get_result()
+            if report.failed and not hasattr(report, "wasxfail"):
+                path, line, _ = item.reportinfo()
+                report.outcome = "skipped"
+                report.longrepr = (
+                    str(path),
+                    (line or 0) + 1,
+                    f"actaudit: check not run: {call.excinfo.value}",
+                )
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Pre-record every audit that starts: if it never ends (Ctrl-C, a dead xdist
@@ -337,7 +369,12 @@ class ActauditSession:
             f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
             f"steps={s.steps} device={s.device} report={self.report_dir}"
             + (f" shard={s.shard}" if s.shard else "")
+            + (f" references={s.references}" if s.references else "")
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.reference_notes:
+            terminalreporter.write_line(f"actaudit: {line}")
+        for line in self.reference_warnings:
+            terminalreporter.write_line(f"actaudit: warning: {line}", yellow=True)
         finish.terminal_summary(self, terminalreporter)
