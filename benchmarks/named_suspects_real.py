@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-EXAMPLE = Path(__import__("os").environ.get("ACTAUDIT_IMAGENET_EXAMPLE", Path(__file__).resolve().parent.parent / "examples" / "imagenet"))
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "imagenet"
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-ExtraLight.ttc")
 
 
