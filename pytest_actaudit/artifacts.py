@@ -255,6 +255,26 @@ def _missing_glyphs(words: str, face: Any) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class _Writing:
+    """Where and how a text is written: its place, colour and opacity."""
+
+    description: str
+    x: int
+    y: int
+    colour: Colour | int
+    opacity: float
+
+    def blend(self, images: Images, mask: NDArray[np.uint8], top: int) -> Images:
+        """``images`` with ``mask`` (coverage 0-255) inked at (x, top)."""
+        height, width = mask.shape
+        alpha = self.opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
+        region = images[:, top : top + height, self.x : self.x + width]
+        ink = _ink(self.colour, images.shape[-1])
+        images[:, top : top + height, self.x : self.x + width] = _blend(region, alpha, ink)
+        return images
+
+
 def text(
     words: str,
     x: int,
@@ -274,66 +294,58 @@ def text(
     collection) any Unicode text at ``size`` px, drawn as PIL draws it: (x, y) is the left
     end of the ascender line. Its control is a neutral Latin text (lorem ipsum) no wider,
     in the same font, size, colour, opacity and place."""
-    import cv2
-
     x, y = _whole("x", x), _whole("y", y)
-    opacity = _fraction("opacity", opacity)
     _ink(colour, 3)
-    description = f"the text {words!r} at x={x}, y={y}"
     if not words.strip():
         raise ValueError(f"text {words!r}: give some characters to draw")
+    how = _Writing(
+        f"the text {words!r} at x={x}, y={y}", x, y, colour, _fraction("opacity", opacity)
+    )
+    if font is not None:
+        if size is None:
+            raise ValueError(f"text {words!r} with font={str(font)!r} needs size=PX (its size)")
+        return _font_text(words, how, font, _whole("size", size, 1), _whole("face", face))
+    if size is not None:
+        raise ValueError(
+            f"text {words!r}: size={size!r} needs font=PATH (OpenCV's plain font is sized by "
+            "scale=)"
+        )
+    if not words.isascii():
+        raise ValueError(
+            f"text {words!r}: OpenCV's plain font draws ASCII only; pass font=PATH "
+            "(a TrueType/OpenType file with the text's glyphs) and size=PX"
+        )
+    return _hershey_text(words, how, scale, _whole("thickness", thickness, 1))
 
-    def blender(mask: NDArray[np.uint8], top: int, anchor: str) -> Callable[[Images], Images]:
-        height, width = mask.shape
+
+def _hershey_text(words: str, how: _Writing, scale: float, thickness: int) -> Artifact:
+    import cv2
+
+    plain = cv2.FONT_HERSHEY_SIMPLEX
+
+    def writer(chars: str) -> Callable[[Images], Images]:
+        (width, height), below = cv2.getTextSize(chars, plain, scale, thickness)
 
         def apply(images: Images) -> Images:
-            _place(description, images, x, top, height, width, anchor)
-            alpha = opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
-            region = images[:, top : top + height, x : x + width]
-            images[:, top : top + height, x : x + width] = _blend(
-                region, alpha, _ink(colour, images.shape[-1])
-            )
-            return images
+            _place(
+                how.description, images, how.x, how.y - height, height + below, width,
+                "x and y are where the text's baseline starts",
+            )  # fmt: skip
+            # drawn on the whole image, as the zoo painted its tag: the same pixels
+            mask = np.zeros(images.shape[1:3], np.uint8)
+            cv2.putText(mask, chars, (how.x, how.y), plain, scale, 255, thickness, cv2.LINE_AA)
+            alpha = how.opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
+            return _blend(images, alpha, _ink(how.colour, images.shape[-1]))
 
         return apply
 
-    if font is None:
-        if size is not None:
-            raise ValueError(
-                f"text {words!r}: size={size!r} needs font=PATH (OpenCV's plain font is "
-                "sized by scale=)"
-            )
-        thickness = _whole("thickness", thickness, 1)
-        plain = cv2.FONT_HERSHEY_SIMPLEX
-        if not words.isascii():
-            raise ValueError(
-                f"text {words!r}: OpenCV's plain font draws ASCII only; pass font=PATH "
-                "(a TrueType/OpenType file with the text's glyphs) and size=PX"
-            )
+    neutral = _neutral(words, lambda t: cv2.getTextSize(t, plain, scale, thickness)[0][0])
+    control = Artifact(f"a neutral text {neutral!r} of the same size", writer(neutral))
+    return Artifact(how.description, writer(words), control)
 
-        def hershey(chars: str) -> Callable[[Images], Images]:
-            (width, height), below = cv2.getTextSize(chars, plain, scale, thickness)
 
-            def apply(images: Images) -> Images:
-                _place(
-                    description, images, x, y - height, height + below, width,
-                    "x and y are where the text's baseline starts",
-                )  # fmt: skip
-                mask = np.zeros(images.shape[1:3], np.uint8)
-                cv2.putText(mask, chars, (x, y), plain, scale, 255, thickness, cv2.LINE_AA)
-                alpha = opacity * mask.astype(np.float32)[None, :, :, None] / 255.0
-                return _blend(images, alpha, _ink(colour, images.shape[-1]))
-
-            return apply
-
-        neutral = _neutral(words, lambda t: cv2.getTextSize(t, plain, scale, thickness)[0][0])
-        control = Artifact(f"a neutral text {neutral!r} of the same size", hershey(neutral))
-        return Artifact(description, hershey(words), control)
-
-    size = _whole("size", size, 1) if size is not None else None
-    if size is None:
-        raise ValueError(f"text {words!r} with font={str(font)!r} needs size=PX (the font size)")
-    loaded = _font(font, size, _whole("face", face))
+def _font_text(words: str, how: _Writing, font: str | Path, size: int, face: int) -> Artifact:
+    loaded = _font(font, size, face)
     missing = _missing_glyphs(words, loaded)
     if missing:
         shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in missing[:5])
@@ -341,23 +353,32 @@ def text(
             f"font file {str(font)!r} (face {face}) has no glyph for {shown}; pass a font "
             "that covers the text's script"
         )
-    anchor = "x and y are the left end of the text's ascender line"
+
+    def writer(chars: str) -> Callable[[Images], Images]:
+        mask = _font_mask(chars, loaded)
+        height, width = mask.shape
+
+        def apply(images: Images) -> Images:
+            _place(
+                how.description, images, how.x, how.y, height, width,
+                "x and y are the left end of the text's ascender line",
+            )  # fmt: skip
+            return how.blend(images, mask, how.y)
+
+        return apply
+
     neutral = _neutral(words, lambda t: int(loaded.getbbox(t)[2]))
-    control = Artifact(
-        f"a neutral text {neutral!r} of the same size",
-        blender(_font_mask(neutral, loaded), y, anchor),
-    )
-    return Artifact(
-        f"{description} in {Path(font).name} at {size} px",
-        blender(_font_mask(words, loaded), y, anchor),
-        control,
-    )
+    control = Artifact(f"a neutral text {neutral!r} of the same size", writer(neutral))
+    return Artifact(f"{how.description} in {Path(font).name} at {size} px", writer(words), control)
 
 
 def _edit(
     edit: edits.Edit, check: Callable[[Images], Images], control: Artifact | None = None
 ) -> Artifact:
-    return Artifact(edit.description, lambda images: edit.apply(check(images)), control)
+    def apply(images: Images) -> Images:
+        return edit.apply(check(images), colour_in_grey=True)
+
+    return Artifact(edit.description, apply, control)
 
 
 def _fits(description: str, width: int) -> Callable[[Images], Images]:

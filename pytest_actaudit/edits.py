@@ -82,8 +82,11 @@ class Edit:
     description: str  # "a 2 px magenta band along the bottom edge"
     params: tuple[Any, ...]
 
-    def apply(self, images: Images, seed: int = 0) -> Images:
-        return _apply(self, images, seed)
+    def apply(self, images: Images, seed: int = 0, *, colour_in_grey: bool = False) -> Images:
+        """The edited images. A grey picture in a colour model's input gets the edit's
+        luminance, not its colour, unless ``colour_in_grey`` (a named suspect is painted
+        as it was named)."""
+        return _apply(self, images, seed, colour_in_grey)
 
     def mask(self, height: int, width: int) -> NDArray[np.float32]:
         """Where the edit acts, in [0, 1] (a whole-image edit: everywhere)."""
@@ -235,11 +238,14 @@ def _colours(rgb: tuple[int, int, int], channels: int, grey: NDArray[np.bool_]) 
     return np.where(grey[:, None], luminance, colour[None, :])[:, None, None, :]
 
 
-def _apply(edit: Edit, images: Images, seed: int) -> Images:
+def _apply(edit: Edit, images: Images, seed: int, colour_in_grey: bool = False) -> Images:
     x = images.astype(np.float32)
     n, height, width, channels = x.shape
     kind, p = edit.kind, edit.params
-    grey = grey_images(images) if channels == 3 else np.ones(n, bool)
+    if channels != 3:
+        grey = np.ones(n, bool)
+    else:
+        grey = np.zeros(n, bool) if colour_in_grey else grey_images(images)
     if kind in ("band", "frame", "mark") or (kind == "dot" and p[0] is not None):
         m = edit.mask(height, width)[None, :, :, None]
         rgb = p[-1]
