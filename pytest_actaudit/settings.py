@@ -22,6 +22,12 @@ DEFAULT_REPORT = "actaudit-report"
 DEVICE_RE = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
 
 
+def how_to_set(name: str, value: object) -> str:
+    """How the user sets ``name`` to ``value``: ``actaudit_seeds = 4`` in the ini,
+    ``--actaudit-seeds 4`` on the command line."""
+    return f"{name} = {value}" if name.startswith("actaudit_") else f"{name} {value}"
+
+
 def positive_int(value: str | int, name: str = "value") -> int:
     """Parse a strictly positive integer, naming the option in the error."""
     if isinstance(value, bool):
@@ -30,7 +36,8 @@ def positive_int(value: str | int, name: str = "value") -> int:
         number = int(str(value).strip())
     except ValueError:
         raise ValueError(
-            f"{name} must be a positive integer, got {value!r} (for example {name} 4)"
+            f"{name} must be a positive integer, got {value!r} "
+            f"(for example {how_to_set(name, 4)})"
         ) from None
     if number <= 0:
         raise ValueError(f"{name} must be a positive integer, got {number}")
@@ -49,7 +56,7 @@ def auto_or_positive(value: str | int, name: str = "value", example: int = 32) -
     except ValueError:
         raise ValueError(
             f"{name} must be 'auto' or a positive integer, got {value!r} "
-            f"(for example {name} {example})"
+            f"(for example {how_to_set(name, example)})"
         ) from None
 
 
@@ -254,11 +261,17 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
             except ValueError as exc:
                 raise ValueError(f"actaudit_focus_exclude: {exc}") from None
         raw = cli.get(f.name)
+        name = _option_name(f.name)
         if raw is None or raw == "":
-            raw = ini.get(f.name)
+            raw, name = ini.get(f.name), f"actaudit_{f.name}"  # name what the user wrote
         if raw is None or raw == "":
             continue
-        values[f.name] = PARSERS.get(f.name, _identity)(raw, _option_name(f.name))
+        try:
+            values[f.name] = PARSERS.get(f.name, _identity)(raw, name)
+        except ValueError as exc:
+            if name in str(exc):
+                raise
+            raise ValueError(f"{name}: {exc}") from None
     thresholds: dict[str, float] = {}
     for key, ini_name in THRESHOLD_KEYS.items():
         raw = ini.get(key)
