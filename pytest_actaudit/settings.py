@@ -283,6 +283,19 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
                     raise ValueError(f"{ini_name} must be a number, got {raw!r}") from None
             else:
                 thresholds[key] = probability(raw, ini_name)
+    if "min_consistency" in thresholds and values.get("seeds", DEFAULT_SEEDS) < 2:
+        raise ValueError(
+            "actaudit_min_consistency compares the seeds' images with each other: with "
+            f"{values['seeds']} seed it is undefined (not a pass); set seeds to 2 or more "
+            "or drop the key"
+        )
+    if bool(values.get("focus_exclude")) != ("max_focus_share" in thresholds):
+        given, missing = (
+            ("actaudit_focus_exclude", "actaudit_max_focus_share")
+            if values.get("focus_exclude")
+            else ("actaudit_max_focus_share", "actaudit_focus_exclude")
+        )
+        raise ValueError(f"{given} is set without {missing}: the focus check needs both")
     return Settings(enabled=enabled, thresholds=thresholds, **values)
 
 

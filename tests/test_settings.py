@@ -85,6 +85,26 @@ def test_thresholds_from_ini():
         s.resolve({}, {"min_probability": "1.5"}, enabled=True)
 
 
+def test_min_consistency_with_one_seed_is_refused():
+    # one seed has no other to agree with: the check would pass on an undefined number
+    with pytest.raises(ValueError, match="actaudit_min_consistency.*with 1 seed it is undefined"):
+        s.resolve({}, {"seeds": "1", "min_consistency": "0.5"}, enabled=True)
+    assert s.resolve({}, {"seeds": "2", "min_consistency": "0.5"}, enabled=True).seeds == 2
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ({"focus_exclude": "border:2"}, "actaudit_focus_exclude is set without actaudit_max_focus"),
+        ({"max_focus_share": "0.5"}, "actaudit_max_focus_share is set without actaudit_focus_ex"),
+    ],
+)
+def test_half_a_focus_check_is_refused(ini, message):
+    # one key without the other runs no focus check: the item would check nothing
+    with pytest.raises(ValueError, match=message):
+        s.resolve({}, ini, enabled=True)
+
+
 # ---------------------------------------------------------------- through pytest itself
 @pytest.mark.parametrize(
     ("filename", "text"),
