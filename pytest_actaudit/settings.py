@@ -36,8 +36,7 @@ def positive_int(value: str | int, name: str = "value") -> int:
         number = int(str(value).strip())
     except ValueError:
         raise ValueError(
-            f"{name} must be a positive integer, got {value!r} "
-            f"(for example {how_to_set(name, 4)})"
+            f"{name} must be a positive integer, got {value!r} (for example {how_to_set(name, 4)})"
         ) from None
     if number <= 0:
         raise ValueError(f"{name} must be a positive integer, got {number}")

@@ -124,10 +124,7 @@ def test_a_misspelled_ini_key_fails_the_run_naming_the_closest_key(pytester, fil
         result = pytester.runpytest_inprocess(*args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
         result.stderr.fnmatch_lines(
-            [
-                "*unknown ini key 'actaudit_min_probabilty'*"
-                "did you mean 'actaudit_min_probability'?*"
-            ]
+            ["*unknown ini key 'actaudit_min_probabilty'*did you mean 'actaudit_min_probability'?*"]
         )
 
 
@@ -147,8 +144,11 @@ def test_known_keys_and_other_plugins_keys_pass(pytester):
 @pytest.mark.parametrize(
     ("ini", "message"),
     [
-        ("actaudit_seeds = three", "*actaudit_seeds must be a positive integer, got 'three' "
-         "(for example actaudit_seeds = 4)*"),
+        (
+            "actaudit_seeds = three",
+            "*actaudit_seeds must be a positive integer, got 'three' "
+            "(for example actaudit_seeds = 4)*",
+        ),
         ("actaudit_device = tpu", "*actaudit_device: device must be one of*'tpu'*"),
         ("actaudit_shard = 3/2", "*actaudit_shard must be K/N*actaudit_shard = 1/4*"),
         ("actaudit_cache = maybe", "*actaudit_cache must be true or false, got 'maybe'*"),
