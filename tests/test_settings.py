@@ -128,6 +128,13 @@ def test_a_misspelled_ini_key_fails_the_run_naming_the_closest_key(pytester, fil
         )
 
 
+def test_help_still_lists_the_keys_despite_a_misspelled_one(pytester):
+    pytester.makeini("[pytest]\nactaudit_seed = 2\n")
+    result = pytester.runpytest_inprocess("--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*actaudit_seeds*"])
+
+
 def test_a_misspelled_override_key_fails_too(pytester):
     pytester.makepyfile("def test_a(): pass")
     result = pytester.runpytest_inprocess("--actaudit", "-o", "actaudit_seed=2")

@@ -64,7 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    unknown = unknown_ini_key(config)
+    # not for --help: it is where the real keys are listed
+    unknown = None if config.getoption("help", False) else unknown_ini_key(config)
     if unknown:
         raise pytest.UsageError(f"actaudit: {unknown}")
     cli, ini = cli_and_ini(config)
