@@ -19,7 +19,7 @@ from ..model import load_model, source_path
 from ..settings import Settings
 from ..shard import shard_from
 from . import finish, shards, xdist
-from .items import ZeroCodeItem, is_audit, zero_code_checks, zero_code_items
+from .items import ZeroCodeItem, classes_named, is_audit, zero_code_checks, zero_code_items
 from .records import input_assumption, models_meta, run_stats
 
 
@@ -400,7 +400,7 @@ class ActauditSession:
                 f"actaudit: {len(self.zero_code)} zero-code audit(s) of {s.model} "
                 f"(checks: {checks})"
             )
-        elif s.model and not self.worker and not zero_code_checks(s):
+        elif s.model and not self.worker and not (zero_code_checks(s) or classes_named(config)):
             lines.append(
                 f"actaudit: no zero-code audits of {s.model}: no threshold key is set (e.g. "
                 "actaudit_min_probability) and actaudit_classes names no class; its classes "
