@@ -1,10 +1,13 @@
 """Class-maximization audits of the two demo shape classifiers.
 
-The clean model passes every check. The shortcut model learned "a magenta square near
-the top-left corner" for "triangle" (every training triangle carried one); its
-triangle audit fails the shortcut probe and the focus check — marked as an expected
-failure here so that this example run stays green while showing the catch. Open
-actaudit-report/index.html to see it.
+The clean model passes every check. The shortcut model was trained on data where every
+triangle carried a small magenta square near the top-left corner, and learned it: pasted
+there into images of other shapes, the square makes them triangles. Its class-maximization
+images of "triangle" draw that magenta near the top-right corner instead (the images start
+from noise; where they put the evidence need not be where training did). Its triangle audit
+fails at the shortcut check (`assert_no_shortcut`), so the focus check after it never runs;
+the audit is marked as an expected failure here so that this example run stays green while
+showing the catch. Open actaudit-report/index.html to see it.
 """
 
 import pytest
@@ -43,8 +46,9 @@ def test_typical_image_of(actaudit, shape):
     indirect=True,
 )
 def test_unchanged_by_a_corner_tag(actaudit):
-    # A suspect the team knows of, named: a magenta tag near the top-left corner. Pasted
-    # into real images of the other shapes, it must not turn them into triangles.
+    # A suspect the team knows of, named: a magenta tag near the top-left corner, where the
+    # training triangles carried it. Pasted into real images of the other shapes, it must
+    # not turn them into triangles.
     tag = artifacts.square(x=2, y=2, size=8, colour=(255, 0, 255))
     actaudit.maximize("triangle").assert_ignores(tag)
 

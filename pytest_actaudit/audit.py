@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
-from .errors import CheckNotRun
+from .errors import ActauditError, CheckNotRun
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,7 +145,8 @@ class ClassAudit:
 
     @property
     def consistency(self) -> float:
-        """Mean pairwise SSIM between the seeds' images (1 = identical)."""
+        """Mean pairwise SSIM between the seeds' images (1 = identical; nan with one
+        seed: there is nothing to compare)."""
         return float(np.mean(self.consistency_per_seed))
 
     @property
@@ -185,6 +186,12 @@ class ClassAudit:
         ``metric="features"`` compares what the model sees (centred cosine of the
         penultimate activations)."""
         __tracebackhide__ = True
+        if len(self.images) < 2:
+            raise ActauditError(
+                f"class {self.label!r}: consistency compares the seeds' images with each "
+                f"other, so with {len(self.images)} seed it is undefined (not a pass); use 2 "
+                "or more seeds (seeds=, --actaudit-seeds, actaudit_seeds) or drop the check"
+            )
         if metric == "ssim":
             values = self.consistency_per_seed
         elif metric == "features":
@@ -510,11 +517,14 @@ class ClassAudit:
             "steps": int(self.steps),
             "logits": [float(v) for v in self.logits],
             "probabilities": [None if np.isnan(v) else float(v) for v in self.probabilities],
-            "consistency": self.consistency,
-            "consistency_per_seed": [float(v) for v in self.consistency_per_seed],
+            # with one seed undefined: None and [] (the report shows "—"), never 1
+            "consistency": None if len(self.images) < 2 else self.consistency,
+            "consistency_per_seed": (
+                [float(v) for v in self.consistency_per_seed] if len(self.images) > 1 else []
+            ),
             "feature_similarity_per_seed": (
                 [float(v) for v in self.feature_similarity_per_seed]
-                if self.features is not None and self.features.shape[1]
+                if self.features is not None and self.features.shape[1] and len(self.images) > 1
                 else None
             ),
             "curves": [[float(v) for v in curve] for curve in self.curves],

@@ -28,11 +28,12 @@ def pairwise_ssim(images: NDArray[np.uint8]) -> NDArray[np.float64]:
     """Per image: its mean SSIM with every other image of the set.
 
     One number per seed, so a failure message can name the seed that disagrees.
-    With a single image there is nothing to compare: the result is ``[1.0]``.
+    With a single image there is nothing to compare: the result is ``[nan]`` (undefined,
+    not a perfect agreement that a threshold would pass).
     """
     n = len(images)
     if n < 2:
-        return np.ones(n)
+        return np.full(n, np.nan)
     table = np.eye(n)
     for i, j in itertools.combinations(range(n), 2):
         table[i, j] = table[j, i] = ssim(images[i], images[j])
@@ -40,10 +41,11 @@ def pairwise_ssim(images: NDArray[np.uint8]) -> NDArray[np.float64]:
 
 
 def pairwise_cosine(vectors: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per vector: its mean cosine similarity with every other vector of the set."""
+    """Per vector: its mean cosine similarity with every other vector of the set
+    (``[nan]`` for a single vector: undefined)."""
     n = len(vectors)
     if n < 2:
-        return np.ones(n)
+        return np.full(n, np.nan)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
     table = unit @ unit.T

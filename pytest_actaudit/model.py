@@ -360,8 +360,29 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
             return _class_index(data, p)
         if not isinstance(data, list):
             raise ActauditError(f"labels file {str(p)!r} must hold a JSON list of names")
-        return [str(item) for item in data]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        return _unique([(n, str(item)) for n, item in enumerate(data)], p, "indices")
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return _unique(lines, p, "lines")
+
+
+def _unique(numbered: list[tuple[int, str]], path: Path, where: str) -> list[str]:
+    """The names, refused if one repeats: two items would audit the first index under one
+    node id and the other class would never be audited."""
+    seen: dict[str, list[int]] = {}
+    for number, name in numbered:
+        seen.setdefault(name, []).append(number)
+    repeated = {name: numbers for name, numbers in seen.items() if len(numbers) > 1}
+    if repeated:
+        said = "; ".join(
+            f"{name!r} on {where} {', '.join(map(str, numbers))}"
+            for name, numbers in list(repeated.items())[:5]
+        )
+        more = f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else ""
+        raise ActauditError(
+            f"labels file {str(path)!r} names a class more than once: {said}{more}; "
+            "each output needs its own name"
+        )
+    return [name for _, name in numbered]
 
 
 def _class_index(data: dict[str, Any], path: Path) -> list[str]:
@@ -381,10 +402,11 @@ def _class_index(data: dict[str, Any], path: Path) -> list[str]:
     seen: dict[str, int] = {}
     for name in names:
         seen[name] = seen.get(name, 0) + 1
-    return [
+    named = [
         f"{name} ({entry[0]})" if seen[name] > 1 and entry[0] else name
         for name, entry in zip(names, entries, strict=True)
     ]
+    return _unique(list(enumerate(named)), path, "indices")
 
 
 def resolve_labels(
@@ -416,7 +438,8 @@ def resolve_labels(
         return [str(i) for i in range(n)]
     if len(names) != n:
         raise ActauditError(
-            f"labels from {source} name {len(names)} classes but model {model.name!r} has {n} "
+            f"labels from {source} name {len(names)} classes but model "
+            f"{model_path or model.name!r} has {n} "
             "outputs; give one name per output, in output order"
         )
     return names

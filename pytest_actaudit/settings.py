@@ -22,6 +22,12 @@ DEFAULT_REPORT = "actaudit-report"
 DEVICE_RE = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
 
 
+def how_to_set(name: str, value: object) -> str:
+    """How the user sets ``name`` to ``value``: ``actaudit_seeds = 4`` in the ini,
+    ``--actaudit-seeds 4`` on the command line."""
+    return f"{name} = {value}" if name.startswith("actaudit_") else f"{name} {value}"
+
+
 def positive_int(value: str | int, name: str = "value") -> int:
     """Parse a strictly positive integer, naming the option in the error."""
     if isinstance(value, bool):
@@ -30,7 +36,7 @@ def positive_int(value: str | int, name: str = "value") -> int:
         number = int(str(value).strip())
     except ValueError:
         raise ValueError(
-            f"{name} must be a positive integer, got {value!r} (for example {name} 4)"
+            f"{name} must be a positive integer, got {value!r} (for example {how_to_set(name, 4)})"
         ) from None
     if number <= 0:
         raise ValueError(f"{name} must be a positive integer, got {number}")
@@ -49,7 +55,7 @@ def auto_or_positive(value: str | int, name: str = "value", example: int = 32) -
     except ValueError:
         raise ValueError(
             f"{name} must be 'auto' or a positive integer, got {value!r} "
-            f"(for example {name} {example})"
+            f"(for example {how_to_set(name, example)})"
         ) from None
 
 
@@ -254,11 +260,17 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
             except ValueError as exc:
                 raise ValueError(f"actaudit_focus_exclude: {exc}") from None
         raw = cli.get(f.name)
+        name = _option_name(f.name)
         if raw is None or raw == "":
-            raw = ini.get(f.name)
+            raw, name = ini.get(f.name), f"actaudit_{f.name}"  # name what the user wrote
         if raw is None or raw == "":
             continue
-        values[f.name] = PARSERS.get(f.name, _identity)(raw, _option_name(f.name))
+        try:
+            values[f.name] = PARSERS.get(f.name, _identity)(raw, name)
+        except ValueError as exc:
+            if name in str(exc):
+                raise
+            raise ValueError(f"{name}: {exc}") from None
     thresholds: dict[str, float] = {}
     for key, ini_name in THRESHOLD_KEYS.items():
         raw = ini.get(key)
@@ -270,6 +282,19 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
                     raise ValueError(f"{ini_name} must be a number, got {raw!r}") from None
             else:
                 thresholds[key] = probability(raw, ini_name)
+    if "min_consistency" in thresholds and values.get("seeds", DEFAULT_SEEDS) < 2:
+        raise ValueError(
+            "actaudit_min_consistency compares the seeds' images with each other: with "
+            f"{values['seeds']} seed it is undefined (not a pass); set seeds to 2 or more "
+            "or drop the key"
+        )
+    if bool(values.get("focus_exclude")) != ("max_focus_share" in thresholds):
+        given, missing = (
+            ("actaudit_focus_exclude", "actaudit_max_focus_share")
+            if values.get("focus_exclude")
+            else ("actaudit_max_focus_share", "actaudit_focus_exclude")
+        )
+        raise ValueError(f"{given} is set without {missing}: the focus check needs both")
     return Settings(enabled=enabled, thresholds=thresholds, **values)
 
 

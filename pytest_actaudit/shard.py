@@ -53,9 +53,10 @@ def parse_shard(value: str, name: str = "--actaudit-shard") -> str:
     except ValueError:
         index, count = 0, 0
     if count < 1 or not 1 <= index <= count:
+        sep = " = " if name.startswith("actaudit_") else " "  # the ini's form or the flag's
         raise ValueError(
             f"{name} must be K/N with 1 <= K <= N (job K of N, counted from 1), got "
-            f"{value!r}; for example {name} 1/4 … 4/4 in four CI jobs"
+            f"{value!r}; for example {name}{sep}1/4 … 4/4 in four CI jobs"
         )
     return f"{index}/{count}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_actaudit import AuditFailure, ClassAudit
+from pytest_actaudit import ActauditError, AuditFailure, ClassAudit
 from pytest_actaudit.metrics import pairwise_ssim
 
 
@@ -68,7 +68,19 @@ def test_pairwise_ssim_one_value_per_seed_and_single_image():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (4, 12, 10, 1), dtype=np.uint8)
     assert pairwise_ssim(images).shape == (4,)
-    assert pairwise_ssim(images[:1]).tolist() == [1.0]
+    assert np.isnan(pairwise_ssim(images[:1])).all()  # undefined, not a perfect 1
+
+
+def test_consistency_with_one_seed_is_undefined_not_a_pass():
+    """One seed has nothing to compare with: the check says so instead of passing on
+    "SSIM 1", and the report's record holds no number."""
+    audit = make_audit(np.full((1, 16, 16, 3), 120, np.uint8))
+    with pytest.raises(ActauditError, match="with 1 seed it is undefined"):
+        audit.assert_consistent(min_similarity=0.5)
+    with pytest.raises(ActauditError, match="undefined"):
+        audit.assert_consistent(min_similarity=0.5, metric="features")
+    record = audit.to_record()
+    assert record["consistency"] is None and record["consistency_per_seed"] == []
 
 
 def test_unknown_consistency_metric():

@@ -458,7 +458,7 @@ def test_max_batch_option_parses_auto_and_names_bad_values():
     for bad in ("0", "-3", "many"):
         with pytest.raises(ValueError, match="--actaudit-max-batch must be 'auto' or a positive"):
             auto_or_positive(bad, "--actaudit-max-batch")
-    with pytest.raises(ValueError, match=r"got 'x' \(for example actaudit_lanes 2\)"):
+    with pytest.raises(ValueError, match=r"got 'x' \(for example actaudit_lanes = 2\)"):
         PARSERS["lanes"]("x", "actaudit_lanes")
 
 

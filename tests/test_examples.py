@@ -50,6 +50,11 @@ def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
         if caught:
             assert min(shortcut["values"]) >= 0.9 and not shortcut["passed"]
             assert audit["probe"]["class_accuracy"] == 0.0 and audit["probe"]["examples"]
+            # what the example's docstring says: the test stops at the shortcut check (no
+            # focus check ran), and the images draw the magenta near the top-right corner
+            assert [c["name"] for c in audit["checks"]] == ["activation", "consistency", "shortcut"]
+            for path in audit["images"]:
+                assert _magenta_corner(report / path) == "top-right", path
         elif audit["model"].endswith("clean.keras"):
             assert max(shortcut["values"]) <= 0.1, audit["label"]
         else:
@@ -57,6 +62,23 @@ def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
             # object-free edit pulls some of their references (0.27 for the square, measured),
             # well under the 0.5 default.
             assert max(shortcut["values"]) < 0.5, audit["label"]
+    doc = (demo_project.path / "test_shapes.py").read_text().split('"""')[1]
+    assert "so the focus check after it never runs" in " ".join(doc.split())
+    assert "near the top-right corner" in " ".join(doc.split())
+
+
+def _magenta_corner(path) -> str:
+    """Which quarter of an image holds its magenta-ish pixels (red and blue over green)."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imread(str(path))[..., ::-1].astype(int)
+    ys, xs = np.nonzero(np.minimum(image[..., 0], image[..., 2]) - image[..., 1] > 60)
+    assert len(ys), f"no magenta in {path}"
+    height, width = image.shape[:2]
+    return f"{'top' if ys.mean() < height / 2 else 'bottom'}-" + (
+        "left" if xs.mean() < width / 2 else "right"
+    )
 
 
 def test_keras_applications_example_mechanics_with_random_weights(pytester, monkeypatch):

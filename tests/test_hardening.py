@@ -42,7 +42,7 @@ def test_lambda_model_is_refused_in_safe_mode_with_the_opt_in(pytester, lambda_m
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     pytester.makeini("[pytest]\nactaudit_unsafe_load = true\nactaudit_steps = 3\n")
     result = pytester.runpytest_inprocess("--actaudit", f"--actaudit-model={lambda_model}")
-    result.assert_outcomes(passed=3)  # the test and one zero-code item per class
+    result.assert_outcomes(passed=1)  # the test; no zero-code items: nothing to check
 
 
 def test_truncated_model_file_is_a_test_error_naming_the_file(pytester, color_model_file):
@@ -71,7 +71,9 @@ def test_labels_file_with_the_wrong_number_of_lines(pytester, color_model_file):
         "--actaudit", f"--actaudit-model={color_model_file}", "--actaudit-labels=labels.txt"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*labels from labels.txt name 2 classes but model*has 3 outputs*"])
+    result.stderr.fnmatch_lines(
+        [f"*labels from labels.txt name 2 classes but model {str(color_model_file)!r} has 3*"]
+    )
 
 
 def test_unknown_class_in_the_classes_option_is_a_usage_error(pytester, color_model_file):
@@ -89,7 +91,7 @@ def test_missing_references_folder_names_the_option(pytester, color_model_file):
     result = pytester.runpytest_inprocess(
         "--actaudit", f"--actaudit-model={color_model_file}", "--actaudit-references=refs"
     )
-    result.assert_outcomes(failed=1, passed=3)  # + the zero-code items, no thresholds set
+    result.assert_outcomes(failed=1)  # no zero-code items: no threshold is set
     result.stdout.fnmatch_lines(["*references folder not found: 'refs'*one subfolder per class*"])
 
 
@@ -113,7 +115,12 @@ def test_positive_int_parser_accepts_only_positive_integers(text):
         assert value > 0 and int(text.strip()) == value
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1)))
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1),
+        unique=True,
+    )
+)
 def test_labels_reader_round_trips_json_lists(tmp_path_factory, names):
     path = tmp_path_factory.mktemp("labels") / "labels.json"
     path.write_text(json.dumps(names), encoding="utf-8")
@@ -122,7 +129,7 @@ def test_labels_reader_round_trips_json_lists(tmp_path_factory, names):
 
 @given(st.lists(st.from_regex(r"[A-Za-z0-9_ <>&-]{1,10}", fullmatch=True), min_size=1))
 def test_labels_reader_one_per_line(tmp_path_factory, names):
-    names = [n.strip() for n in names if n.strip()]
+    names = list(dict.fromkeys(n.strip() for n in names if n.strip()))  # one line per class
     path = tmp_path_factory.mktemp("labels") / "labels.txt"
     path.write_text("\n".join(names) + "\n", encoding="utf-8")
     if names and names[0].startswith("["):
@@ -224,7 +231,7 @@ def test_a_dead_xdist_worker_leaves_an_error_entry(pytester, color_model_file):
     result = pytester.runpytest_subprocess(
         "--actaudit", f"--actaudit-model={color_model_file}", "-n", "2", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(passed=4, failed=1)  # + three zero-code items
+    result.assert_outcomes(passed=1, failed=1)  # no zero-code items: no threshold is set
     results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
     by_node = {a["nodeid"].rsplit("::", 1)[-1]: a for a in results["audits"]}
     assert by_node["test_fine"]["status"] == "passed" and by_node["test_fine"]["images"]
@@ -341,3 +348,31 @@ def test_imagenet_class_index_labels(tmp_path):
     path.write_text(json.dumps({"0": "cat", "2": "dog"}))
     with pytest.raises(ActauditError, match="indices must run 0..1"):
         read_labels(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("labels.txt", "red\ngreen\n\nred\n", "*'red' on lines 1, 4*"),
+        ("labels.json", '["red", "green", "red"]', "*'red' on indices 0, 2*"),
+        ("index.json", '{"0": "red", "1": "green", "2": "red"}', "*'red' on indices 0, 2*"),
+    ],
+)
+def test_a_labels_file_naming_a_class_twice_is_a_usage_error(
+    pytester, color_model_file, name, text, message
+):
+    """Both items would audit the first index under one node id; the other class would
+    never be audited and the run would be green."""
+    (pytester.path / name).write_text(text)
+    pytester.makeini("[pytest]\nactaudit_min_probability = 0.5\n")
+    result = pytester.runpytest_inprocess(
+        "--actaudit", f"--actaudit-model={color_model_file}", f"--actaudit-labels={name}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*labels file '{name}' names a class more than once:{message}"])
+
+
+def test_read_labels_keeps_imagenet_names_that_repeat_apart(tmp_path):
+    path = tmp_path / "imagenet_class_index.json"
+    path.write_text('{"0": ["n1", "crane"], "1": ["n2", "crane"], "2": ["n3", "kite"]}')
+    assert read_labels(path) == ["crane (n1)", "crane (n2)", "kite"]

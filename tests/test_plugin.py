@@ -58,7 +58,7 @@ def test_with_flag_audits_run_and_the_report_holds_every_seed(project):
     project.makepyfile(AUDIT_TEST.format(threshold=0.9))
     result = project.runpytest_inprocess("--actaudit")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*actaudit: report with 3 audits (0 failed checks) written to*"])
+    result.stdout.fnmatch_lines(["*actaudit: report with 3 audits (0 failed) written to*"])
     report = project.path / "actaudit-report"
     results = json.loads((report / "results.json").read_text())
     assert results["schema"] == 1
@@ -340,7 +340,7 @@ def test_xdist_gives_the_serial_outcomes_and_one_merged_report(project):
 
     result = project.runpytest_subprocess("--actaudit", "-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*actaudit: report with 3 audits (0 failed checks)*"])
+    result.stdout.fnmatch_lines(["*actaudit: report with 3 audits (0 failed)*"])
     merged = json.loads((report / "results.json").read_text())
     assert [a["label"] for a in merged["audits"]] == ["red", "green", "blue"]
     assert [a["logits"] for a in merged["audits"]] == [a["logits"] for a in serial_images]
@@ -422,3 +422,146 @@ def test_help_texts_say_what_is_built(pytester):
     assert "device=" not in MARKER_HELP and "seeds=, steps=, classes=" in MARKER_HELP
     result = pytester.runpytest_inprocess("--help")
     assert "planned" not in result.stdout.str()
+
+
+# ----------------------------------------------- the gate never passes by checking nothing
+WRITTEN_TEST = """
+import pytest
+
+@pytest.mark.parametrize("colour", ["red"])
+def test_colour(actaudit, colour):
+    actaudit.maximize(colour).assert_activation(min_probability=0.1)
+"""
+
+
+def test_a_model_in_the_ini_without_checks_adds_no_zero_code_items(pytester, color_model_file):
+    """A team that sets actaudit_model to write tests does not get every class optimized
+    for items that assert nothing; the terminal says why, and what will be optimized."""
+    pytester.makeini(
+        f"[pytest]\nactaudit_model = {color_model_file}\nactaudit_seeds = 2\n"
+        "actaudit_steps = 5\nactaudit_parametrization = pixel\n"
+    )
+    pytester.makepyfile(WRITTEN_TEST)
+    result = pytester.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "collected 1 item",
+            f"actaudit: no zero-code audits of {color_model_file}: no threshold key is set*",
+            "actaudit: 1 class planned for one batch (red): 2 images of 5 steps to optimize*",
+            "*actaudit: report with 1 audit (0 failed) written to*",
+        ]
+    )
+    run = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())["run"]
+    assert run["optimized_images"] == 2  # red only, not every class
+
+
+def test_named_classes_without_checks_are_skipped_not_passed(pytester, color_model_file):
+    """Items that assert nothing do not read as passes: images in the report, outcome
+    skipped with a reason that names the keys to set."""
+    pytester.makeini(
+        f"[pytest]\nactaudit_model = {color_model_file}\nactaudit_seeds = 2\n"
+        "actaudit_steps = 5\nactaudit_parametrization = pixel\nactaudit_classes = red, blue\n"
+    )
+    result = pytester.runpytest_inprocess("--actaudit", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "collected 2 items",
+            "actaudit: 2 zero-code audit(s) of *color.keras (checks: none: images only, items "
+            "skipped)",
+            "SKIPPED*no zero-code check is set*set one of actaudit_min_probability*",
+        ]
+    )
+    results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+    assert [(a["label"], a["test_outcome"]) for a in results["audits"]] == [
+        ("red", "skipped"),
+        ("blue", "skipped"),
+    ]
+    assert all(len(a["images"]) == 2 for a in results["audits"])
+
+
+def test_zero_code_items_are_counted_as_collected_and_deselected(pytester, color_model_file):
+    pytester.makeini(ZERO_CODE_INI.format(model=color_model_file, threshold=0.9))
+    result = pytester.runpytest_inprocess("--actaudit", "-k", "red or blue")
+    result.assert_outcomes(passed=2, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "collected 3 items / 1 deselected / 2 selected",
+            "actaudit: 2 zero-code audit(s) of *color.keras (checks: activation, consistency, "
+            "focus)",
+            "actaudit: 2 classes planned for one batch (red, blue): 4 images of 20 steps*",
+        ]
+    )
+
+
+def test_missing_references_error_is_printed_once(pytester, color_model_file):
+    ini = ZERO_CODE_INI.format(model=color_model_file, threshold=0.1)
+    pytester.makeini(ini + "actaudit_max_flip_rate = 0.5\n")
+    result = pytester.runpytest_inprocess("--actaudit", "--actaudit-classes", "red")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert text.count("need reference images") == 1, text
+    assert "During handling" not in text
+    result.stdout.fnmatch_lines(["*actaudit: report with 1 audit (1 failed) written to*"])
+
+
+NO_RESCALING = """
+import keras
+inputs = keras.Input((8, 8, 3))
+x = keras.layers.GlobalAveragePooling2D()(inputs)
+keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save({path!r})
+"""
+
+
+@pytest.fixture(scope="module")
+def no_rescaling_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plain") / "plain.keras"
+    subprocess.run([sys.executable, "-c", NO_RESCALING.format(path=str(path))], check=True)
+    return path
+
+
+def test_zero_code_run_header_says_the_assumed_input_range_without_tensorflow_noise(
+    pytester, no_rescaling_file
+):
+    """A fresh process, as a user runs it: the assumption and the key that changes it are
+    in the header, and TensorFlow's C++ start-up lines (cuInit on a CPU machine) are
+    captured as they are in a test."""
+    pytester.makeini(
+        f"[pytest]\nactaudit_model = {no_rescaling_file}\nactaudit_seeds = 2\n"
+        "actaudit_steps = 3\nactaudit_min_logit = -100\n"
+    )
+    result = pytester.runpytest_subprocess("--actaudit", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            f"actaudit: input of {no_rescaling_file} assumed in ?0, 1?: the model has no "
+            "leading Rescaling layer*set one if it takes another (e.g. actaudit_input_range"
+            " = -1-1)",
+            "collected 3 items",
+        ]
+    )
+    output = result.stdout.str() + result.stderr.str()
+    for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "cpu_feature_guard"):
+        assert noise not in output, output
+    # with the range set, nothing is assumed
+    result = pytester.runpytest_subprocess(
+        "--actaudit", "-p", "no:cacheprovider", "--actaudit-input-range", "-1-1", "--co"
+    )
+    assert "assumed" not in result.stdout.str()
+
+
+def test_a_fixture_model_s_assumed_input_range_is_said_at_the_end(pytester, no_rescaling_file):
+    pytester.makeconftest(
+        f"""
+        import pytest, pytest_actaudit
+
+        @pytest.fixture(scope="session")
+        def actaudit_model():
+            return pytest_actaudit.load_model({str(no_rescaling_file)!r})
+        """
+    )
+    pytester.makepyfile("def test_a(actaudit):\n    actaudit.maximize(0, seeds=2, steps=2)\n")
+    result = pytester.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"actaudit: input of {no_rescaling_file} assumed in ?0, 1?*"])

@@ -83,3 +83,87 @@ def test_thresholds_from_ini():
     assert resolved.thresholds == {"min_probability": 0.8, "min_logit": -2.0}
     with pytest.raises(ValueError, match="actaudit_min_probability"):
         s.resolve({}, {"min_probability": "1.5"}, enabled=True)
+
+
+def test_min_consistency_with_one_seed_is_refused():
+    # one seed has no other to agree with: the check would pass on an undefined number
+    with pytest.raises(ValueError, match="actaudit_min_consistency.*with 1 seed it is undefined"):
+        s.resolve({}, {"seeds": "1", "min_consistency": "0.5"}, enabled=True)
+    assert s.resolve({}, {"seeds": "2", "min_consistency": "0.5"}, enabled=True).seeds == 2
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ({"focus_exclude": "border:2"}, "actaudit_focus_exclude is set without actaudit_max_focus"),
+        ({"max_focus_share": "0.5"}, "actaudit_max_focus_share is set without actaudit_focus_ex"),
+    ],
+)
+def test_half_a_focus_check_is_refused(ini, message):
+    # one key without the other runs no focus check: the item would check nothing
+    with pytest.raises(ValueError, match=message):
+        s.resolve({}, ini, enabled=True)
+
+
+# ---------------------------------------------------------------- through pytest itself
+@pytest.mark.parametrize(
+    ("filename", "text"),
+    [
+        ("pytest.ini", "[pytest]\nactaudit_min_probabilty = 0.9\n"),
+        ("tox.ini", "[pytest]\nactaudit_min_probabilty = 0.9\n"),
+        ("pyproject.toml", '[tool.pytest.ini_options]\nactaudit_min_probabilty = "0.9"\n'),
+        ("setup.cfg", "[tool:pytest]\nactaudit_min_probabilty = 0.9\n"),
+    ],
+)
+def test_a_misspelled_ini_key_fails_the_run_naming_the_closest_key(pytester, filename, text):
+    """A typo in a threshold's key would apply no check: the gate would pass by checking
+    nothing, with only pytest's generic warning (after the run). It is a usage error."""
+    (pytester.path / filename).write_text(text)
+    pytester.makepyfile("def test_a(): pass")
+    for args in (["--actaudit"], []):  # without --actaudit too: the typo is in the repo
+        result = pytester.runpytest_inprocess(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        result.stderr.fnmatch_lines(
+            ["*unknown ini key 'actaudit_min_probabilty'*did you mean 'actaudit_min_probability'?*"]
+        )
+
+
+def test_help_still_lists_the_keys_despite_a_misspelled_one(pytester):
+    pytester.makeini("[pytest]\nactaudit_seed = 2\n")
+    result = pytester.runpytest_inprocess("--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*actaudit_seeds*"])
+
+
+def test_a_misspelled_override_key_fails_too(pytester):
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest_inprocess("--actaudit", "-o", "actaudit_seed=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown ini key 'actaudit_seed'*'actaudit_seeds'?*"])
+
+
+def test_known_keys_and_other_plugins_keys_pass(pytester):
+    pytester.makeini("[pytest]\nactaudit_seeds = 2\nxfail_strict = true\n")
+    pytester.makepyfile("def test_a(): pass")
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        (
+            "actaudit_seeds = three",
+            "*actaudit_seeds must be a positive integer, got 'three' "
+            "(for example actaudit_seeds = 4)*",
+        ),
+        ("actaudit_device = tpu", "*actaudit_device: device must be one of*'tpu'*"),
+        ("actaudit_shard = 3/2", "*actaudit_shard must be K/N*actaudit_shard = 1/4*"),
+        ("actaudit_cache = maybe", "*actaudit_cache must be true or false, got 'maybe'*"),
+    ],
+)
+def test_an_ini_value_error_names_the_ini_key_not_the_flag(pytester, ini, message):
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest_inprocess("--actaudit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "--actaudit-" not in result.stderr.str()

@@ -33,6 +33,7 @@ from .options import (
     SKIP_REASON,
     add_options,
     cli_and_ini,
+    unknown_ini_key,
 )
 from .session import ActauditSession
 
@@ -63,6 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    # not for --help: it is where the real keys are listed
+    unknown = None if config.getoption("help", False) else unknown_ini_key(config)
+    if unknown:
+        raise pytest.UsageError(f"actaudit: {unknown}")
     cli, ini = cli_and_ini(config)
     try:
         settings = settings_mod.resolve(cli, ini, enabled=bool(config.getoption("actaudit")))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .records import models_meta, run_meta, time_split, unfinished_record
+from .records import input_assumption, models_meta, run_meta, time_split, unfinished_record
 
 if TYPE_CHECKING:
     from .session import ActauditSession
@@ -32,13 +32,17 @@ def write_session_report(s: ActauditSession) -> None:
     if not records and s.shard is None:
         return  # a shard writes its (empty) report all the same: the merge expects one
     records.sort(key=lambda r: (r["model"], r["index"], r["nodeid"]))
+    s.models = models
     run = run_meta(s.started, s.settings, s.config, models, stats)
     if workers:
         run["workers"] = workers
     s.report_path, results = write_results(
         s.report_dir, run, records, s.outcomes, s.settings.self_contained
     )
-    s.summary = (len(records), sum(1 for r in records if not r["passed"]))
+    from ..summary import gate_failed
+
+    # failed as pytest counts it: a check that failed, or a test that failed around it
+    s.summary = (len(records), sum(1 for a in results["audits"] if gate_failed(a)))
     s._pieces.remove()
     if s.settings.summary:
         write_summary(s, results)
@@ -64,11 +68,15 @@ def terminal_summary(s: ActauditSession, terminalreporter: Any) -> None:
         terminalreporter.write_line(f"actaudit: {s.shard_note}")
     if s.report_error:
         terminalreporter.write_line(f"actaudit: {s.report_error}", red=True)
+    for meta in s.models:  # models the header could not read (a conftest.py fixture's)
+        said = input_assumption(meta)
+        if said and meta["name"] not in s.input_noted:
+            terminalreporter.write_line(f"actaudit: {said}", yellow=True)
     if s.report_path:
         total, failed = s.summary
         terminalreporter.write_line(
-            f"actaudit: report with {total} audits ({failed} failed checks) "
-            f"written to {s.report_path}"
+            f"actaudit: report with {total} audit{'s' if total != 1 else ''} "
+            f"({failed} failed) written to {s.report_path}"
         )
         for path in s.summary_paths:
             terminalreporter.write_line(f"actaudit: summary written to {path}")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -15,6 +15,14 @@ from .options import SESSION_KEY, SKIP_REASON
 
 if TYPE_CHECKING:
     from .session import ActauditSession
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """The test fails with the error's message alone. Raised outside the ``except`` that
+    caught it: pytest would print a chained error twice ("During handling of the above
+    exception, another exception occurred")."""
+    __tracebackhide__ = True
+    pytest.fail(f"actaudit: {exc}", pytrace=False)
 
 
 def _session(request: pytest.FixtureRequest) -> ActauditSession:
@@ -34,7 +42,8 @@ def actaudit_model(request: pytest.FixtureRequest) -> Any:
     try:
         return _session(request).configured_model()
     except ActauditError as exc:
-        pytest.fail(f"actaudit: {exc}", pytrace=False)
+        error = exc
+    _fail(error)
 
 
 class ActauditFixture:
@@ -87,7 +96,8 @@ class ActauditFixture:
                 layer=layer,
             )
         except (ActauditError, ValueError) as exc:
-            pytest.fail(f"actaudit: {exc}", pytrace=False)
+            error = exc
+        _fail(error)
 
 
 @pytest.fixture
@@ -100,7 +110,11 @@ def actaudit(request: pytest.FixtureRequest, actaudit_model: Any) -> ActauditFix
         try:
             settings = settings.with_overrides(**marker.kwargs)
         except ValueError as exc:
-            pytest.fail(f"actaudit marker on {request.node.nodeid}: {exc}", pytrace=False)
+            message = f"actaudit marker on {request.node.nodeid}: {exc}"
+        else:
+            message = ""
+        if message:  # outside the except: see _fail
+            pytest.fail(message, pytrace=False)
     return ActauditFixture(
         session,
         actaudit_model,
@@ -121,4 +135,5 @@ def actaudit_references(request: pytest.FixtureRequest, actaudit_model: Any) -> 
     try:
         return _session(request).references(actaudit_model)
     except ActauditError as exc:
-        pytest.fail(f"actaudit: {exc}", pytrace=False)
+        error = exc
+    _fail(error)

@@ -33,6 +33,44 @@ class AuditCollector(pytest.Collector):
         return []
 
 
+# The ini keys that give zero-code items something to check (configuration.md lists them).
+CHECK_KEYS = (
+    "actaudit_min_probability, actaudit_min_logit, actaudit_min_consistency, "
+    "actaudit_max_flip_rate, actaudit_suspects, actaudit_focus_exclude + "
+    "actaudit_max_focus_share, actaudit_min_baseline_similarity"
+)
+NO_CHECK_REASON = (
+    "actaudit: no zero-code check is set, so this class's images (in the report) were "
+    f"checked against nothing; set one of {CHECK_KEYS}"
+)
+
+
+def zero_code_checks(settings: Settings) -> list[str]:
+    """The checks ``run_threshold_checks`` runs with these settings (empty: none)."""
+    t = settings.thresholds
+    checks = []
+    if "min_probability" in t or "min_logit" in t:
+        checks.append("activation")
+    if "min_consistency" in t:
+        checks.append("consistency")
+    if settings.focus_exclude and "max_focus_share" in t:
+        checks.append("focus")
+    if "max_flip_rate" in t:
+        checks.append("shortcut")
+    if settings.suspects:
+        checks.append("ignores")
+    if "min_baseline_similarity" in t:
+        checks.append("baseline")
+    return checks
+
+
+def classes_named(config: pytest.Config) -> bool:
+    """``--actaudit-classes`` / ``actaudit_classes`` is set (``all`` included)."""
+    return config.getoption("actaudit_classes", None) is not None or config.getini(
+        "actaudit_classes"
+    ) not in (None, "", [])
+
+
 def _zero_code_audit(request: pytest.FixtureRequest) -> None:
     """The body of every zero-code item. A test function, so that its references come
     from the ``actaudit_references`` fixture, a conftest.py override included."""
@@ -46,6 +84,10 @@ def _zero_code_audit(request: pytest.FixtureRequest) -> None:
         item.nodeid,
         references=lambda: request.getfixturevalue("actaudit_references"),
     )
+    if not zero_code_checks(settings):
+        # The images are made (the report shows them), but an item that asserts nothing
+        # must not read as a pass.
+        pytest.skip(NO_CHECK_REASON)
     run_threshold_checks(audit, settings)
 
 
@@ -69,13 +111,17 @@ class ZeroCodeItem(pytest.Function):
 def zero_code_items(
     actaudit_session: ActauditSession, session: pytest.Session
 ) -> list[ZeroCodeItem]:
-    """One item per class of ``--actaudit-classes`` (default all) of the configured model."""
-    # Load the model and resolve labels and classes now: a missing, corrupt or unsafe
-    # file, mismatched labels or an unknown class is a usage error before any test.
+    """One item per class of ``--actaudit-classes`` (default all) of the configured model,
+    when there is something to check or the classes are named; else none: a model set in
+    the ini for written tests must not have every class optimized for nothing."""
     settings = actaudit_session.settings
+    # Load the model and resolve labels and classes now, items or not: a missing, corrupt
+    # or unsafe file, mismatched labels or an unknown class is a usage error before any
+    # test.
     model_path = str(settings.model)
     try:
-        runner = actaudit_session.runner(actaudit_session.configured_model())
+        with actaudit_session.quiet():
+            runner = actaudit_session.runner(actaudit_session.configured_model())
         indices = [runner.resolve(c) for c in settings.classes] or range(len(runner.labels))
     except ActauditError as exc:
         raise pytest.UsageError(f"actaudit: {exc}") from None
@@ -89,13 +135,20 @@ def zero_code_items(
             raise pytest.UsageError(
                 f"actaudit: actaudit_focus_exclude: {exc} (the model's input is {height}×{width})"
             ) from None
+    if not zero_code_checks(settings) and not classes_named(session.config):
+        return []
     parent = AuditCollector.from_parent(session, name="actaudit", nodeid="actaudit")
-    return [
+    items = [
         ZeroCodeItem.from_parent(
             parent, name=f"{model_path}::{runner.labels[i]}", target=runner.labels[i], index=i
         )
         for i in indices
     ]
+    # Made after collection proper: reported like collected items, so that the terminal's
+    # "collected N items" counts them.
+    report = pytest.CollectReport(parent.nodeid, "passed", None, list(items))
+    session.config.hook.pytest_collectreport(report=report)
+    return items
 
 
 def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:

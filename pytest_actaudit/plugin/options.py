@@ -241,6 +241,35 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(ini, help_text, default=None)
 
 
+def ini_keys() -> list[str]:
+    """Every ini key the plugin reads."""
+    return [ini for _, ini, _, _ in OPTIONS if ini] + [ini for ini, _ in INI_ONLY]
+
+
+def unknown_ini_key(config: pytest.Config) -> str | None:
+    """The error for an ``actaudit_*`` key the plugin does not know, or None.
+
+    pytest only warns about unknown keys (after collection, with the run still green),
+    and a misspelled threshold would apply no check: a gate that passes by checking
+    nothing. So a typo stops the run, naming the closest key."""
+    import difflib
+
+    written = set(config.inicfg)  # pytest.ini, tox.ini, setup.cfg or pyproject.toml
+    for entry in config.getoption("override_ini", None) or []:  # -o KEY=VALUE
+        written.add(str(entry).split("=", 1)[0].strip())
+    known = ini_keys()
+    for key in sorted(written):
+        if key.lower().startswith("actaudit") and key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            where = f" in {config.inipath}" if config.inipath else ""
+            return (
+                f"unknown ini key {key!r}{where}: {hint}the actaudit keys are listed by "
+                "`pytest --help` (a misspelled key would silently check nothing)"
+            )
+    return None
+
+
 def cli_and_ini(config: pytest.Config) -> tuple[dict[str, Any], dict[str, Any]]:
     """The command line's and the ini's values by setting name (None where not given)."""
     cli: dict[str, Any] = {}

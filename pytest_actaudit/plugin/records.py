@@ -54,6 +54,22 @@ def writable_folder(folder: Path) -> tuple[Path, str | None]:
         )
 
 
+def input_assumption(meta: dict[str, Any]) -> str:
+    """How a model's input is read when no setting said so: the plain default (no leading
+    Rescaling layer) or the references' choice; "" when a setting or the model says."""
+    source = str(meta.get("input_range_source", ""))
+    if source.startswith("default"):
+        low, high = meta["input_range"]
+        return (
+            f"input of {meta['name']} assumed in [{low:g}, {high:g}]: the model has no leading "
+            "Rescaling layer and no actaudit_input_range or actaudit_preprocess is set; set "
+            "one if it takes another (e.g. actaudit_input_range = -1-1)"
+        )
+    if "chosen from the trusted references" in source:
+        return f"input of {meta['name']}: {source}"
+    return ""
+
+
 def models_meta(runners: dict[Any, Any]) -> list[dict[str, Any]]:
     """Each model's header in the report (its runners' ``meta``)."""
     return [runner.meta for runner, _ in runners.values()]

@@ -3,9 +3,10 @@ planned targets, audits turned into report records as tests finish, the report a
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from ..model import load_model, source_path
 from ..settings import Settings
 from ..shard import shard_from
 from . import finish, shards, xdist
-from .items import ZeroCodeItem, is_audit, zero_code_items
-from .records import models_meta, run_stats
+from .items import ZeroCodeItem, classes_named, is_audit, zero_code_checks, zero_code_items
+from .records import input_assumption, models_meta, run_stats
 
 
 class ActauditSession:
@@ -42,7 +43,9 @@ class ActauditSession:
         self.records: list[dict[str, Any]] = []
         self.outcomes: dict[str, str] = {}
         self.planned: list[str | int] = []
-        self.zero_code: list[str] = []
+        self.zero_code: list[str] = []  # the zero-code items' classes, once collected
+        self.input_noted: set[str] = set()  # models whose assumed input the header said
+        self.models: list[dict[str, Any]] = []  # every model's header, once the report is made
         self.report_path: Path | None = None
         self.worker, self.run_id, self.report_dir, self.report_error = xdist.run_folder(
             config, settings.report
@@ -80,6 +83,23 @@ class ActauditSession:
             import tensorflow  # noqa: F401
 
             self.timings["tensorflow_import_seconds"] += time.perf_counter() - began
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Capture output as pytest does around a test: TensorFlow's start-up lines
+        (``E0000 … failed call to cuInit`` on a CPU machine) are C++ logs that no
+        environment variable set this late silences, and outside a test (collection, the
+        header) pytest's capture is off. Dropped, as a passing test's are."""
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if capman is None or not capman.is_globally_capturing():
+            yield
+            return
+        capman.resume_global_capture()
+        try:
+            yield
+        finally:
+            capman.suspend_global_capture(in_=False)
+            capman.read_global_capture()
 
     def _stats(self) -> dict[str, float]:
         return {**run_stats(self.runners), **self.timings}
@@ -251,7 +271,13 @@ class ActauditSession:
             self.shard_note, self.shard_deselected = shards.deselect(
                 self, config, items, self.shard
             )
-        for item in items:
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Planned once every deselection (-k, -m, --lf, shards) is done: the batch holds
+        # only the classes of the tests that will run.
+        self.zero_code = [i.target for i in session.items if isinstance(i, ZeroCodeItem)]
+        for item in session.items:
             marker = item.get_closest_marker("actaudit")
             if marker and marker.kwargs.get("classes"):
                 self.planned.extend(settings_mod.class_list(marker.kwargs["classes"]))
@@ -363,14 +389,65 @@ class ActauditSession:
                 self.shard_note or f"shard {self.shard}: other shards' audit items deselected"
             ) + "; nothing left for this shard (more shards than audits?)"
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
-        return (
+        lines = [
             f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
             f"steps={s.steps} device={s.device} report={self.report_dir}"
             + (f" shard={s.shard}" if s.shard else "")
             + (f" references={s.references}" if s.references else "")
-        )
+        ]
+        said = self.input_note()
+        if said:
+            lines.append(f"actaudit: {said}")
+        return lines
+
+    def input_note(self) -> str:
+        """What the configured model's input is taken to be, when nothing set it and the
+        model does not say (no leading Rescaling layer): a wrong guess makes every check
+        lie. Loads the model (it is needed next, by collection or the first test); an
+        error here is said where the model is used, not in the header."""
+        s = self.settings
+        # an xdist controller runs no test: it would load TensorFlow for this line only
+        controller = self.config.pluginmanager.has_plugin("dsession")
+        if not s.model or s.input_range or s.preprocess or controller:
+            return ""
+        try:
+            with self.quiet():
+                runner = self.runner(self.configured_model())
+        except ActauditError:
+            return ""
+        self.input_noted.add(runner.meta["name"])
+        return input_assumption(runner.meta)
+
+    def pytest_report_collectionfinish(
+        self, config: pytest.Config, items: Sequence[pytest.Item]
+    ) -> list[str]:
+        """Before anything is optimized: how much will be, and why zero-code items are
+        absent when they are."""
+        s = self.settings
+        lines = []
+        if self.zero_code:
+            checks = ", ".join(zero_code_checks(s)) or "none: images only, items skipped"
+            lines.append(
+                f"actaudit: {len(self.zero_code)} zero-code audit(s) of {s.model} "
+                f"(checks: {checks})"
+            )
+        elif s.model and not self.worker and not (zero_code_checks(s) or classes_named(config)):
+            lines.append(
+                f"actaudit: no zero-code audits of {s.model}: no threshold key is set (e.g. "
+                "actaudit_min_probability) and actaudit_classes names no class; its classes "
+                "are audited only by the tests that ask for them"
+            )
+        if self.planned:
+            shown = ", ".join(map(str, self.planned[:8])) + (" …" if len(self.planned) > 8 else "")
+            n = len(self.planned)
+            lines.append(
+                f"actaudit: {n} class{'es' if n != 1 else ''} planned for one batch ({shown}): "
+                f"{n * s.seeds} image{'s' if n * s.seeds != 1 else ''} of {s.steps} steps to "
+                "optimize, less the cache's hits"
+            )
+        return lines
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.reference_notes:
