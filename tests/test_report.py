@@ -54,3 +54,29 @@ def test_slug_never_yields_path_parts():
     for label in ["../../etc/passwd", "a/b\\c", "..", "", "naïve cat"]:
         name = slug(label)
         assert name and "/" not in name and "\\" not in name and ".." not in name
+
+
+def test_files_follow_the_umask(tmp_path):
+    """A web server running as another user must be able to read the report: its files
+    get the mode the umask gives new files (0644 under umask 022), not mkstemp's 0600."""
+    import os
+    import stat
+
+    from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
+
+    from .reportdata import RUN, sample_audits
+
+    for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        folder = tmp_path / f"umask{umask:o}"
+        old = os.umask(umask)
+        try:
+            sink = ImageSink(folder)
+            records = [audit_record(audit, sink) for audit in sample_audits()]
+            write_report(folder, run=RUN, records=records, outcomes={})
+        finally:
+            os.umask(old)
+        files = [folder / "index.html", folder / "results.json", *folder.glob("images/*")]
+        assert len(files) > 2
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: mode for f in files
+        }
