@@ -27,3 +27,65 @@ def test_unwritable_cache_warns_and_runs_without_it(pytester, color_model_file, 
     result.stdout.fnmatch_lines(
         ["*ActauditCacheWarning*blocker*cannot be written*without the cache*--actaudit-cache-dir*"]
     )
+
+
+CUSTOM_LAYERS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="mine")
+class Doubler(keras.layers.Layer):
+    def call(self, x):
+        return x * 2.0
+"""
+
+SAVE_CUSTOM = """
+import keras
+from mylayers import Doubler
+inputs = keras.Input((8, 8, 3))
+x = keras.layers.GlobalAveragePooling2D()(Doubler()(inputs))
+keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save("custom.keras")
+"""
+
+
+@pytest.fixture(scope="module")
+def custom_model(tmp_path_factory):
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("custom")
+    (folder / "mylayers.py").write_text(CUSTOM_LAYERS)
+    subprocess.run([sys.executable, "-c", SAVE_CUSTOM], cwd=folder, check=True)
+    (folder / "mylayers.py").rename(folder / "mylayers_src.py")  # not importable by name
+    return folder / "custom.keras"
+
+
+def test_unregistered_custom_layer_names_the_class_and_the_fix(pytester, custom_model):
+    pytester.makepyfile("def test_a(actaudit): pass")
+    result = pytester.runpytest_inprocess("--actaudit", f"--actaudit-model={custom_model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "INTERNALERROR" not in err + result.stdout.str()
+    assert "custom layer or object 'Doubler'" in err
+    assert "module 'mylayers'" in err and "'mine>Doubler'" in err
+    assert "register_keras_serializable" in err and "import mylayers" in err
+    assert "custom_objects={'mine>Doubler': Doubler}" in err and "conftest.py" in err
+    assert "is the file complete" not in err  # the hint pointed the wrong way
+
+
+def test_custom_objects_load_the_model(custom_model):
+    """The fix the message gives works: load_model with custom_objects."""
+    import importlib.util
+
+    import pytest_actaudit
+
+    spec = importlib.util.spec_from_file_location(
+        "mylayers_src", custom_model.parent / "mylayers_src.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # registers 'mine>Doubler' too; the key makes it explicit
+    model = pytest_actaudit.load_model(
+        custom_model, custom_objects={"mine>Doubler": module.Doubler}
+    )
+    assert [type(layer).__name__ for layer in model.layers][1] == "Doubler"
