@@ -10,3 +10,7 @@ class ActauditError(Exception):
 
 class OptimizationError(ActauditError):
     """Scores or images became NaN/Inf during optimization."""
+
+
+class ActauditWarning(UserWarning):
+    """Something was skipped or redone (a bad cache entry, ...): the run goes on."""

@@ -112,7 +112,7 @@ class AuditRunner:
                 "revision": ENGINE_REVISION,
                 "output": output,
             }
-            self.cache = ResultCache(cache_dir, context)
+            self.cache = ResultCache(cache_dir, context, image_shape=tuple(self.spec.shape))
 
     def resolve(self, target: str | int) -> int:
         return model_mod.resolve_target(target, self.labels)

@@ -89,3 +89,32 @@ def test_custom_objects_load_the_model(custom_model):
         custom_model, custom_objects={"mine>Doubler": module.Doubler}
     )
     assert [type(layer).__name__ for layer in model.layers][1] == "Doubler"
+
+
+def test_cache_entry_of_the_wrong_shape_is_recomputed_and_named(color_model, tmp_path):
+    """An entry that loads but does not fit its key (another image size, another number
+    of steps) is dropped with a warning naming it, and the image is optimized again."""
+    import numpy as np
+
+    from pytest_actaudit.errors import ActauditWarning
+    from pytest_actaudit.runner import AuditRunner
+
+    def audit():
+        runner = AuditRunner(color_model, labels=["red", "green", "blue"], cache_dir=str(tmp_path))
+        return runner, runner.maximize("red", seeds=2, steps=3)
+
+    _, first = audit()
+    entries = sorted(tmp_path.rglob("*.npz"))
+    assert len(entries) == 2
+    bad = entries[0]
+    with np.load(bad) as data:
+        fields = dict(data)
+    fields["image"] = np.zeros((8, 8, 3), np.uint8)  # another size than 16 × 12
+    fields["curve"] = np.zeros(7)  # another number of steps
+    np.savez(bad, **fields)
+    with pytest.warns(ActauditWarning, match=rf"{bad.name}.*image.*\(8, 8, 3\).*\(16, 12, 3\)"):
+        runner, again = audit()
+    assert runner.cache is not None and runner.cache.hits == 1 and runner.stats.images == 1
+    np.testing.assert_array_equal(again.images, first.images)
+    with np.load(bad) as data:  # written again, right
+        assert data["image"].shape == (16, 12, 3)
