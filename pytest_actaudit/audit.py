@@ -66,6 +66,8 @@ class ReferenceContext(NamedTuple):
     detectors: Callable[[Any], Any] | None = None
     rank_inputs: Callable[[Any, Any], Any] | None = None
     screen: Callable[[Any], Any] | None = None
+    # (class index, images, attribution, run) -> the probe's result: run() or a cached one
+    remember_probe: Callable[[int, Any, Any, Callable[[], Any]], Any] | None = None
 
 
 @dataclass
@@ -252,18 +254,25 @@ class ClassAudit:
             context = self._reference_context("the shortcut probe")
             if self.attribution is None or context.attribute is None:
                 raise ValueError(f"class {self.label!r}: no attribution maps were computed")
-            screen = context.screen
-            self.probe_result = probe(
-                self.index,
-                self.images,
-                self.attribution,
-                context.references,
-                context.labels,
-                context.predict,
-                context.attribute,
-                context.detectors,
-                rank_inputs=context.rank_inputs,
-                screen=None if screen is None else lambda: screen(context.references),
+            screen, attribute, attribution = context.screen, context.attribute, self.attribution
+
+            def run() -> Any:
+                return probe(
+                    self.index,
+                    self.images,
+                    attribution,
+                    context.references,
+                    context.labels,
+                    context.predict,
+                    attribute,
+                    context.detectors,
+                    rank_inputs=context.rank_inputs,
+                    screen=None if screen is None else lambda: screen(context.references),
+                )
+
+            remember = context.remember_probe
+            self.probe_result = (
+                run() if remember is None else remember(self.index, self.images, attribution, run)
             )
         return self.probe_result
 

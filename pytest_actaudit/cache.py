@@ -110,3 +110,127 @@ class ResultCache:
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def _code_digest() -> str:
+    """sha256 of the probe's code (probe.py, edits.py): changing it makes new keys, so a
+    cached probe result never outlives the code that made it."""
+    from . import edits, probe
+
+    digest = hashlib.sha256()
+    for module in (probe, edits):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+def array_digest(*arrays: Any) -> str:
+    """sha256 of arrays' dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        a = np.ascontiguousarray(array)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+class ProbeCache:
+    """The shortcut probe's results beside the images they were made from: key = the
+    image cache's key prefix (model hash, engine settings, input spec, version), the
+    probe's code, the trusted references' content, the class and its images and
+    attribution maps. One ``.npz`` per class: arrays, and a JSON description of the
+    rest; like image entries, one that cannot be read is recomputed."""
+
+    def __init__(self, results: ResultCache) -> None:
+        self.folder = results.folder / "probe"
+        self.prefix = f"{results.prefix}|{_code_digest()}"
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, references: str, index: int, images: Any, attribution: Any) -> Path:
+        key = f"{self.prefix}|{references}|{index}|{array_digest(images, attribution)}"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.npz"
+
+    def remember(self, references: str, index: int, images: Any, attribution: Any, run: Any) -> Any:
+        """The probe result for this key: from the cache, else ``run()``, stored."""
+        path = self._path(references, index, images, attribution)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                found = _probe_from_arrays(dict(data))
+        except FileNotFoundError:
+            pass
+        except Exception:  # truncated, corrupt or of another layout: recompute
+            path.unlink(missing_ok=True)
+        else:
+            self.hits += 1
+            return found
+        self.misses += 1
+        result = run()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            np.savez(buffer, **_probe_to_arrays(result))
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buffer.getvalue())
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        return result
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _probe_to_arrays(result: Any) -> dict[str, Any]:
+    """A ``ProbeResult`` as named arrays: its evidence's arrays (and lists of arrays) by
+    name, everything else as JSON in ``meta``."""
+    import dataclasses
+
+    arrays: dict[str, Any] = {}
+    evidence = []
+    for k, found in enumerate(result.evidence):
+        described: dict[str, Any] = {}
+        for f in dataclasses.fields(found):
+            value = getattr(found, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f"e{k}_{f.name}"] = value
+                described[f.name] = {"array": f"e{k}_{f.name}"}
+            elif isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+                names = [f"e{k}_{f.name}_{j}" for j in range(len(value))]
+                arrays.update(zip(names, value, strict=True))
+                described[f.name] = {"arrays": names}
+            else:
+                described[f.name] = {"value": _plain(value)}
+        evidence.append(described)
+    meta = {
+        "evidence": evidence,
+        "references_of_class": int(result.references_of_class),
+        "references_of_others": int(result.references_of_others),
+        "class_accuracy": float(result.class_accuracy),
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def _probe_from_arrays(data: dict[str, Any]) -> Any:
+    from .probe import Evidence, ProbeResult
+
+    meta = json.loads(str(data["meta"]))
+
+    def value(described: dict[str, Any]) -> Any:
+        if "array" in described:
+            return data[described["array"]]
+        if "arrays" in described:
+            return [data[name] for name in described["arrays"]]
+        return described["value"]
+
+    return ProbeResult(
+        evidence=[
+            Evidence(**{name: value(d) for name, d in found.items()}) for found in meta["evidence"]
+        ],
+        references_of_class=meta["references_of_class"],
+        references_of_others=meta["references_of_others"],
+        class_accuracy=meta["class_accuracy"],
+    )

@@ -402,11 +402,26 @@ def probe_context(
     references themselves, and the screening of the object-free edits on them, are made
     once per model and reused by every class's checks."""
     engine = runner.engine
+    probes = None
+    if runner.cache is not None:  # probe results are cached beside the images
+        from .cache import ProbeCache
+
+        probes = ProbeCache(runner.cache)
 
     def context() -> ReferenceContext:
         images, labels = references()
         remember = runner.on_references.wrap
         predict = remember("predict", lambda x: engine.predict(x)[1], images)
+        remember_probe = None
+        if probes is not None:
+            from .cache import array_digest
+
+            held = remember("digest", lambda x: array_digest(x, np.asarray(labels)), images)
+            cache = probes
+
+            def remember_probe(index: int, seeds: Any, attribution: Any, run: Any) -> Any:
+                return cache.remember(held(images), index, seeds, attribution, run)
+
         return ReferenceContext(
             images,
             labels,
@@ -415,6 +430,7 @@ def probe_context(
             remember("detectors", engine.detectors, images),
             engine.rank_inputs,
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
+            remember_probe,
         )
 
     return context

@@ -118,3 +118,51 @@ def test_cache_entry_of_the_wrong_shape_is_recomputed_and_named(color_model, tmp
     np.testing.assert_array_equal(again.images, first.images)
     with np.load(bad) as data:  # written again, right
         assert data["image"].shape == (16, 12, 3)
+
+
+def test_probe_results_are_cached_by_model_references_and_images(tmp_path, monkeypatch):
+    """A rerun with the cache does not run the shortcut probe again (it was most of a
+    cached rerun's time); other references, or no cache, do."""
+    import numpy as np
+
+    from pytest_actaudit import probe as probe_mod
+    from pytest_actaudit.engine.maximize import EngineSettings
+    from pytest_actaudit.report.writer import ImageSink, audit_record
+    from pytest_actaudit.runner import AuditRunner, probe_context
+
+    from .conftest import COLORS
+    from .test_probe import corner_model, references
+
+    model = corner_model()
+    refs, labels = references()
+    calls = []
+    original = probe_mod.probe
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(probe_mod, "probe", counted)
+
+    def probed(references, cache=True):
+        runner = AuditRunner(
+            model,
+            labels=COLORS,
+            cache_dir=str(tmp_path / "cache") if cache else None,
+            engine_settings=EngineSettings(parametrization="pixel"),
+        )
+        audit = runner.maximize("red", seeds=2, steps=10)
+        audit.probe_context = probe_context(runner, lambda: references)
+        audit.shortcut_probe()
+        return audit_record(audit, ImageSink(tmp_path / "report"))["probe"]
+
+    first = probed((refs, labels))
+    assert len(calls) == 1
+    assert probed((refs, labels)) == first and len(calls) == 1  # from the cache, the same
+    other = refs.copy()
+    other[0, 0, 0, 0] ^= 1
+    probed((other, labels))
+    assert len(calls) == 2  # other references: run again
+    probed((refs, labels), cache=False)
+    assert len(calls) == 3
+    assert first["strongest"] and np.isfinite(first["flip_rates"]).all()
