@@ -112,11 +112,18 @@ def main() -> None:
                 print(f"{what}, folder: {folder_sizes(folder)}; written in {seconds:.1f} s")
 
 
+# label-kind-digest: what an image is, from its name (report/writer.py names them)
+KIND = re.compile(
+    r"-(seed\d+|mean|heat|base\d+|diff\d+|probe-part|probe\d+|suspect\d+-\d+)-[0-9a-f]{12}$"
+)
+
+
 def folder_sizes(folder: Path) -> str:
     """The folder's total, its pages, and its images by kind (from the file names)."""
     kinds: dict[str, list[int]] = defaultdict(list)
     for path in (folder / "images").glob("*"):
-        kind = re.sub(r"\d+", "N", path.stem.rsplit("-", 2)[-2]) + path.suffix
+        found = KIND.search(path.stem)
+        kind = re.sub(r"\d+", "N", found.group(1) if found else "other") + path.suffix
         kinds[kind].append(path.stat().st_size)
     pages = sum(p.stat().st_size for p in folder.glob("*.html"))
     results = (folder / "results.json").stat().st_size
