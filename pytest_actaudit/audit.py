@@ -481,7 +481,8 @@ class ClassAudit:
                 if self.features is not None and self.features.shape[1]
                 else None
             ),
-            "curves": [[float(v) for v in curve] for curve in self.curves],
+            # 4 significant digits draw the same curve: results.json half the size
+            "curves": [[float(f"{v:.4g}") for v in curve] for curve in self.curves],
             "checks": [c.to_dict() for c in self.checks],
             "passed": self.passed,
             "settings": dict(self.settings),
