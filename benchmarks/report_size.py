@@ -2,14 +2,20 @@
 
 Builds records for N classes × 4 seeds of 64 px class-maximization-like images (smooth
 noise, as the Fourier parametrization makes), a shortcut probe and a heat map per class,
-writes the report both ways and prints the sizes.
+writes the report both ways and prints the sizes: the folder's files by kind (seed
+images, mean, heat map, probe pictures) and the self-contained page.
+``--classes 1000 --seeds 1 --side 96 --no-probe`` is an ImageNet-sized zero-code run
+(docs/report.md). ``--folder DIR`` measures a report folder already written instead
+(e.g. the demo's ``actaudit-report``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -30,7 +36,13 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--side", type=int, default=64)
+    parser.add_argument("--no-probe", action="store_true", help="no shortcut probe pictures")
+    parser.add_argument("--no-self-contained", action="store_true", help="the folder form only")
+    parser.add_argument("--folder", type=Path, help="measure this report folder instead")
     args = parser.parse_args()
+    if args.folder:
+        print(f"{args.folder}: {folder_sizes(args.folder)}")
+        return
     rng = np.random.default_rng(0)
     audits = []
     for k in range(args.classes):
@@ -49,6 +61,9 @@ def main() -> None:
             nodeid=f"test_x.py::test[{k}]",
         )
         examples = list(smooth_noise(rng, 4, args.side))
+        if args.no_probe:
+            audits.append(audit)
+            continue
         audit.probe_result = ProbeResult(
             evidence=[
                 Evidence(
@@ -77,7 +92,7 @@ def main() -> None:
         "cache_hits": 0,
         "command": "pytest --actaudit",
     }
-    for self_contained in (False, True):
+    for self_contained in (False, True)[: 1 if args.no_self_contained else 2]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             began = time.perf_counter()
@@ -87,15 +102,41 @@ def main() -> None:
                 folder, run=run, records=records, outcomes={}, self_contained=self_contained
             )
             seconds = time.perf_counter() - began
-            pngs = list((folder / "images").glob("*.png"))
-            images = sum(p.stat().st_size for p in pngs)
-            print(
-                f"{args.classes} classes × {args.seeds} seeds, self_contained={self_contained}: "
-                f"index.html {index.stat().st_size / 1e6:.2f} MB, "
-                f"results.json {(folder / 'results.json').stat().st_size / 1e6:.2f} MB, "
-                f"images {images / 1e6:.1f} MB in {len(pngs)} files, "
-                f"written in {seconds:.1f} s"
-            )
+            what = f"{args.classes} classes × {args.seeds} seeds at {args.side} px"
+            if self_contained:
+                print(
+                    f"{what}, self-contained: index.html {index.stat().st_size / 1e6:.1f} MB, "
+                    f"written in {seconds:.1f} s"
+                )
+            else:
+                print(f"{what}, folder: {folder_sizes(folder)}; written in {seconds:.1f} s")
+
+
+# label-kind-digest: what an image is, from its name (report/writer.py names them)
+KIND = re.compile(
+    r"-(seed\d+|mean|heat|base\d+|diff\d+|probe-part|probe\d+|suspect\d+-\d+)-[0-9a-f]{12}$"
+)
+
+
+def folder_sizes(folder: Path) -> str:
+    """The folder's total, its pages, and its images by kind (from the file names)."""
+    kinds: dict[str, list[int]] = defaultdict(list)
+    for path in (folder / "images").glob("*"):
+        found = KIND.search(path.stem)
+        kind = re.sub(r"\d+", "N", found.group(1) if found else "other") + path.suffix
+        kinds[kind].append(path.stat().st_size)
+    pages = sum(p.stat().st_size for p in folder.glob("*.html"))
+    results = (folder / "results.json").stat().st_size
+    images = sum(sum(sizes) for sizes in kinds.values())
+    parts = ", ".join(
+        f"{kind} {len(sizes)} × {sum(sizes) / len(sizes) / 1e3:.1f} kB"
+        for kind, sizes in sorted(kinds.items())
+    )
+    return (
+        f"{(pages + results + images) / 1e6:.1f} MB in all: pages {pages / 1e6:.2f} MB, "
+        f"results.json {results / 1e6:.2f} MB, images {images / 1e6:.1f} MB "
+        f"in {sum(len(v) for v in kinds.values())} files ({parts})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,11 +23,14 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def load_model(path: Any, *, safe_mode: bool = True) -> Any:
-    """Load a Keras model file (``.keras``, ``.h5``, SavedModel folder); safe mode on."""
+def load_model(
+    path: Any, *, safe_mode: bool = True, custom_objects: dict[str, Any] | None = None
+) -> Any:
+    """Load a Keras model file (``.keras``, ``.h5``, SavedModel folder); safe mode on.
+    ``custom_objects``: Keras's, the classes of custom layers by registered name."""
     from .model import load_model as _load
 
-    return _load(path, safe_mode=safe_mode)
+    return _load(path, safe_mode=safe_mode, custom_objects=custom_objects)
 
 
 def maximize(model: Any, targets: Any, **kwargs: Any) -> list[ClassAudit]:

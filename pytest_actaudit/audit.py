@@ -69,6 +69,8 @@ class ReferenceContext(NamedTuple):
     screen: Callable[[Any], Any] | None = None
     # the labels are the model's own readings (a flat folder of photos, no class folders)
     read_by_model: bool = False
+    # (class index, images, attribution, run) -> the probe's result: run() or a cached one
+    remember_probe: Callable[[int, Any, Any, Callable[[], Any]], Any] | None = None
 
 
 @dataclass
@@ -262,20 +264,29 @@ class ClassAudit:
             context = self._reference_context("the shortcut probe")
             if self.attribution is None or context.attribute is None:
                 raise ValueError(f"class {self.label!r}: no attribution maps were computed")
-            screen = context.screen
-            try:
-                self.probe_result = probe(
+            screen, attribute, attribution = context.screen, context.attribute, self.attribution
+
+            def run() -> Any:
+                return probe(
                     self.index,
                     self.images,
-                    self.attribution,
+                    attribution,
                     context.references,
                     context.labels,
                     context.predict,
-                    context.attribute,
+                    attribute,
                     context.detectors,
                     rank_inputs=context.rank_inputs,
                     screen=None if screen is None else lambda: screen(context.references),
                     read_by_model=context.read_by_model,
+                )
+
+            remember = context.remember_probe
+            try:
+                self.probe_result = (
+                    run()
+                    if remember is None
+                    else remember(self.index, self.images, attribution, run)
                 )
             except CheckNotRun as exc:  # say which class, by name
                 raise CheckNotRun(
@@ -527,7 +538,8 @@ class ClassAudit:
                 if self.features is not None and self.features.shape[1] and len(self.images) > 1
                 else None
             ),
-            "curves": [[float(v) for v in curve] for curve in self.curves],
+            # 4 significant digits draw the same curve: results.json half the size
+            "curves": [[float(f"{v:.4g}") for v in curve] for curve in self.curves],
             "checks": [c.to_dict() for c in self.checks],
             "passed": self.passed,
             "settings": dict(self.settings),

@@ -4,7 +4,8 @@ Key: sha256 of the model's content hash, the engine settings, the input spec, th
 steps, the target, the seed and this package's version. Value: one ``.npz`` per
 (target, seed) holding everything an ``ImageResult`` holds. Writes are atomic
 (temp file + rename), so concurrent xdist workers never see half a file; an entry
-that cannot be read is deleted and recomputed, never trusted. numpy only.
+that cannot be read, or whose arrays do not fit its key (the image's shape, the steps),
+is deleted and recomputed, never trusted. numpy only.
 """
 
 from __future__ import annotations
@@ -14,19 +15,28 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import ActauditWarning
+
 FIELDS = ("image", "logit", "probability", "curve", "failed_step", "attribution", "features")
 
 
 class ResultCache:
-    def __init__(self, folder: str | Path, context: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        context: dict[str, Any],
+        image_shape: tuple[int, ...] | None = None,
+    ) -> None:
         from . import __version__
 
         self.folder = Path(folder)
+        self.image_shape = image_shape  # (H, W, C) every entry's image must have
         self.prefix = json.dumps({**context, "version": __version__}, sort_keys=True, default=str)
         self.hits = 0
         self.misses = 0
@@ -48,8 +58,44 @@ class ResultCache:
             path.unlink(missing_ok=True)
             self.misses += 1
             return None
+        wrong = self.mismatch(entry, steps)
+        if wrong:
+            # an entry that loads but does not fit its key (written by another version,
+            # copied between caches, edited): say which, and recompute
+            warnings.warn(
+                ActauditWarning(
+                    f"actaudit: cache entry {path} (class {target}, seed {seed}, {steps} steps) "
+                    f"does not fit its key: {wrong}; it is deleted and the image optimized again"
+                ),
+                stacklevel=2,
+            )
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
         self.hits += 1
         return entry
+
+    def mismatch(self, entry: dict[str, Any], steps: int) -> str:
+        """What in ``entry`` does not fit a key of ``steps`` steps and this cache's image
+        shape ("" when everything does)."""
+        expected: dict[str, tuple[int, ...] | None] = {
+            "image": self.image_shape,
+            "logit": (),
+            "probability": (),
+            "curve": (steps,),
+            "failed_step": (),
+            "attribution": self.image_shape[:2] if self.image_shape else None,
+        }
+        wrong = [
+            f"{name} has shape {tuple(entry[name].shape)}, not {shape}"
+            for name, shape in expected.items()
+            if shape is not None and tuple(entry[name].shape) != shape
+        ]
+        if entry["image"].dtype != np.uint8:
+            wrong.append(f"image is {entry['image'].dtype}, not uint8")
+        if entry["features"].ndim != 1:
+            wrong.append(f"features have shape {tuple(entry['features'].shape)}, not (D,)")
+        return "; ".join(wrong)
 
     def put(self, target: int, seed: int, steps: int, entry: dict[str, Any]) -> None:
         path = self._path(target, seed, steps)
@@ -64,3 +110,127 @@ class ResultCache:
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def _code_digest() -> str:
+    """sha256 of the probe's code (probe.py, edits.py): changing it makes new keys, so a
+    cached probe result never outlives the code that made it."""
+    from . import edits, probe
+
+    digest = hashlib.sha256()
+    for module in (probe, edits):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+def array_digest(*arrays: Any) -> str:
+    """sha256 of arrays' dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        a = np.ascontiguousarray(array)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+class ProbeCache:
+    """The shortcut probe's results beside the images they were made from: key = the
+    image cache's key prefix (model hash, engine settings, input spec, version), the
+    probe's code, the trusted references' content, the class and its images and
+    attribution maps. One ``.npz`` per class: arrays, and a JSON description of the
+    rest; like image entries, one that cannot be read is recomputed."""
+
+    def __init__(self, results: ResultCache) -> None:
+        self.folder = results.folder / "probe"
+        self.prefix = f"{results.prefix}|{_code_digest()}"
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, references: str, index: int, images: Any, attribution: Any) -> Path:
+        key = f"{self.prefix}|{references}|{index}|{array_digest(images, attribution)}"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.npz"
+
+    def remember(self, references: str, index: int, images: Any, attribution: Any, run: Any) -> Any:
+        """The probe result for this key: from the cache, else ``run()``, stored."""
+        path = self._path(references, index, images, attribution)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                found = _probe_from_arrays(dict(data))
+        except FileNotFoundError:
+            pass
+        except Exception:  # truncated, corrupt or of another layout: recompute
+            path.unlink(missing_ok=True)
+        else:
+            self.hits += 1
+            return found
+        self.misses += 1
+        result = run()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            np.savez(buffer, **_probe_to_arrays(result))
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buffer.getvalue())
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        return result
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _probe_to_arrays(result: Any) -> dict[str, Any]:
+    """A ``ProbeResult`` as named arrays: its evidence's arrays (and lists of arrays) by
+    name, everything else as JSON in ``meta``."""
+    import dataclasses
+
+    arrays: dict[str, Any] = {}
+    evidence = []
+    for k, found in enumerate(result.evidence):
+        described: dict[str, Any] = {}
+        for f in dataclasses.fields(found):
+            value = getattr(found, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f"e{k}_{f.name}"] = value
+                described[f.name] = {"array": f"e{k}_{f.name}"}
+            elif isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+                names = [f"e{k}_{f.name}_{j}" for j in range(len(value))]
+                arrays.update(zip(names, value, strict=True))
+                described[f.name] = {"arrays": names}
+            else:
+                described[f.name] = {"value": _plain(value)}
+        evidence.append(described)
+    meta = {
+        "evidence": evidence,
+        "references_of_class": int(result.references_of_class),
+        "references_of_others": int(result.references_of_others),
+        "class_accuracy": float(result.class_accuracy),
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def _probe_from_arrays(data: dict[str, Any]) -> Any:
+    from .probe import Evidence, ProbeResult
+
+    meta = json.loads(str(data["meta"]))
+
+    def value(described: dict[str, Any]) -> Any:
+        if "array" in described:
+            return data[described["array"]]
+        if "arrays" in described:
+            return [data[name] for name in described["arrays"]]
+        return described["value"]
+
+    return ProbeResult(
+        evidence=[
+            Evidence(**{name: value(d) for name, d in found.items()}) for found in meta["evidence"]
+        ],
+        references_of_class=meta["references_of_class"],
+        references_of_others=meta["references_of_others"],
+        class_accuracy=meta["class_accuracy"],
+    )

@@ -16,3 +16,7 @@ class CheckNotRun(ActauditError):
     """A check cannot run on the references given (none of the class's own, none of
     another class): not a verdict on the model. The plugin reports the test as skipped
     with this message; the message names what to add."""
+
+
+class ActauditWarning(UserWarning):
+    """Something was skipped or redone (a bad cache entry, ...): the run goes on."""

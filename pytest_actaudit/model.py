@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,15 +82,27 @@ def source_path(model: Any) -> str | None:
     return entry[1]
 
 
-def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
-    model = _load_model(path, safe_mode=safe_mode)
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    safe_mode: bool = True,
+    custom_objects: dict[str, Any] | None = None,
+) -> Any:
+    """Load a model file for auditing (see ``_load_model``); ``custom_objects`` are
+    Keras's: classes of custom layers that nothing registered, by registered name."""
+    model = _load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
     # Not weak-referenceable: the report falls back to a weights hash.
     with contextlib.suppress(TypeError):
         _SOURCES[id(model)] = (weakref.ref(model), str(path))
     return model
 
 
-def _load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
+def _load_model(
+    path: str | os.PathLike[str],
+    *,
+    safe_mode: bool = True,
+    custom_objects: dict[str, Any] | None = None,
+) -> Any:
     """Load a ``.keras``, ``.h5`` or SavedModel directory without compiling it.
 
     Keras safe mode stays on unless the caller opts out: a ``.keras`` file with a
@@ -106,6 +119,8 @@ def _load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
         if p.is_dir():
             return _load_savedmodel(p, keras)
         kwargs: dict[str, Any] = {"compile": False}
+        if custom_objects:
+            kwargs["custom_objects"] = custom_objects
         if p.suffix == ".keras":
             kwargs["safe_mode"] = safe_mode
         return keras.models.load_model(str(p), **kwargs)
@@ -121,10 +136,56 @@ def _load_model(path: str | os.PathLike[str], *, safe_mode: bool = True) -> Any:
                 "`actaudit_unsafe_load = true` in the ini (or call "
                 "load_model(path, safe_mode=False))."
             ) from exc
+        custom = unknown_custom_object(text)
+        if custom is not None:
+            raise ActauditError(custom_object_hint(str(p), *custom)) from exc
         raise ActauditError(
             f"could not load model {str(p)!r}: {type(exc).__name__}: {first_line}"
             " — is the file complete and saved by Keras (.keras, .h5 or a SavedModel folder)?"
         ) from exc
+
+
+def unknown_custom_object(message: str) -> tuple[str, str | None, str | None] | None:
+    """(class name, module, registered name) of the custom class Keras's load error says
+    it could not find, or None when the error is about something else."""
+    found = re.search(
+        r"Could not locate (?:class|function) '([^']+)'|Unknown (?:layer|object|class)"
+        r"[^'\"]*['\"]([^'\"]+)['\"]",
+        message,
+    )
+    if found is None:
+        return None
+    name = found.group(1) or found.group(2)
+    quoted = re.escape(name)
+    module = re.search(r"'module': '([^']+)', 'class_name': '" + quoted + "'", message)
+    registered = re.search(
+        r"'class_name': '" + quoted + r"'.*?'registered_name': '([^']+)'", message
+    )
+    return (
+        name,
+        module.group(1) if module else None,
+        registered.group(1) if registered else None,
+    )
+
+
+def custom_object_hint(path: str, name: str, module: str | None, registered: str | None) -> str:
+    """The refusal of a model with a custom class nothing registered, and both fixes."""
+    key = registered or name
+    where = ", ".join(
+        part for part in (f"module {module!r}" if module else "", f"registered as {key!r}") if part
+    )
+    importing = f"`import {module}`" if module else "an import of the module that defines it"
+    return (
+        f"could not load model {path!r}: it uses the custom layer or object {name!r} "
+        f"({where}), and no class of that name is registered in this process. Either "
+        f"import the module that defines it with @keras.saving.register_keras_serializable() "
+        f"before the model loads ({importing} at the top of conftest.py), or load the model "
+        "yourself in a conftest.py fixture:\n"
+        "    @pytest.fixture(scope='session')\n"
+        "    def actaudit_model():\n"
+        f"        return pytest_actaudit.load_model({path!r}, "
+        f"custom_objects={{{key!r}: {name}}})"
+    )
 
 
 def _load_savedmodel(path: Path, keras: Any) -> Any:

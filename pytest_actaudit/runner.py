@@ -112,7 +112,7 @@ class AuditRunner:
                 "revision": ENGINE_REVISION,
                 "output": output,
             }
-            self.cache = ResultCache(cache_dir, context)
+            self.cache = ResultCache(cache_dir, context, image_shape=tuple(self.spec.shape))
 
     def classify(self, images: Any) -> Any:
         """The class the model reads in each uint8 image (through the same input range
@@ -438,12 +438,27 @@ def probe_context(
     references themselves, and the screening of the object-free edits on them, are made
     once per model and reused by every class's checks."""
     engine = runner.engine
+    probes = None
+    if runner.cache is not None:  # probe results are cached beside the images
+        from .cache import ProbeCache
+
+        probes = ProbeCache(runner.cache)
 
     def context() -> ReferenceContext:
         given = references()
         images, labels = given
         remember = runner.on_references.wrap
         predict = remember("predict", lambda x: engine.predict(x)[1], images)
+        remember_probe = None
+        if probes is not None:
+            from .cache import array_digest
+
+            held = remember("digest", lambda x: array_digest(x, np.asarray(labels)), images)
+            cache = probes
+
+            def remember_probe(index: int, seeds: Any, attribution: Any, run: Any) -> Any:
+                return cache.remember(held(images), index, seeds, attribution, run)
+
         return ReferenceContext(
             images,
             labels,
@@ -453,6 +468,7 @@ def probe_context(
             engine.rank_inputs,
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
             bool(getattr(given, "read_by_model", False)),
+            remember_probe,
         )
 
     return context

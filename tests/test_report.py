@@ -44,9 +44,10 @@ def test_rerender_without_results_names_the_fix(tmp_path, capsys):
 def test_self_contained_inlines_every_image(report_dir):  # noqa: F811
     cli_main(["report", str(report_dir), "--self-contained"])
     html = (report_dir / "index.html").read_text()
-    # per card: 3 seeds + mean + heat map; per class in the grid: mean + heat map; the
-    # circle's named suspect: 2 examples
-    assert html.count('src="data:image/png;base64,') == 3 * 5 + 3 * 2 + 2
+    # per card: 3 seeds + mean (PNG) + heat map (JPEG); per class in the grid: mean + heat
+    # map; the circle's named suspect: 2 examples
+    assert html.count('src="data:image/png;base64,') == 3 * 4 + 3 + 2
+    assert html.count('src="data:image/jpeg;base64,') == 3 + 3
     assert 'src="images/' not in html
 
 
@@ -54,3 +55,85 @@ def test_slug_never_yields_path_parts():
     for label in ["../../etc/passwd", "a/b\\c", "..", "", "naïve cat"]:
         name = slug(label)
         assert name and "/" not in name and "\\" not in name and ".." not in name
+
+
+def test_files_follow_the_umask(tmp_path):
+    """A web server running as another user must be able to read the report: its files
+    get the mode the umask gives new files (0644 under umask 022), not mkstemp's 0600."""
+    import os
+    import stat
+
+    from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
+
+    from .reportdata import RUN, sample_audits
+
+    for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        folder = tmp_path / f"umask{umask:o}"
+        old = os.umask(umask)
+        try:
+            sink = ImageSink(folder)
+            records = [audit_record(audit, sink) for audit in sample_audits()]
+            write_report(folder, run=RUN, records=records, outcomes={})
+        finally:
+            os.umask(old)
+        files = [folder / "index.html", folder / "results.json", *folder.glob("images/*")]
+        assert len(files) > 2
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: mode for f in files
+        }
+
+
+def test_images_are_stored_at_their_size_lossless_and_once(tmp_path):
+    """The report's size: the model's images are stored as they are (lossless PNG at the
+    input's size; the page enlarges them), the heat map as JPEG, and the mean of one
+    seed is that seed's file, not a copy."""
+    import cv2
+    import numpy as np
+
+    from pytest_actaudit.report.writer import ImageSink, audit_record
+
+    from .reportdata import sample_audits
+
+    audit = sample_audits()[1]
+    sink = ImageSink(tmp_path)
+    record = audit_record(audit, sink)
+    for path, image in zip(record["images"], audit.images, strict=True):
+        stored = cv2.cvtColor(cv2.imread(str(tmp_path / path)), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(stored, image)
+    assert record["heatmap"].endswith(".jpg")
+    heat = cv2.imread(str(tmp_path / record["heatmap"]))
+    assert heat.shape == audit.images.shape[1:]
+    audit.images, audit.seeds = audit.images[:1], audit.seeds[:1]
+    audit.steps += 1  # other keys: written anew
+    one = audit_record(audit, sink)
+    assert one["mean_image"] == one["images"][0]
+    assert one["images"] == record["images"][:1]  # the same pixels: the same file
+    # 3 seeds, mean and heat map, then only the one-seed heat map is new
+    assert len(list((tmp_path / "images").iterdir())) == 3 + 1 + 1 + 1
+
+
+def test_a_huge_self_contained_page_says_so(report_dir, monkeypatch):  # noqa: F811
+    import warnings
+
+    import pytest
+
+    from pytest_actaudit.errors import ActauditWarning
+    from pytest_actaudit.report import writer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ActauditWarning)
+        cli_main(["report", str(report_dir), "--self-contained"])  # small: nothing said
+    monkeypatch.setattr(writer, "SELF_CONTAINED_WARN_BYTES", 10_000)
+    with pytest.warns(ActauditWarning, match=r"index.html is \d+ MB.*Use the folder form"):
+        cli_main(["report", str(report_dir), "--self-contained"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ActauditWarning)
+        cli_main(["report", str(report_dir)])  # the folder form: nothing said
+
+
+def test_curves_are_stored_to_four_significant_digits(report_dir):  # noqa: F811
+    """Every step of every seed's score curve is in results.json: at full precision they
+    were most of its size at 1000 classes; 4 digits draw the same line."""
+    results = json.loads((report_dir / "results.json").read_text())
+    values = [v for audit in results["audits"] for curve in audit["curves"] for v in curve]
+    assert values and all(float(f"{v:.4g}") == v for v in values)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,10 @@ from ..shard import shard_from
 from . import finish, shards, xdist
 from .items import ZeroCodeItem, classes_named, is_audit, zero_code_checks, zero_code_items
 from .records import input_assumption, models_meta, run_stats
+
+
+class ActauditCacheWarning(pytest.PytestWarning):
+    """The result cache's folder cannot be written: the run goes on without it."""
 
 
 class ActauditSession:
@@ -56,6 +62,7 @@ class ActauditSession:
         self._references: dict[Any, Any] = {}
         self.reference_notes: list[str] = []  # what was read, for the terminal
         self.reference_warnings: list[str] = []  # files skipped, references converted
+        self._cache_dir: str | None = None  # "" once known to be none
         self.started_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
         # the time split's parts this process measures itself (records.time_split)
@@ -119,6 +126,45 @@ class ActauditSession:
             self.timings["model_load_seconds"] += time.perf_counter() - began
         return self._model
 
+    def cache_dir(self) -> str | None:
+        """The result cache's folder, made once; None without the cache, or (with a
+        warning) when the folder cannot be made or written: a read-only checkout runs,
+        only slower."""
+        if self._cache_dir is not None:
+            return self._cache_dir or None
+        self._cache_dir = ""
+        if not self.settings.cache:
+            return None
+        cache = getattr(self.config, "cache", None)
+        if self.settings.cache_dir:
+            where = Path(self.settings.cache_dir)
+        elif cache is not None:
+            where = Path(getattr(cache, "_cachedir", self.config.getini("cache_dir"))) / "d"
+            where = where / "actaudit"
+        else:
+            return None
+        try:
+            if self.settings.cache_dir or cache is None:
+                where.mkdir(parents=True, exist_ok=True)
+            else:
+                where = Path(cache.mkdir("actaudit"))
+            with tempfile.TemporaryFile(dir=where):
+                pass  # can be written, not merely made
+        except OSError as exc:
+            warnings.warn(
+                ActauditCacheWarning(
+                    f"actaudit: the result cache's folder {where} cannot be written "
+                    f"({type(exc).__name__}: {exc}); running without the cache, so every "
+                    "image is optimized again on each run. Point --actaudit-cache-dir "
+                    "(ini actaudit_cache_dir) at a writable folder, or pass "
+                    "--actaudit-no-cache to silence this"
+                ),
+                stacklevel=1,
+            )
+            return None
+        self._cache_dir = str(where)
+        return self._cache_dir
+
     def runner(self, model: Any) -> Any:
         # One runner per model file (a parametrized fixture may load it more than once),
         # else per model object.
@@ -131,11 +177,7 @@ class ActauditSession:
             verbose = self.config.getoption("verbose") > 0
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             progress = (lambda line: tr.write_line(line)) if verbose and tr else None
-            cache_dir = None
-            if self.settings.cache and self.settings.cache_dir:
-                cache_dir = self.settings.cache_dir
-            elif self.settings.cache and getattr(self.config, "cache", None) is not None:
-                cache_dir = str(self.config.cache.mkdir("actaudit"))
+            cache_dir = self.cache_dir()
 
             def make(
                 input_range: str | None, preprocess: str | None, weights: str | None = None

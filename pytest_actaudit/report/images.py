@@ -1,4 +1,4 @@
-"""PNG encoding (OpenCV) and safe file names."""
+"""PNG and JPEG encoding (OpenCV) and safe file names."""
 
 from __future__ import annotations
 
@@ -8,41 +8,48 @@ import re
 import numpy as np
 from numpy.typing import NDArray
 
-MIN_SIDE = 128  # small inputs are upscaled (nearest neighbour); the page shows them at 192 px
 
-
-def upscale(image: NDArray[np.uint8], min_side: int = MIN_SIDE) -> NDArray[np.uint8]:
+def _bgr(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """RGB(A) → OpenCV's BGR(A); grayscale as it is."""
     import cv2
 
-    side = min(image.shape[0], image.shape[1])
-    factor = max(1, -(-min_side // side))
-    if factor == 1:
-        return image
-    out = cv2.resize(
-        image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST
-    )
-    if image.ndim == 3:  # OpenCV drops a single channel axis
-        out = out.reshape(out.shape[0], out.shape[1], image.shape[2])
-    return np.asarray(out, dtype=np.uint8)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA), np.uint8)
+    return image
 
 
 def encode_png(image: NDArray[np.uint8]) -> bytes:
-    """RGB(A) or grayscale uint8 → PNG bytes."""
+    """RGB(A) or grayscale uint8 → PNG bytes, at the source's size (the page enlarges
+    with ``image-rendering: pixelated``), zlib's strongest compression: these images
+    are small, so it costs milliseconds."""
     import cv2
 
-    bgr: NDArray[np.uint8] = image
-    if image.ndim == 3 and image.shape[2] == 3:
-        bgr = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), np.uint8)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        bgr = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA), np.uint8)
-    ok, buf = cv2.imencode(".png", bgr)
+    ok, buf = cv2.imencode(".png", _bgr(image), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
     return bytes(buf.tobytes())
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+JPEG_QUALITY = 90
+
+
+def encode_jpeg(image: NDArray[np.uint8]) -> bytes:
+    """RGB or grayscale uint8 → JPEG bytes: for pictures that are a view and not the
+    pixels the model saw (heat maps), a fraction of a PNG's size."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", _bgr(image), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as JPEG")
+    return bytes(buf.tobytes())
+
+
+def data_uri(data: bytes) -> str:
+    """An image file's bytes inline (PNG or JPEG, told by their signature)."""
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

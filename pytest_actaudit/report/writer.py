@@ -13,13 +13,15 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .images import encode_png, energy, heatmap_overlay, mean_image, slug, upscale
+from ..errors import ActauditWarning
+from .images import encode_jpeg, encode_png, energy, heatmap_overlay, mean_image, slug
 from .render import render_pages
 
 SCHEMA = 1
@@ -30,12 +32,23 @@ def atomic_write(path: Path, data: bytes) -> None:
     a half-written file, and concurrent writers of the same content do no harm."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600: give it the mode open() would, so a web server
+        # running as another user can serve the report
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _stretch(diff: Any) -> Any:
@@ -45,19 +58,34 @@ def _stretch(diff: Any) -> Any:
 
 class ImageSink:
     """Writes report images under ``folder/images``, one file per distinct key; the
-    file name comes from the key's hash, so processes writing the same image agree."""
+    file name comes from the key's hash, so processes writing the same image agree.
+    Images are stored at their own size (the page enlarges them, pixelated), lossless
+    PNG, except ``lossy`` ones (views such as heat maps: JPEG); an image identical to
+    one already written (the mean of a single seed is that seed) is not written again."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.written: dict[str, str] = {}
+        self.contents: dict[str, str] = {}  # content digest -> path written
 
-    def save(self, key: tuple[Any, ...], label: str, kind: str, image: Any) -> str:
+    def save(
+        self, key: tuple[Any, ...], label: str, kind: str, image: Any, *, lossy: bool = False
+    ) -> str:
         digest = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
         if digest not in self.written:
-            (self.folder / "images").mkdir(parents=True, exist_ok=True)
-            name = f"{slug(label)}-{kind}-{digest}.png"
-            atomic_write(self.folder / "images" / name, encode_png(upscale(image)))
-            self.written[digest] = f"images/{name}"
+            pixels = np.ascontiguousarray(image)
+            content = hashlib.sha1(
+                f"{lossy}{pixels.dtype.str}{pixels.shape}".encode() + pixels.tobytes()
+            ).hexdigest()
+            if content not in self.contents:
+                (self.folder / "images").mkdir(parents=True, exist_ok=True)
+                suffix, data = (
+                    (".jpg", encode_jpeg(pixels)) if lossy else (".png", encode_png(pixels))
+                )
+                name = f"{slug(label)}-{kind}-{digest}{suffix}"
+                atomic_write(self.folder / "images" / name, data)
+                self.contents[content] = f"images/{name}"
+            self.written[digest] = self.contents[content]
         return self.written[digest]
 
 
@@ -78,7 +106,7 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
     else:
         weights, record["heatmap_source"] = energy(audit.images).mean(axis=0), "energy vs grey"
     record["heatmap"] = sink.save(
-        (*base, "heat", seeds_key), label, "heat", heatmap_overlay(mean, weights)
+        (*base, "heat", seeds_key), label, "heat", heatmap_overlay(mean, weights), lossy=True
     )
     if audit.baseline_images is not None:
         diffs = np.abs(audit.images.astype(np.int16) - audit.baseline_images).astype(np.uint8)
@@ -203,9 +231,27 @@ def write_results(
     return _write_pages(results, folder, self_contained), results
 
 
+# A self-contained page beyond this is slow to open, or fails to, in a browser: said so.
+SELF_CONTAINED_WARN_BYTES = 50_000_000
+
+
 def _write_pages(results: Mapping[str, Any], folder: Path, self_contained: bool) -> Path:
     """Every page, each written atomically; pages of an earlier, longer report go."""
     pages = render_pages(results, folder, self_contained=self_contained)
+    size = sum(len(html.encode("utf-8")) for html in pages.values())
+    if self_contained and size > SELF_CONTAINED_WARN_BYTES:
+        images = sum(f.stat().st_size for f in (folder / "images").glob("*") if f.is_file())
+        warnings.warn(
+            ActauditWarning(
+                f"actaudit: the self-contained report {folder / 'index.html'} is "
+                f"{size / 1e6:.0f} MB (every image inline, base64, the grid's twice): "
+                "browsers open a page this size slowly, if at all. Use the folder form "
+                f"instead (without --actaudit-self-contained / --self-contained): its pages "
+                f"and {images / 1e6:.0f} MB of images in {folder / 'images'}; zip the "
+                "folder to share it"
+            ),
+            stacklevel=2,
+        )
     for name, html in pages.items():
         atomic_write(folder / name, html.encode("utf-8"))
     for stale in folder.glob("cards-*.html"):
