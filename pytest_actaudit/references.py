@@ -254,7 +254,7 @@ class _Reader:
             out.append(
                 f"{self.grey_for_colour} grayscale, the model takes colour: their grey "
                 "copied to R, G and B (where most references are grey, the shortcut probe "
-                "measures no object-free edit: give colour references)"
+                "does not measure its object-free edits: give colour references)"
             )
         if self.colour_for_grey:
             out.append(
