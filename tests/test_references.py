@@ -190,6 +190,7 @@ def test_probe(actaudit, colour):
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(
         [
+            f"actaudit: * references={folder} (no class folders: classes read by the model)",
             f"actaudit: references: 6 photos from {folder}, classes read by the model "
             "(no class folders)*",
             "actaudit: warning: 1 reference file(s) in *photos skipped: cut.jpg: truncated JPEG*",
