@@ -260,3 +260,34 @@ def test_the_clean_demo_model_stays_clean_on_references_of_another_size(tmp_path
         model_path("clean"), "square", seeds=2, steps=48, references=refs
     )
     audit.assert_no_shortcut()
+
+
+def test_zero_code_items_skip_the_probe_they_cannot_run_and_run_the_rest(
+    pytester, color_model_file
+):
+    folder = pytester.path / "photos"
+    folder.mkdir()
+    for i in range(6):
+        write(folder / f"{i}.png", colour_image(i % 2, i))  # red and green, no blue
+    ini = f"""
+[pytest]
+actaudit_model = {color_model_file}
+actaudit_references = photos
+actaudit_seeds = 1
+actaudit_steps = 4
+actaudit_max_flip_rate = 0.5
+actaudit_min_probability = {{}}
+"""
+    pytester.makeini(ini.format(0.999999))
+    result = pytester.runpytest_inprocess("--actaudit", "-rs", "-p", "no:cacheprovider")
+    # blue: the activation check still ran (and failed), the probe is named as not run
+    result.stdout.fnmatch_lines(
+        [
+            "*class 'blue'*activation probability failed*",
+            "*not run: class 'blue': the shortcut probe cannot run*",
+        ]
+    )
+    pytester.makeini(ini.format(0.0))
+    result = pytester.runpytest_inprocess("--actaudit", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, skipped=1)  # blue: a skip naming why, not a pass
+    result.stdout.fnmatch_lines(["SKIPPED*check not run: class 'blue'*"])
