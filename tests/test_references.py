@@ -42,7 +42,7 @@ def classify_by_channel(images: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ files cut short
-def test_truncated_jpeg_and_png_are_skipped_and_every_one_is_named(tmp_path):
+def test_truncated_jpeg_and_png_are_skipped_and_every_one_is_named(tmp_path, capfd):
     for k, name in enumerate(COLORS):
         (tmp_path / name).mkdir()
         write(tmp_path / name / "good.png", colour_image(k))
@@ -57,6 +57,7 @@ def test_truncated_jpeg_and_png_are_skipped_and_every_one_is_named(tmp_path):
     assert "3 reference file(s)" in warning
     assert "red/cut.jpg: truncated JPEG" in warning and "green/cut.png: truncated PNG" in warning
     assert "blue/junk.jpeg: cannot be decoded" in warning
+    assert "Premature end of JPEG" not in capfd.readouterr().err  # refused before decoding
 
 
 def test_a_folder_of_unreadable_files_names_them_all(tmp_path):
