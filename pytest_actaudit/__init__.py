@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from .audit import AuditFailure, CheckRecord, ClassAudit
-from .errors import ActauditError, OptimizationError
+from .errors import ActauditError, CheckNotRun, OptimizationError
+from .references import References
 
 __all__ = [
     "ActauditError",
     "AuditFailure",
+    "CheckNotRun",
     "CheckRecord",
     "ClassAudit",
     "OptimizationError",
+    "References",
     "load_model",
     "maximize",
 ]

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import edits
+from .errors import CheckNotRun
 
 Images = NDArray[np.uint8]
 Predict = Callable[[Images], NDArray[np.float64]]
@@ -375,10 +376,7 @@ def _font_text(words: str, how: _Writing, font: str | Path, size: int, face: int
 def _edit(
     edit: edits.Edit, check: Callable[[Images], Images], control: Artifact | None = None
 ) -> Artifact:
-    def apply(images: Images) -> Images:
-        return edit.apply(check(images), colour_in_grey=True)
-
-    return Artifact(edit.description, apply, control)
+    return Artifact(edit.description, lambda images: edit.apply(check(images)), control)
 
 
 def _fits(description: str, width: int) -> Callable[[Images], Images]:
@@ -550,7 +548,7 @@ def measure(
     is_own = labels == index
     n_own, n_others = int(is_own.sum()), int((~is_own).sum())
     if n_others == 0:
-        raise ValueError(
+        raise CheckNotRun(
             f"assert_ignores needs reference images of other classes than class {index}; "
             f"all {n_own} references are of this class"
         )

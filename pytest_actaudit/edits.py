@@ -82,11 +82,8 @@ class Edit:
     description: str  # "a 2 px magenta band along the bottom edge"
     params: tuple[Any, ...]
 
-    def apply(self, images: Images, seed: int = 0, *, colour_in_grey: bool = False) -> Images:
-        """The edited images. A grey picture in a colour model's input gets the edit's
-        luminance, not its colour, unless ``colour_in_grey`` (a named suspect is painted
-        as it was named)."""
-        return _apply(self, images, seed, colour_in_grey)
+    def apply(self, images: Images, seed: int = 0) -> Images:
+        return _apply(self, images, seed)
 
     def mask(self, height: int, width: int) -> NDArray[np.float32]:
         """Where the edit acts, in [0, 1] (a whole-image edit: everywhere)."""
@@ -220,7 +217,7 @@ def background_mask(images: NDArray[np.float32]) -> NDArray[np.float32]:
 
 def grey_images(images: Images) -> NDArray[np.bool_]:
     """Per image: a grey picture in a colour model's input (its R, G and B equal), such
-    as a grayscale reference converted for a colour model."""
+    as a grayscale reference converted for a colour model (``probe.unfit_for_edits``)."""
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         return np.zeros(len(images), bool)
     flat = images.reshape(len(images), -1, 3)
@@ -228,53 +225,36 @@ def grey_images(images: Images) -> NDArray[np.bool_]:
     return np.asarray(same.all(axis=1), bool)
 
 
-def _colours(rgb: tuple[int, int, int], channels: int, grey: NDArray[np.bool_]) -> Any:
-    """The colour per image (N × 1 × 1 × C): a grey image gets its luminance. An edit
-    brings no colour into a grey picture: a grayscale reference given to a colour model
-    with a blue frame is an image no camera makes, and a clean model reads it
-    unpredictably."""
-    colour = colour_value(rgb, channels)
-    luminance = colour_value(rgb, 1)[0]
-    return np.where(grey[:, None], luminance, colour[None, :])[:, None, None, :]
-
-
-def _apply(edit: Edit, images: Images, seed: int, colour_in_grey: bool = False) -> Images:
+def _apply(edit: Edit, images: Images, seed: int) -> Images:
     x = images.astype(np.float32)
     n, height, width, channels = x.shape
     kind, p = edit.kind, edit.params
-    if channels != 3:
-        grey = np.ones(n, bool)
-    else:
-        grey = np.zeros(n, bool) if colour_in_grey else grey_images(images)
     if kind in ("band", "frame", "mark") or (kind == "dot" and p[0] is not None):
         m = edit.mask(height, width)[None, :, :, None]
         rgb = p[-1]
-        out = x * (1 - m) + m * _colours(rgb, channels, grey)
+        out = x * (1 - m) + m * colour_value(rgb, channels)
     elif kind == "dot":  # at a random place in each image
         _, _, sigma, rgb = p
         rng = np.random.default_rng(seed)
         out = x.copy()
-        colours = _colours(rgb, channels, grey)
+        colour = colour_value(rgb, channels)
         s = float(sigma)
         for i in range(n):
             cy = rng.uniform(min(3 * s, height / 2), max(height - 3 * s, height / 2))
             cx = rng.uniform(min(3 * s, width / 2), max(width - 3 * s, width / 2))
             m = _gauss(height, width, cy, cx, s)[:, :, None]
-            out[i] = x[i] * (1 - m) + m * colours[i, 0]
+            out[i] = x[i] * (1 - m) + m * colour
     elif kind == "colour cast":
         gain, offset = p
-        # a grey image: the cast's brightness change
-        brightness = x * float(np.mean(gain)) + float(np.mean(offset))
         if channels == 3:
-            cast = x * np.array(gain, np.float32) + np.array(offset, np.float32)
-            out = np.where(grey[:, None, None, None], brightness, cast)
-        else:
-            out = brightness
+            out = x * np.array(gain, np.float32) + np.array(offset, np.float32)
+        else:  # a grey image: the cast's brightness change
+            out = x * float(np.mean(gain)) + float(np.mean(offset))
     elif kind == "background":
         m = background_mask(x)[..., None]
         if p[0] == "gradient":
             t = np.linspace(0.0, 1.0, height, dtype=np.float32)[None, :, None, None]
-            top, bottom = _colours(p[1], channels, grey), _colours(p[2], channels, grey)
+            top, bottom = colour_value(p[1], channels), colour_value(p[2], channels)
             scene = top * (1 - t) + bottom * t
         else:
             period, orientation = int(p[1]), p[2]

@@ -398,16 +398,12 @@ def probe(
 
     # 5. object-free edits: the bank screened once per model; this class's best ones are
     # measured again on every other-class reference
-    # (not on grey pictures given to a colour model: see unfit_for_edits)
-    unfit = unfit_for_edits(references)
-    screened: edits.Screen | None = None
-    if not unfit:
-        screened = (
-            screen() if screen is not None else edits.screen(references, labels, predict, read)
-        )
-    kept = [] if screened is None else [screened.edits[e] for e in screened.best.get(index, [])]
+    screened = screen() if screen is not None else edits.screen(references, labels, predict, read)
+    # not read by a margin on grey pictures given to a colour model: see unfit_for_margins
+    unfit = unfit_for_margins(references)
+    kept = [] if unfit else [screened.edits[e] for e in screened.best.get(index, [])]
     edit_tests = [batch.add(edit.apply(others, seed=k)) for k, edit in enumerate(kept)]
-    needed = [] if screened is None else [screened.edits[e] for e in screened.needed.get(index, [])]
+    needed = [screened.edits[e] for e in screened.needed.get(index, [])]
     needed_tests = [
         (batch.add(edit.apply(own, seed=k)), batch.add(edit.apply(others, seed=k)))
         for k, edit in enumerate(needed)
@@ -447,25 +443,25 @@ def probe(
         found.examples = [] if test is None else list(batch.images(test)[:examples])
         found.component = plan.components[shown]
         evidence.append(found)
-    if screened is None:
-        for kind in ("object-free edit", "edit the class needs"):
-            evidence.append(
-                Evidence(
-                    kind, f"not measured: {unfit}", np.zeros(len(images)), 0.0,
-                    control_what="none (not measured)",
-                )
-            )  # fmt: skip
-    else:
-        edit = _edit_evidence(
-            kept, edit_tests, probabilities, index, screened, len(images), batch, examples
-        )
-        evidence.append(edit)
+    if unfit:
         evidence.append(
-            _needed_evidence(
-                needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
-                examples, len(own),
+            Evidence(
+                "object-free edit", f"not measured: {unfit}", np.zeros(len(images)), 0.0,
+                control_what="none (not measured)",
             )
         )  # fmt: skip
+    else:
+        evidence.append(
+            _edit_evidence(
+                kept, edit_tests, probabilities, index, screened, len(images), batch, examples
+            )
+        )
+    evidence.append(
+        _needed_evidence(
+            needed, needed_tests, probabilities, index, class_accuracy, len(images), batch,
+            examples, len(own),
+        )
+    )  # fmt: skip
     return ProbeResult(
         evidence=evidence,
         references_of_class=len(own),
@@ -506,23 +502,24 @@ def _missing(index: int, own: int, total: int, read_by_model: bool) -> str:
     )
 
 
-def unfit_for_edits(references: Images) -> str:
-    """Why the object-free edits cannot be measured on these references ("" if they
-    can): most are grey pictures (R = G = B) and the model takes colour. A colour
-    model reads a grayscale photo less surely than its real images, so the yardstick
-    of the edits' readings (its median margin on the references) shrinks, and a plain
-    edit on a grey picture tips a clean model's readings far beyond it (the demo's
-    clean model reads a black frame on grey shapes as a square more surely than it reads
-    the grey shapes themselves). Colour references measure them."""
+def unfit_for_margins(references: Images) -> str:
+    """Why the object-free edits' readings cannot be measured against the model's margin
+    on these references ("" if they can): most are grey pictures (R = G = B) in a colour
+    model's input. A colour model reads grayscale photos less surely than its real
+    images, so that yardstick shrinks while a plain edit on a grey picture tips a clean
+    model's reading as far as ever (the demo's clean model reads a frame on grey shapes as
+    a square more surely than the grey shapes themselves). The edit the class needs is
+    read without a margin and is still measured: a colour cast that a grey reference needs
+    is how a colour shortcut shows on grey references."""
     if references.ndim != 4 or references.shape[-1] != 3 or len(references) == 0:
         return ""
     grey = int(np.sum(edits.grey_images(references)))
     if 2 * grey < len(references):
         return ""
     return (
-        f"{grey} of the {len(references)} references are grayscale pictures and the model "
-        "takes colour: its margins on them are no yardstick for an edit's reading (give "
-        "colour references)"
+        f"{grey} of the {len(references)} references are grayscale pictures in a colour "
+        "model's input: its margins on them are no yardstick of how clearly it reads real "
+        "images (give colour references)"
     )
 
 

@@ -254,7 +254,7 @@ class _Reader:
             out.append(
                 f"{self.grey_for_colour} grayscale, the model takes colour: their grey "
                 "copied to R, G and B (where most references are grey, the shortcut probe "
-                "measures no object-free edit: give colour references)"
+                "does not measure its object-free edits: give colour references)"
             )
         if self.colour_for_grey:
             out.append(
@@ -267,6 +267,21 @@ class _Reader:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def layout(folder: str | Path) -> str:
+    """What the folder holds, said without reading an image (the run's header):
+    "class folders", "no class folders: classes read by the model", or why neither."""
+    root = Path(folder)
+    if not root.is_dir():
+        return "not found"
+    subfolders = any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
+    loose = bool(_image_files(root))
+    if subfolders and loose:
+        return "class folders and loose images: an error"
+    if subfolders:
+        return "class folders"
+    return "no class folders: classes read by the model" if loose else "no images"
 
 
 def read_references(

@@ -432,12 +432,14 @@ class ActauditSession:
             ) + "; nothing left for this shard (more shards than audits?)"
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from ..references import layout
+
         s = self.settings
         lines = [
             f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
             f"steps={s.steps} device={s.device} report={self.report_dir}"
             + (f" shard={s.shard}" if s.shard else "")
-            + (f" references={s.references}" if s.references else "")
+            + (f" references={s.references} ({layout(s.references)})" if s.references else "")
         ]
         said = self.input_note()
         if said:
