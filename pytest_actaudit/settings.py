@@ -243,6 +243,7 @@ THRESHOLD_KEYS = {
     "min_baseline_similarity": "actaudit_min_baseline_similarity",
     "max_flip_rate": "actaudit_max_flip_rate",
     "max_pull": "actaudit_max_pull",
+    "max_rise": "actaudit_max_rise",
 }
 
 

@@ -316,6 +316,11 @@ def test_zero_code_suspects_run_for_every_class(pytester, tmp_path):
         assert len(audit["suspects"]) == 2
     pytester.makeini(ZERO_CODE.format(model=model, extra="actaudit_max_pull = 1.0"))
     pytester.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    # a rise threshold alone is a threshold of the suspects' check (a 3-class model: the
+    # pull decides)
+    pytester.makeini(ZERO_CODE.format(model=model, extra="actaudit_max_rise = 0.5"))
+    result = pytester.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
 
 
 def test_a_bad_suspect_in_the_ini_stops_the_run(pytester, tmp_path):

@@ -154,7 +154,7 @@ def zero_code_items(
 def run_threshold_checks(audit: ClassAudit, settings: Settings) -> None:
     """The checks whose thresholds the ini sets; every one runs, failures combined."""
     t = settings.thresholds
-    pull = {"max_pull": t["max_pull"]} if "max_pull" in t else {}
+    pull = {key: t[key] for key in ("max_pull", "max_rise") if key in t}
     checks: list[Callable[[], Any]] = []
     if "min_probability" in t or "min_logit" in t:
         checks.append(

@@ -224,6 +224,11 @@ INI_ONLY = [
         "patch file=PATH)",
     ),
     ("actaudit_max_pull", "zero-code audits: max pull of each named suspect (default 0.4)"),
+    (
+        "actaudit_max_rise",
+        "zero-code audits: max specific rise (nats) of each named suspect, on models of "
+        "100+ classes (default 2)",
+    ),
     ("actaudit_unsafe_load", "load models with Keras safe mode off (only for files you trust)"),
 ]
 
