@@ -425,7 +425,7 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
         model = pytest_actaudit.load_model(DEMO_MODELS / f"{name}.keras")
         settings = EngineSettings(parametrization=parametrization)
         engine = Engine(model, input_spec(model), settings)
-        plan, steps = [(t, s) for t in range(4) for s in range(2)], 24
+        plan, steps = [(t, s) for t in range(4) for s in range(3)], 24  # whole lanes
         results = engine.run(plan, steps)
         side = min(engine.spec.height, engine.spec.width)
         init = np.stack([engine._initial(seed) for _, seed in plan])
