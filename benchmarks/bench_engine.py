@@ -109,6 +109,7 @@ FULL = {
     "eager_budget": 100,
     "chunk": {"targets": 64, "seeds": 4, "max_batch": 32, "steps": 10},
     "ablate_repeats": 3,
+    "baseline_rounds": 2,
 }
 QUICK = {
     "steps": 4,
@@ -127,6 +128,7 @@ QUICK = {
     "pairs": 0,
     "chunk": {"targets": 64, "seeds": 4, "max_batch": 32, "steps": 1},
     "ablate_repeats": 1,
+    "baseline_rounds": 1,
 }
 
 BARE_LEARNING_RATE = 0.05  # in unit ([0, 1]) terms; the bare loop's images are not judged
@@ -732,7 +734,8 @@ def run_jobs(jobs: list[dict[str, Any]], inline: bool) -> list[Any]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            # a job with a "source" imports pytest_actaudit from that tree (--baseline)
+            env={**env, "PYTHONPATH": job["source"]} if job.get("source") else env,
             cwd=str(ROOT),
         )
         for job in jobs
@@ -753,6 +756,93 @@ def _collect(job: dict[str, Any], proc: subprocess.Popen, began: float) -> Any:
     if job.get("kind") == "suite":
         return [{**error, "contender": name} for name in job["contenders"]]
     return error
+
+
+def export_revision(rev: str) -> str:
+    """A temporary folder holding ``pytest_actaudit`` as of git revision ``rev``."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="actaudit-baseline-")
+    archive = subprocess.run(
+        ["git", "archive", rev, "pytest_actaudit"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
+
+
+def compare_with(
+    rev: str, models: list[str], common: dict[str, Any], cfg: dict[str, Any], inline: bool
+) -> list[dict[str, Any]]:
+    """The project engine of this tree and of ``rev``, each in fresh processes, one
+    after the other for ``cfg["baseline_rounds"]`` rounds (a shared machine's load
+    drifts; alternating spreads it over both). Each job also times the bare loop
+    interleaved with its engine, so each engine's ÷ bare is measured in its own
+    process and the two can be compared across processes."""
+    if inline:
+        raise SystemExit("--baseline needs subprocesses (drop --inline)")
+    source = export_revision(rev)
+    rows = []
+    for model in models:
+        job = {
+            **common,
+            "model": model,
+            "contender": "project",
+            "repeats": cfg["repeats"]["project"],
+            "pairs": max(1, cfg["pairs"]),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {"this": [], rev: []}
+        for _ in range(cfg["baseline_rounds"]):
+            runs["this"].append(run_job({**job, "source": str(ROOT)}, inline))
+            runs[rev].append(run_job({**job, "source": source}, inline))
+        rows.append({"model": model, "runs": runs})
+    print_comparison(rev, rows)
+    return rows
+
+
+def print_comparison(rev: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n## This tree against {rev} (project engine, fresh processes, alternating)\n")
+    table = []
+    for row in rows:
+        best = {}
+        for name, runs in row["runs"].items():
+            ok = [r for r in runs if "error" not in r]
+            if not ok:
+                best[name] = None
+                continue
+            best[name] = {
+                "wall": min(r["seconds"] for r in ok),
+                "cpu": min(r["cpu_seconds"] for r in ok),
+                "bare": min(r["paired_ratio"] for r in ok),
+                "bare_cpu": min(r["paired_cpu_ratio"] for r in ok),
+                "first": min(r["first_call_seconds"] for r in ok),
+            }
+        this, base = best["this"], best[rev]
+        if this is None or base is None:
+            table.append([row["model"], "failed"] + [""] * 5)
+            continue
+        table.append(
+            [
+                row["model"],
+                f"{this['wall']:.2f} / {base['wall']:.2f} = {this['wall'] / base['wall']:.2f}",
+                f"{this['cpu']:.2f} / {base['cpu']:.2f} = {this['cpu'] / base['cpu']:.2f}",
+                f"{this['bare']:.2f} / {base['bare']:.2f} = {this['bare'] / base['bare']:.2f}",
+                f"{this['bare_cpu']:.2f} / {base['bare_cpu']:.2f} = "
+                f"{this['bare_cpu'] / base['bare_cpu']:.2f}",
+                f"{this['first']:.1f} / {base['first']:.1f}",
+            ]
+        )
+    _markdown(
+        [
+            "model",
+            f"wall s: this / {rev}",
+            "CPU s",
+            "÷ bare, wall (paired in each process)",
+            "÷ bare, CPU",
+            "first call s",
+        ],
+        table,
+    )
+    print("(fastest of the rounds for each figure)")
 
 
 def _fmt(value: Any, spec: str = ".2f", missing: str = "—") -> str:
@@ -959,6 +1049,14 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list (project_pixel is skipped when the default is pixel)",
     )
     parser.add_argument("--steps", type=int, help="override the number of steps")
+    parser.add_argument("--seeds", type=int, help="override the seeds per target")
+    parser.add_argument("--targets", type=int, help="override the number of targets")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time the project engine of git revision REV against this tree's, "
+        "alternating fresh processes (a change's speed cost as ratios)",
+    )
     parser.add_argument("--no-chunk-check", action="store_true")
     parser.add_argument(
         "--no-budget",
@@ -980,7 +1078,8 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(result), flush=True)
         return 0
 
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    cfg.update({k: v for k, v in (("seeds", args.seeds), ("targets", args.targets)) if v})
     steps = args.steps or cfg["steps"]
     models = [m for m in args.models.split(",") if m]
     contenders = [c for c in args.contenders.split(",") if c]
@@ -1061,6 +1160,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         print_chunk(chunk)
 
+    baseline: list[dict[str, Any]] = []
+    if args.baseline:
+        common = {
+            "steps": steps,
+            "targets": cfg["targets"],
+            "seeds": cfg["seeds"],
+            "warm_steps": cfg["warm_steps"],
+        }
+        baseline = compare_with(args.baseline, models, common, cfg, args.inline)
+
     main_seconds = time.perf_counter() - began
     print(f"\ntable and chunking check: {main_seconds:.0f}s", flush=True)
     ablations = []
@@ -1092,6 +1201,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cold_start": cold,
                     "chunk_check": chunk,
                     "ablations": ablations,
+                    "baseline": {"revision": args.baseline, "models": baseline},
                     "wall_seconds": total,
                     "wall_seconds_without_ablation": main_seconds,
                     "git": _git_state(),

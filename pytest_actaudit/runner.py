@@ -97,6 +97,8 @@ class AuditRunner:
             "max_batch_source": self.engine.batch_source,
             "lanes": self.engine.lanes,
             "lanes_source": self.engine.lanes_source,
+            "lane_width": self.engine.lane_width,
+            "lane_width_source": self.engine.lane_width_source,
         }
         self.cache = None
         if cache_dir:
@@ -305,12 +307,12 @@ def maximize(
     photos of anything), whose classes the model then reads itself
     (``references.References`` with ``read_by_model``).
     Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
-    ``device``, ``max_batch``, ``lanes``, ``parametrization``, ``direction=-1`` to lower a
-    regression output, …), ``input_range``, ``preprocess`` (``"caffe"``, ``"tf"``,
-    ``"torch"``, ``"mean=...,std=...[,bgr]"``, ``"module:function"``), ``input_size=(H, W)``
-    (the size to optimize at when the model's is not fixed) and ``output`` (the name of the
-    classifier
-    output of a multi-output model).
+    ``device``, ``max_batch``, ``lanes``, ``lane_width``, ``parametrization``,
+    ``direction=-1`` to lower a regression output, …), ``input_range``, ``preprocess``
+    (``"caffe"``, ``"tf"``, ``"torch"``, ``"mean=...,std=...[,bgr]"``,
+    ``"module:function"``), ``input_size=(H, W)`` (the size to optimize at when the
+    model's is not fixed) and ``output`` (the name of the classifier output of a
+    multi-output model).
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
     """

@@ -295,18 +295,19 @@ def test_out_of_range_index_and_nan_are_test_failures(pytester):
 
 
 def test_verbose_run_prints_a_progress_line_per_chunk(pytester, color_model_file):
-    pytester.makepyfile("def test_a(actaudit): actaudit.maximize('red', steps=3)")
+    pytester.makepyfile("def test_a(actaudit): actaudit.maximize('red', seeds=4, steps=3)")
     pytester.makeconftest(
         "import pytest, pytest_actaudit\n"
         "@pytest.fixture(scope='session')\n"
         f"def actaudit_model(): return pytest_actaudit.load_model({str(color_model_file)!r})\n"
     )
-    result = pytester.runpytest_inprocess("--actaudit", "-v", "--actaudit-max-batch=2")
+    # a batch holds whole lanes (3 seeds of a class): seeds 0-2, then seed 3
+    result = pytester.runpytest_inprocess("--actaudit", "-v", "--actaudit-max-batch=3")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*actaudit: optimized 2 images (2/3), 3 steps, *s on /device:CPU:0*",
-            "*actaudit: optimized 1 images (3/3), 3 steps, *",
+            "*actaudit: optimized 3 images (3/4), 3 steps, *s on /device:CPU:0*",
+            "*actaudit: optimized 1 images (4/4), 3 steps, *",
         ]
     )
 

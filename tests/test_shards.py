@@ -115,8 +115,9 @@ def _image(folder: Path, path: str) -> np.ndarray:
 
 
 def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
-    """The same audits, checks, outcomes and images (within one grey level: batch
-    composition) as one run over every class; the summary names what failed."""
+    """The same audits, checks, outcomes and images, pixel for pixel (issue 34: a shard
+    batches other classes than the whole run), as one run over every class; the
+    summary names what failed."""
     path = project.path
     whole = project.runpytest_inprocess(
         "--actaudit", "--actaudit-report", "whole", "--actaudit-no-cache"
@@ -171,7 +172,7 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
         ]
         for pa, pb in zip(a["images"], b["images"], strict=True):
             diff = np.abs(_image(path / "whole", pa) - _image(path / "merged", pb))
-            assert diff.max() <= 1, (key, diff.max())
+            assert diff.max() == 0, (key, diff.max())
     run = json.loads((path / "merged" / "results.json").read_text())["run"]
     assert [s["shard"] for s in run["shards"]] == ["1/2", "2/2"] and not run["missing_shards"]
     html = (path / "merged" / "index.html").read_text()
@@ -186,6 +187,51 @@ def test_two_shards_and_merge_give_the_one_run(project, monkeypatch):
         "--actaudit", "--actaudit-report", "again", "--actaudit-summary", "run.md"
     )
     assert "| blue |" in (path / "run.md").read_text()
+
+
+def test_shards_give_the_whole_runs_images_pixel_for_pixel(pytester, tmp_path):
+    """Issue 34, on a model where batch composition used to show (up to 98 grey levels
+    on a held-out CNN): an untrained CNN with batch norm and a hidden dense layer,
+    audited whole and in two shards, merged: every image is the whole run's."""
+    from .test_engine import untrained_cnn
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    names = ["a", "b", "c", "d", "e"]
+    untrained_cnn(classes=len(names)).save(folder / "cnn.keras")
+    (folder / "labels.txt").write_text("\n".join(names) + "\n")
+    pytester.makeini(
+        f"""
+        [pytest]
+        actaudit_model = {folder / "cnn.keras"}
+        actaudit_seeds = 2
+        actaudit_steps = 24
+        actaudit_min_probability = 0.0
+        """
+    )
+    pytester.makepyfile(
+        test_cnn="""
+        import pytest
+
+        @pytest.mark.parametrize("name", ["a", "b", "c", "d", "e"])
+        def test_name(actaudit, name):
+            actaudit.maximize(name).assert_activation(min_probability=0.0)
+        """
+    )
+    base = ["--actaudit", "--actaudit-no-cache", "-p", "no:cacheprovider"]
+    pytester.runpytest_inprocess(*base, "--actaudit-report", "whole").assert_outcomes(passed=10)
+    for k in (1, 2):
+        pytester.runpytest_inprocess(
+            *base, "--actaudit-shard", f"{k}/2", "--actaudit-report", f"shard{k}"
+        )
+    path = pytester.path
+    merge_reports(path / "merged", [path / "shard1", path / "shard2"])
+    one, merged = _audits(path / "whole"), _audits(path / "merged")
+    assert one.keys() == merged.keys() and len(one) == 10
+    for key, a in one.items():
+        for pa, pb in zip(a["images"], merged[key]["images"], strict=True):
+            diff = np.abs(_image(path / "whole", pa) - _image(path / "merged", pb))
+            assert diff.max() == 0, (key, diff.max())
 
 
 def _fake_report(folder: Path, **run) -> Path:

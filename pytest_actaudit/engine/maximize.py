@@ -53,6 +53,9 @@ class EngineSettings:
     direction: int = 1  # +1 raises the target score; -1 lowers it (regression outputs)
     max_batch: int = 0  # images per compiled batch; 0: from memory (see auto_batch)
     lanes: int = 0  # independent loops per batch, run concurrently; 0: see auto_lanes
+    # seeds per lane: every lane holds one class's seeds, seed s in row s % lane_width,
+    # so an image's numbers never depend on what else is audited; 0: see auto_lane_width
+    lane_width: int = 0
     device: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def device_description(name: str) -> str:
 
 
 # Bumped whenever a change alters the images for the same settings (cache key).
-ENGINE_REVISION = 2
+ENGINE_REVISION = 3
 AUTO_BATCH_LIMIT = 256  # beyond this a CPU gains nothing and a report waits longer
 OPAQUE_BATCH = 64  # when the layers cannot be measured (a SavedModel through TFSMLayer)
 GPU_BUDGET = 2 * 2**30  # TensorFlow does not tell a GPU's total memory portably
@@ -208,6 +211,23 @@ def auto_batch(model: Any, shape: Sequence[int], device: str) -> tuple[int, str]
     return batch, f"auto: {per_image / 2**20:.1f} MB per image, {source}"
 
 
+# Seeds per lane by default: the default seed count, so the usual plan fills every lane.
+LANE_WIDTH = 3
+# Lanes a compiled batch runs at the same time at most (``lanes=0``): beyond it the
+# gain was not measured.
+AUTO_LANES = 16
+
+
+def auto_lane_width() -> tuple[int, str]:
+    """Images per lane for ``lane_width=0``: a constant, never a function of the plan,
+    the memory free now, the cores or the device. CPU and GPU kernels choose their
+    blocking (and so their float summation order) by the batch size, and may treat a
+    row by its place in the batch; 128 steps of ascent amplify a last-bit difference
+    into visible ones. So an image is reproducible only if its lane always has the same
+    shape and the image the same row in it (``lane_layout``)."""
+    return LANE_WIDTH, f"auto: {LANE_WIDTH} (one class's seeds per lane)"
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on: its CPU affinity (a cpuset), not the host's
     count; a CFS quota (docker --cpus) is not seen, set --actaudit-lanes there."""
@@ -218,14 +238,15 @@ def usable_cores() -> int:
 
 
 def auto_lanes(device: str) -> tuple[int, str]:
-    """Lanes for ``lanes=0``: 2 on a CPU with 2 or more cores for this process, where
-    two concurrent loops fill the cores better than one (measured on 2 cores only); 1
-    on a GPU, which runs one op at a time per stream and fills with a larger batch
-    instead. Under pytest-xdist the workers share the
-    cores (``PYTEST_XDIST_WORKER_COUNT``, set in each worker): 2 workers on 2 cores
-    get one lane each."""
+    """Lanes a compiled batch runs at the same time, for ``lanes=0``: ``AUTO_LANES``
+    (fewer where ``max_batch`` holds fewer), whose loops TensorFlow runs side by side;
+    on a CPU this fills the cores that one small lane's ops leave idle. 1 on a CPU core
+    of its own: under pytest-xdist the workers share the cores
+    (``PYTEST_XDIST_WORKER_COUNT``, set in each worker), and 2 workers on 2 cores run
+    one lane at a time each. On a GPU, where one stream runs the lanes' kernels in turn,
+    the lanes of a batch still save a return to the host between them."""
     if "GPU" in device.upper():
-        return 1, "auto: GPU"
+        return AUTO_LANES, "auto: GPU"
     cores = usable_cores()
     source = f"auto: {cores} CPU core{'s' if cores != 1 else ''}"
     try:
@@ -234,7 +255,24 @@ def auto_lanes(device: str) -> tuple[int, str]:
         workers = 1
     if workers > 1:
         source += f" shared by {workers} xdist workers"
-    return (2 if cores // workers >= 2 else 1), source
+    return (AUTO_LANES if cores // workers >= 2 else 1), source
+
+
+def lane_layout(plan: Sequence[tuple[int, int]], width: int) -> list[list[tuple[int, int]]]:
+    """The lanes that optimize ``plan``'s (target, seed) pairs: one lane per target and
+    block of ``width`` seeds, the seed ``s`` always in row ``s % width`` of its lane.
+    An image's place and its lane's shape are thus a function of the image alone, never
+    of what else is planned: kernels may treat rows by their place in the batch (a
+    matrix product's last block of rows, say) as well as by its size. Rows the plan
+    does not ask for hold the same target's other seeds, optimized and dropped. Lanes
+    come in the order of their first pair in ``plan``."""
+    lanes: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for target, seed in plan:
+        base = int(seed) - int(seed) % width
+        key = (int(target), base)
+        if key not in lanes:
+            lanes[key] = [(int(target), base + row) for row in range(width)]
+    return list(lanes.values())
 
 
 def lane_sizes(batch: int, lanes: int) -> list[int]:
@@ -337,6 +375,10 @@ class Engine:
             self.max_batch, self.batch_source = settings.max_batch, "set"
         else:
             self.max_batch, self.batch_source = auto_batch(model, spec.shape, self.device)
+        if settings.lane_width > 0:
+            self.lane_width, self.lane_width_source = settings.lane_width, "set"
+        else:
+            self.lane_width, self.lane_width_source = auto_lane_width()
 
     def _build_functions(self) -> None:
         # Traced without AutoGraph (plain TF control flow throughout): its source
@@ -349,6 +391,9 @@ class Engine:
         self._lane_fn = tf.function(
             self._lane,
             autograph=False,
+            # Called, not inlined, by each lane: optimized and instantiated once however
+            # many lanes a batch has (inlined, a first call's graph grows with them).
+            experimental_attributes={"_noinline": True},
             input_signature=[
                 tf.TensorSpec([None, *self.param.initial(0).shape], tf.float32),
                 tf.TensorSpec([None], tf.int32),
@@ -380,24 +425,31 @@ class Engine:
         progress: Callable[[str], None] | None = None,
     ) -> list[ImageResult]:
         """Optimize one image per (target index, seed), ``steps`` steps, in chunks of
-        ``max_batch``."""
-        results: list[ImageResult] = []
-        size = self.max_batch
-        for start in range(0, len(plan), size):
-            chunk = plan[start : start + size]
+        ``chunk_lanes()`` lanes (see ``lane_layout``)."""
+        lanes = lane_layout(plan, self.lane_width)
+        wanted = {(int(t), int(seed)) for t, seed in plan}
+        per_chunk = self.chunk_lanes()
+        found: dict[tuple[int, int], ImageResult] = {}
+        for start in range(0, len(lanes), per_chunk):
+            rows = [pair for lane in lanes[start : start + per_chunk] for pair in lane]
             began = time.perf_counter()
-            results.extend(self._run_chunk(chunk, steps))
+            for result in self._run_chunk(rows, steps):
+                if (result.target, result.seed) in wanted:
+                    found[(result.target, result.seed)] = result
             if progress:
+                count = len(wanted.intersection(rows))
                 progress(
-                    f"actaudit: optimized {len(chunk)} images ({start + len(chunk)}/{len(plan)}), "
+                    f"actaudit: optimized {count} images ({len(found)}/{len(wanted)}), "
                     f"{steps} steps, {time.perf_counter() - began:.1f}s on {self.device}"
                 )
-        return results
+        return [found[(int(t), int(seed))] for t, seed in plan]
 
     @_model_autograph_on_demand
     def _run_chunk(self, chunk: Sequence[tuple[int, int]], steps: int) -> list[ImageResult]:
+        """Optimize and evaluate whole lanes (``chunk`` is their rows, lane after lane)."""
         s = self.settings
         side = min(self.spec.height, self.spec.width)
+        width = self.lane_width
         init = np.stack([self._initial(seed) for _, seed in chunk])
         params = np.stack(
             [
@@ -421,11 +473,17 @@ class Engine:
                 raise
             if aside is not None:
                 self._join(aside)
-            logits, probs, attribution, features = self._evaluate(quantized, tf.constant(targets))
+            # Evaluated a lane at a time: an image's scores, attribution and features
+            # do not depend on the chunk's size or its place in it either.
+            evaluated = [
+                self._evaluate(quantized[at : at + width], tf.constant(targets[at : at + width]))
+                for at in range(0, len(chunk), width)
+            ]
         images = quantized.numpy()
         curves_np, failed_np = curves.numpy().T, failed.numpy()
-        logits_np, probs_np, attr_np = logits.numpy(), probs.numpy(), attribution.numpy()
-        features_np = features.numpy()
+        logits_np, probs_np, attr_np, features_np = (
+            np.concatenate([part[k].numpy() for part in evaluated]) for k in range(4)
+        )
         return [
             ImageResult(
                 int(t),
@@ -484,9 +542,10 @@ class Engine:
             self._evaluate_traced = False
             raise aside.error
 
-    def lane_count(self, batch: int) -> int:
-        """How many independent loops a batch of this size runs as."""
-        return max(1, min(self.lanes, batch))
+    def chunk_lanes(self) -> int:
+        """Lanes (of ``lane_width`` images each) per compiled batch: ``lanes`` of them,
+        fewer where ``max_batch`` holds fewer, and at least one."""
+        return max(1, min(self.lanes, self.max_batch // self.lane_width))
 
     def _initial(self, seed: int) -> np.ndarray:
         """The starting parameters of one image, from this seed only."""
@@ -512,13 +571,14 @@ class Engine:
     def _optimize_graph(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The batch as ``lanes`` independent loops in one graph. TensorFlow runs them
-        at the same time, so on a CPU one lane's element-wise work and small ops fill
-        the cores that the other lane's model ops leave idle (benchmarks: 1.3–1.9× the
-        throughput of one loop over the whole batch on 2 cores). Images never interact,
-        so a lane is only a grouping."""
+        """The batch as independent loops of ``lane_width`` images each, in one graph.
+        TensorFlow runs them at the same time, so on a CPU one lane's element-wise work
+        and small ops fill the cores that the other lane's model ops leave idle
+        (benchmarks: 1.3–1.9× the throughput of one loop over the whole batch on 2
+        cores). Images never interact, and every lane has the same shape, so an image's
+        numbers do not depend on its lane, its place in it or the batch's size."""
         batch = int(init.shape[0])
-        sizes = lane_sizes(batch, self.lane_count(batch))
+        sizes = [self.lane_width] * (batch // self.lane_width)
         if len(sizes) == 1:
             final, curve, failed = self._lane_fn(init, targets, params, steps)
             return final, curve, failed
