@@ -329,6 +329,8 @@ def maximize(
     references = settings.pop("references", None)
     layer = settings.pop("layer", None)
     output = settings.pop("output", None)
+    # a lane holds the call's seeds of one class, as the plugin's does with its seeds
+    settings.setdefault("lane_width", positive_int(seeds, "seeds"))
 
     def make(
         input_range: str | None, preprocess: str | None, weights: str | None = None

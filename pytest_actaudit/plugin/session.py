@@ -196,6 +196,8 @@ class ActauditSession:
                         parametrization=self.settings.parametrization,
                         max_batch=self.settings.max_batch,
                         lanes=self.settings.lanes,
+                        # a lane holds the run's seeds of one class: none wasted
+                        lane_width=self.settings.seeds,
                     ),
                     progress=progress,
                     cache_dir=cache_dir,
