@@ -98,18 +98,22 @@ class ResultCache:
         return "; ".join(wrong)
 
     def put(self, target: int, seed: int, steps: int, entry: dict[str, Any]) -> None:
-        path = self._path(target, seed, steps)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buffer = io.BytesIO()
-            arrays: dict[str, Any] = {name: np.asarray(entry[name]) for name in FIELDS}
-            np.savez(buffer, **arrays)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buffer.getvalue())
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        arrays: dict[str, Any] = {name: np.asarray(entry[name]) for name in FIELDS}
+        _write_npz(self._path(target, seed, steps), arrays)
+
+
+def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    """``arrays`` as ``path`` (.npz), atomically: a reader never sees half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 def _code_digest() -> str:
@@ -166,16 +170,7 @@ class ProbeCache:
             return found
         self.misses += 1
         result = run()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buffer = io.BytesIO()
-            np.savez(buffer, **_probe_to_arrays(result))
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buffer.getvalue())
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        _write_npz(path, _probe_to_arrays(result))
         return result
 
 
