@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import edits
-from .errors import CheckNotRun
+from .errors import ArtifactError, CheckNotRun
 
 Images = NDArray[np.uint8]
 Predict = Callable[[Images], NDArray[np.float64]]
@@ -115,7 +115,7 @@ def _place(
 ) -> None:
     _, h, w = images.shape[:3]
     if x < 0 or y < 0 or x + width > w or y + height > h:
-        raise ValueError(
+        raise ArtifactError(
             f"artifact {description!r} does not fit: it spans x={x}..{x + width - 1}, "
             f"y={y}..{y + height - 1} but the model's images are {w}×{h} px ({anchor}, "
             "in the model's input pixels)"
@@ -382,7 +382,7 @@ def _edit(
 def _fits(description: str, width: int) -> Callable[[Images], Images]:
     def check(images: Images) -> Images:
         if 2 * width > min(images.shape[1:3]):
-            raise ValueError(
+            raise ArtifactError(
                 f"artifact {description!r} is wider than half the model's "
                 f"{images.shape[2]}×{images.shape[1]} px images"
             )
@@ -555,11 +555,14 @@ def measure(
     plain = np.asarray(predict(references), np.float64)
     edited = artifact(references)
     read = np.asarray(predict(edited), np.float64)
+    controlled, control = plain, "the plain images"
     if artifact.control is not None:
-        controlled = np.asarray(predict(artifact.control(references)), np.float64)
-        control = artifact.control.description
-    else:
-        controlled, control = plain, "the plain images"
+        control_images = artifact.control(references)
+        if np.array_equal(control_images, edited):  # a grey suspect's grey control
+            control += f" ({artifact.control.description} paints the same pixels)"
+        else:
+            controlled = np.asarray(predict(control_images), np.float64)
+            control = artifact.control.description
     others = ~is_own
     base = _log(plain[others])
     rises = np.mean(_log(read[others]) - base, axis=0)
@@ -615,7 +618,9 @@ def patch_file(file: str, x: int, y: int, *, opacity: float = 1.0) -> Artifact:
     else:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     made = patch(pixels, x, y, opacity=opacity)
-    return Artifact(made.description.replace("patch", f"patch {path.name}", 1), made.apply)
+    return Artifact(
+        made.description.replace("patch", f"patch {path.name}", 1), made.apply, made.control
+    )
 
 
 # For the ini (zero-code audits): one suspect per line, ``KIND key=value ...``.

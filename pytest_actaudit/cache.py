@@ -204,6 +204,7 @@ def _probe_to_arrays(result: Any) -> dict[str, Any]:
         "references_of_class": int(result.references_of_class),
         "references_of_others": int(result.references_of_others),
         "class_accuracy": float(result.class_accuracy),
+        "read_by_model": bool(getattr(result, "read_by_model", False)),
     }
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
@@ -228,4 +229,5 @@ def _probe_from_arrays(data: dict[str, Any]) -> Any:
         references_of_class=meta["references_of_class"],
         references_of_others=meta["references_of_others"],
         class_accuracy=meta["class_accuracy"],
+        read_by_model=bool(meta.get("read_by_model", False)),
     )

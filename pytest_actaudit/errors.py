@@ -12,6 +12,11 @@ class OptimizationError(ActauditError):
     """Scores or images became NaN/Inf during optimization."""
 
 
+class ArtifactError(ActauditError, ValueError):
+    """A named suspect that cannot be painted on the model's images (it does not fit):
+    the message names its extent and the images' size."""
+
+
 class CheckNotRun(ActauditError):
     """A check cannot run on the references given (none of the class's own, none of
     another class): not a verdict on the model. The plugin reports the test as skipped

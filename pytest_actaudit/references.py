@@ -275,8 +275,11 @@ def layout(folder: str | Path) -> str:
     root = Path(folder)
     if not root.is_dir():
         return "not found"
-    subfolders = any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
-    loose = bool(_image_files(root))
+    try:
+        subfolders = any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
+        loose = bool(_image_files(root))
+    except OSError:
+        return "unreadable"
     if subfolders and loose:
         return "class folders and loose images: an error"
     if subfolders:
@@ -301,8 +304,16 @@ def read_references(
             "(one subfolder per class name, or a flat folder of photos whose classes the "
             "model reads; PNG/JPEG images free of any suspected artifact)"
         )
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = _image_files(root)
+    try:
+        subfolders = sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        loose = _image_files(root)
+    except OSError as exc:
+        raise ActauditError(
+            f"references folder {str(root)!r} cannot be read ({exc.strerror or exc}); give "
+            "the user running pytest read access, or pass another --actaudit-references DIR"
+        ) from None
     if subfolders and loose:
         raise ActauditError(
             f"references folder {str(root)!r} holds both class subfolders "

@@ -449,7 +449,7 @@ def probe_context(
         probes = ProbeCache(runner.cache)
 
     def context() -> ReferenceContext:
-        given = references()
+        given = as_references(references(), runner)  # a bare photo array too
         images, labels = given
         remember = runner.on_references.wrap
         predict = remember("predict", lambda x: engine.predict(x)[1], images)

@@ -276,11 +276,13 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
     for key, ini_name in THRESHOLD_KEYS.items():
         raw = ini.get(key)
         if raw not in (None, ""):
-            if key == "min_logit":
+            if key in ("min_logit", "max_rise"):
                 try:
                     thresholds[key] = float(raw)
                 except ValueError:
                     raise ValueError(f"{ini_name} must be a number, got {raw!r}") from None
+                if key == "max_rise" and not thresholds[key] >= 0:
+                    raise ValueError(f"{ini_name} is in nats, ≥ 0; got {raw!r}")
             else:
                 thresholds[key] = probability(raw, ini_name)
     if "min_consistency" in thresholds and values.get("seeds", DEFAULT_SEEDS) < 2:

@@ -37,7 +37,7 @@ def gate_failed(audit: Mapping[str, Any]) -> bool:
         return True
     if outcome in ("passed", "xpassed", "xfailed", "skipped"):
         return False
-    return audit.get("status") != "passed"
+    return audit.get("status") == "failed"
 
 
 def markdown(results: Mapping[str, Any], report: str) -> str:

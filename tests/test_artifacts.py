@@ -500,3 +500,30 @@ def test_a_text_in_any_script_is_written_in_the_ini_too():
     written = artifacts.parse(line)
     images = np.full((1, 224, 224, 3), 30, np.uint8)
     np.testing.assert_array_equal(written(images), imagenet_w()(images))
+
+
+def test_a_control_that_paints_the_same_pixels_is_not_used():
+    # a white square's grey control is white: measured against the plain images instead
+    images = level_references()
+    predict = many_class_model(200, pulled=17, lift=3.0)
+    labels = np.argmax(predict(images), axis=1)
+    white = artifacts.square(0, 0, 2, 255)
+    reading = artifacts.measure(0, white, images, labels, predict)
+    assert reading.control.startswith("the plain images (a grey (255) square")
+    assert reading.rise > 0.4 and reading.specific_rise == reading.rise  # covering it counts
+
+
+def test_a_logo_file_keeps_its_control(tmp_path):
+    import cv2
+
+    path = tmp_path / "logo.png"
+    cv2.imwrite(str(path), np.full((4, 6, 3), (0, 0, 255), np.uint8))
+    logo = artifacts.parse(f"patch file={path} x=1 y=1")
+    assert logo.control is not None and logo.control.description.startswith("a grey (")
+
+
+def test_a_suspect_that_does_not_fit_is_an_actaudit_error():
+    from pytest_actaudit import ActauditError
+
+    with pytest.raises(ActauditError, match="does not fit"):
+        artifacts.square(30, 30, 6, 255)(GREY)

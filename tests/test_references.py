@@ -292,3 +292,12 @@ actaudit_min_probability = {{}}
     result = pytester.runpytest_inprocess("--actaudit", "-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, skipped=1)  # blue: a skip naming why, not a pass
     result.stdout.fnmatch_lines(["SKIPPED*check not run: class 'blue'*"])
+
+
+def test_a_cached_probe_keeps_that_its_classes_were_read_by_the_model():
+    from pytest_actaudit.cache import _probe_from_arrays, _probe_to_arrays
+    from pytest_actaudit.probe import ProbeResult
+
+    result = ProbeResult([], references_of_class=2, references_of_others=5, class_accuracy=1.0,
+                         read_by_model=True)  # fmt: skip
+    assert _probe_from_arrays(_probe_to_arrays(result)).read_by_model

@@ -137,3 +137,17 @@ def test_curves_are_stored_to_four_significant_digits(report_dir):  # noqa: F811
     results = json.loads((report_dir / "results.json").read_text())
     values = [v for audit in results["audits"] for curve in audit["curves"] for v in curve]
     assert values and all(float(f"{v:.4g}") == v for v in values)
+
+
+def test_a_skipped_audit_is_neither_failed_nor_passed():
+    from pytest_actaudit.report.writer import finalize
+    from pytest_actaudit.summary import gate_failed
+
+    records = [
+        {"nodeid": "t::a", "passed": True, "label": "a"},
+        {"nodeid": "t::b", "passed": True, "label": "b"},
+        {"nodeid": "t::c", "passed": False, "label": "c"},
+    ]
+    final = finalize(records, {"t::a": "passed", "t::b": "skipped", "t::c": "failed"})
+    assert [r["status"] for r in final] == ["passed", "skipped", "failed"]
+    assert [gate_failed(r) for r in final] == [False, False, True]

@@ -167,3 +167,11 @@ def test_an_ini_value_error_names_the_ini_key_not_the_flag(pytester, ini, messag
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "--actaudit-" not in result.stderr.str()
+
+
+def test_the_rise_threshold_is_in_nats_not_a_probability():
+    # the documented default (2) and looser values must be accepted
+    resolved = s.resolve({}, {"max_rise": "3"}, enabled=True)
+    assert resolved.thresholds == {"max_rise": 3.0}
+    with pytest.raises(ValueError, match="actaudit_max_rise is in nats, ≥ 0; got '-1'"):
+        s.resolve({}, {"max_rise": "-1"}, enabled=True)

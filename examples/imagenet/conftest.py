@@ -38,7 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
         value = config.getini(option)
         if value and getattr(config.option, option, None) is None:
             setattr(config.option, option, str(HERE / value))
-    if config.getoption("actaudit", False):
+    # written once, by the run that owns the session (not by each pytest-xdist worker)
+    if config.getoption("actaudit", False) and not hasattr(config, "workerinput"):
         efficientnet_lite.write_references(HERE / ".references", size=size)
 
 

@@ -667,7 +667,9 @@ def write_references(folder: str | os.PathLike[str], size: int = 224) -> Path:
     for name, image in sorted(photos().items()):
         for view, pixels in views(image, size).items():
             path = folder / f"{name}_{view}.png"
-            Image.fromarray(pixels).save(path)
+            part = folder / f".{name}_{view}.{os.getpid()}.png"  # a reader never sees half
+            Image.fromarray(pixels).save(part)
+            os.replace(part, path)
             written.add(path.name)
     for stale in folder.glob("*.png"):
         if stale.name not in written:

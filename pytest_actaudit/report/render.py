@@ -89,13 +89,19 @@ def render_pages(
     env.filters.update(svg_curve=svg_curve, fmt=_fmt, img_src=img_src)
     audits = sorted(
         results["audits"],
-        key=lambda a: (a["status"] == "passed", a["model"], a["index"], a.get("nodeid", "")),
+        key=lambda a: (
+            {"failed": 0, "skipped": 1}.get(a["status"], 2),
+            a["model"],
+            a["index"],
+            a.get("nodeid", ""),
+        ),
     )
     counts = {
         "total": len(audits),
-        "failed": sum(1 for a in audits if a["status"] != "passed"),
+        "failed": sum(1 for a in audits if a["status"] == "failed"),
+        "skipped": sum(1 for a in audits if a["status"] == "skipped"),
     }
-    counts["passed"] = counts["total"] - counts["failed"]
+    counts["passed"] = counts["total"] - counts["failed"] - counts["skipped"]
     size = max(1, len(audits)) if self_contained or len(audits) <= PAGE_SIZE else PAGE_SIZE
     chunks = [audits[i : i + size] for i in range(0, len(audits), size)] or [[]]
     pages: list[dict[str, Any]] = []
