@@ -7,7 +7,6 @@ import contextlib
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,7 +150,8 @@ class ActauditSession:
             with tempfile.TemporaryFile(dir=where):
                 pass  # can be written, not merely made
         except OSError as exc:
-            warnings.warn(
+            # the runner (and its cache) may be made before any test, for the header
+            self.config.issue_config_time_warning(
                 ActauditCacheWarning(
                     f"actaudit: the result cache's folder {where} cannot be written "
                     f"({type(exc).__name__}: {exc}); running without the cache, so every "
