@@ -488,10 +488,13 @@ class ActauditSession:
         if self.planned:
             shown = ", ".join(map(str, self.planned[:8])) + (" …" if len(self.planned) > 8 else "")
             n = len(self.planned)
+            # the tests' string parameters are candidates: one that names no class of
+            # its model (a model's name, say) is left out when the model is known
             lines.append(
-                f"actaudit: {n} class{'es' if n != 1 else ''} planned for one batch ({shown}): "
-                f"{n * s.seeds} image{'s' if n * s.seeds != 1 else ''} of {s.steps} steps to "
-                "optimize, less the cache's hits"
+                f"actaudit: up to {n} class{'es' if n != 1 else ''} planned for one batch "
+                f"({shown}): up to {n * s.seeds} image{'s' if n * s.seeds != 1 else ''} of "
+                f"{s.steps} steps to optimize, less the cache's hits and the names that are no "
+                "class of their model"
             )
         return lines
 
