@@ -476,6 +476,8 @@ class ArtifactReading:
     control: str = "the plain images"
     rank: int = 1  # of the classes, by rise minus control rise (1: it rises most)
     classes: int = 1
+    # every class's rise minus its control rise (what ``rank`` ranks), by class index
+    specific_by_class: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
     def specific_rise(self) -> float:
@@ -593,6 +595,7 @@ def measure(
         control=control,
         rank=1 + int(np.sum(specific > specific[index])),
         classes=int(plain.shape[1]),
+        specific_by_class=specific,
     )
 
 

@@ -455,6 +455,7 @@ def test_the_specific_rise_is_measured_against_the_control_and_ranked():
     assert reading.pull == 0 and reading.classes == 200 and reading.top == 2
     assert reading.rank == 1 and reading.specific_rise == pytest.approx(3.0, abs=0.2)
     assert reading.control.startswith("a grey (") and reading.specific(2.0)
+    assert reading.specific_by_class[17] == reading.specific_rise  # what the rank ranks
     # covering part of the image raises class 0 for the suspect and its control alike
     zero = artifacts.measure(0, suspect, images, labels, predict)
     assert zero.rise > 0.4 and abs(zero.specific_rise) < 0.05 and zero.rank >= 2
