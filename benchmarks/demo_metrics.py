@@ -11,6 +11,7 @@ in the corners — everything the defaults were chosen and calibrated by.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import time
@@ -44,6 +45,7 @@ def main() -> None:
 
     import pytest_actaudit
     from pytest_actaudit.checks.metrics import ssim
+    from pytest_actaudit.checks.model_calls import ReferenceContext
     from pytest_actaudit.demo import LABELS, models_dir
     from pytest_actaudit.demo.shapes import references
     from pytest_actaudit.runner import AuditRunner
@@ -80,14 +82,15 @@ def main() -> None:
                 f"features same-class {np.mean(same_feat):.3f} "
                 f"vs different-class {np.mean(diff_feat):.3f}"
             )
-            for audit in audits:
-                audit.probe_context = lambda engine=engine: (
-                    ref_images,
-                    ref_labels,
-                    lambda batch: engine.predict(batch)[1],
-                    engine.attribution,
-                    engine.detectors,
-                )
+            context = ReferenceContext(
+                ref_images,
+                ref_labels,
+                lambda batch, engine=engine: engine.predict(batch)[1],
+                engine.attribution,
+                engine.detectors,
+            )
+            for made in audits:
+                audit = dataclasses.replace(made, on_references=context)
                 probe = audit.shortcut_probe()
                 focus, _, _ = audit.focus_shares(exclude="corners:12")
                 features = np.mean(audit.feature_similarity_per_seed)

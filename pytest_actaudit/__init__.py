@@ -42,8 +42,8 @@ def load_model(
 
 
 def maximize(model: Any, targets: Any, **kwargs: Any) -> list[ClassAudit]:
-    """Class-maximization images per target; see :func:`pytest_actaudit.runner.maximize`."""
-    from .runner import maximize as _maximize
+    """Class-maximization images per target; see :func:`pytest_actaudit.api.maximize`."""
+    from .api import maximize as _maximize
 
     return _maximize(model, targets, **kwargs)
 

@@ -1,9 +1,11 @@
 """One model's audits: resolves targets, batches every (target, seed) not yet
-computed into one engine run, and turns engine results into ``ClassAudit``s.
+computed into one engine run, and turns engine results into ``ClassAudit``s given
+what their checks need (the references with the model's calls on them, the node id,
+the baseline folder).
 
-Shared by the pytest fixture and ``pytest_actaudit.maximize`` so both give the
-same images for the same settings. No pytest import; TensorFlow is imported when a
-runner is built.
+``RunnerRecipe`` and ``build_runner`` are the one place a runner is built, by the pytest
+session and by ``pytest_actaudit.maximize`` alike, so both give the same images for the
+same settings. No pytest import; TensorFlow is imported when a runner is built.
 """
 
 from __future__ import annotations
@@ -11,14 +13,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from . import inputs
+from . import labels as labels_mod
 from . import model as model_mod
-from .checks import edits
-from .checks.audit import ClassAudit, ReferenceContext
+from .checks.audit import ClassAudit
 from .errors import OptimizationError
+from .reference_calls import EngineReferences, GivenReferences, OnReferences
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
+    from .checks.baseline import BaselineStore
+    from .engine.loop import Engine, EngineSettings, ImageResult
+    from .inputs import InputSpec
 
 
 @dataclass
@@ -29,6 +40,16 @@ class RunStats:
     seconds: float = 0.0  # engine runs, tracing included
     trace_seconds: float = 0.0  # of which: building the compiled loops
     chunks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditLinks:
+    """What a runner gives each audit it makes besides its images: the test's node id,
+    the trusted references (read on first use), the baseline folder."""
+
+    nodeid: str = ""
+    references: Callable[[], GivenReferences] | None = None
+    baseline: BaselineStore | None = None
 
 
 class AuditRunner:
@@ -44,85 +65,49 @@ class AuditRunner:
         input_size: str | Sequence[int] | None = None,
         size_source: str = "input_size",
         preprocess: str | None = None,
-        engine_settings: Any = None,
+        engine_settings: EngineSettings | None = None,
         progress: Callable[[str], None] | None = None,
         cache_dir: str | None = None,
         output: str | None = None,
         weights: str | None = None,
     ) -> None:
-        import tensorflow as tf
-
-        from .engine.loop import (
-            ENGINE_REVISION,
-            EngineSettings,
-            device_description,
-            engine_for,
-        )
+        from .engine.loop import EngineSettings, engine_for
 
         model = model_mod.select_output(model, output)  # one classifier output
         self.model = model
         self.model_path = model_path
         self.output = output
-        self.spec = model_mod.input_spec(
+        self.spec: InputSpec = inputs.input_spec(
             model, input_range, input_size, size_source, preprocess=preprocess
         )
-        self.labels = model_mod.resolve_labels(model, labels, model_path)
+        self.labels = labels_mod.resolve_labels(model, labels, model_path)
         self.settings = engine_settings or EngineSettings()
         # the model's hash (``weights``: already known, from another runner of it)
         self.weights = weights or (
             model_mod.content_hash(model_path) if model_path else model_mod.weights_hash(model)
         )
-        self.engine = engine_for(model, self.spec, self.settings, weights=self.weights)
+        self.engine: Engine = engine_for(model, self.spec, self.settings, weights=self.weights)
         self.progress = progress
         self.stats = RunStats()
         self.on_references = OnReferences()  # the shortcut probe's calls on the references
         # (layer or None for class logits, target, seed, steps) -> ImageResult
-        self._results: dict[tuple[Any, ...], Any] = {}
-        self._layer_engines: dict[str, Any] = {}
-        self.meta: dict[str, Any] = {
-            "name": str(model_path or getattr(model, "name", "model"))
-            + (f" → {output}" if output and model_path else ""),
-            "hash": self.weights,
-            "input_shape": list(self.spec.shape),
-            "input_size_source": self.spec.size_source,
-            "input_range": [self.spec.low, self.spec.high],
-            "input_range_source": self.spec.range_source,
-            "output_kind": self.engine.scores.output_kind,
-            "classes": len(self.labels),
-            "device": device_description(self.engine.device),
-            "tensorflow": tf.__version__,
-            "keras": _keras_version(),
-            "engine": self.settings.to_dict(),
-            "max_batch": self.engine.max_batch,
-            "max_batch_source": self.engine.batch_source,
-            "lanes": self.engine.lanes,
-            "lanes_source": self.engine.lanes_source,
-            "lane_width": self.engine.lane_width,
-            "lane_width_source": self.engine.lane_width_source,
-        }
-        self.cache = None
+        self._results: dict[tuple[str | None, int, int, int], ImageResult] = {}
+        self._layer_engines: dict[str, Engine] = {}
+        self.meta = _meta(self, model)
+        self.cache: ResultCache | None = None
         if cache_dir:
-            from .cache import ResultCache
+            self.cache = _result_cache(self, cache_dir, preprocess)
 
-            context = {
-                "model": self.meta["hash"],
-                "engine": self.meta["engine"],
-                "device": self.engine.device,
-                "spec": list(self.spec.shape) + [self.spec.low, self.spec.high],
-                "preprocess": preprocess,
-                "kind": self.meta["output_kind"],
-                "revision": ENGINE_REVISION,
-                "output": output,
-            }
-            self.cache = ResultCache(cache_dir, context, image_shape=tuple(self.spec.shape))
-
-    def classify(self, images: Any) -> Any:
+    def classify(self, images: NDArray[np.uint8]) -> NDArray[np.int64]:
         """The class the model reads in each uint8 image (through the same input range
         and preprocessing as every check): the labels of references without classes."""
-        return np.argmax(self.engine.predict(np.asarray(images, np.uint8))[1], axis=1)
+        read: NDArray[np.int64] = np.argmax(
+            self.engine.predict(np.asarray(images, np.uint8))[1], axis=1
+        )
+        return read
 
     def resolve(self, target: str | int) -> int:
-        return model_mod.resolve_target(target, self.labels)
+        return labels_mod.resolve_target(target, self.labels)
 
     def maximize_many(
         self,
@@ -131,10 +116,12 @@ class AuditRunner:
         seeds: int,
         steps: int,
         planned: Iterable[str | int] = (),
+        links: AuditLinks | None = None,
     ) -> list[ClassAudit]:
-        """One ``ClassAudit`` per target. Every (target, seed) not yet computed nor
-        cached is optimized in one batch, together with the ``planned`` targets that
-        later tests will ask for (names that are not classes are ignored there)."""
+        """One ``ClassAudit`` per target, made with ``links``. Every (target, seed) not
+        yet computed nor cached is optimized in one batch, together with the ``planned``
+        targets that later tests will ask for (names that are not classes are ignored
+        there)."""
         indices = [self.resolve(t) for t in targets]
         extra = [self.resolve_lenient(t) for t in planned]
         seed_list = list(range(seeds))
@@ -149,12 +136,18 @@ class AuditRunner:
                 seed_list,
                 steps,
                 neutral,
+                links,
             )
             for i in indices
         ]
 
     def _ensure(
-        self, engine: Any, layer: str | None, targets: Iterable[int], seeds: list[int], steps: int
+        self,
+        engine: Engine,
+        layer: str | None,
+        targets: Iterable[int],
+        seeds: list[int],
+        steps: int,
     ) -> None:
         """Have a result for every (target, seed): from memory, the cache (class
         targets only), or one engine run over all that are still missing."""
@@ -181,12 +174,26 @@ class AuditRunner:
         self.stats.trace_seconds += engine.trace_seconds - traced
 
     def maximize(
-        self, target: str | int, *, seeds: int, steps: int, planned: Iterable[str | int] = ()
+        self,
+        target: str | int,
+        *,
+        seeds: int,
+        steps: int,
+        planned: Iterable[str | int] = (),
+        links: AuditLinks | None = None,
     ) -> ClassAudit:
-        return self.maximize_many([target], seeds=seeds, steps=steps, planned=planned)[0]
+        return self.maximize_many([target], seeds=seeds, steps=steps, planned=planned, links=links)[
+            0
+        ]
 
     def maximize_units(
-        self, layer: str, units: Iterable[int], *, seeds: int, steps: int
+        self,
+        layer: str,
+        units: Iterable[int],
+        *,
+        seeds: int,
+        steps: int,
+        links: AuditLinks | None = None,
     ) -> list[ClassAudit]:
         """Images that maximize units of a Dense layer or filters of a conv layer
         (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
@@ -216,6 +223,7 @@ class AuditRunner:
                 seed_list,
                 steps,
                 None,
+                links,
             )
             for u in indices
         ]
@@ -229,12 +237,13 @@ class AuditRunner:
 
     def _make_audit(
         self,
-        results: list[Any],
+        results: list[ImageResult],
         label: str,
         index: int,
         seeds: Sequence[int],
         steps: int,
-        neutral: Any,
+        neutral: NDArray[np.float64] | None,
+        links: AuditLinks | None,
     ) -> ClassAudit:
         for r in results:
             if r.failed_step >= 0:
@@ -259,10 +268,75 @@ class AuditRunner:
             else None,
             model_name=self.meta["name"],
             settings={"seeds": len(seeds), "steps": steps},
+            nodeid=links.nodeid if links else "",
+            on_references=self.references_source(links.references)
+            if links and links.references
+            else None,
+            baseline_store=links.baseline if links else None,
+        )
+
+    def references_source(self, references: Callable[[], GivenReferences]) -> EngineReferences:
+        """The checks' calls on the trusted references ``references()`` gives, made with
+        this runner's engine (those on the references themselves once per model)."""
+        return EngineReferences(
+            self.engine,
+            references,
+            classify=self.classify,
+            on_references=self.on_references,
+            cache=self.cache,
         )
 
 
-def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> Any:
+def _meta(runner: AuditRunner, model: Any) -> dict[str, Any]:
+    """The report header's entry for the runner's model."""
+    import tensorflow as tf
+
+    from .engine.loop import device_description
+
+    engine, spec, output = runner.engine, runner.spec, runner.output
+    return {
+        "name": str(runner.model_path or getattr(model, "name", "model"))
+        + (f" → {output}" if output and runner.model_path else ""),
+        "hash": runner.weights,
+        "input_shape": list(spec.shape),
+        "input_size_source": spec.size_source,
+        "input_range": [spec.low, spec.high],
+        "input_range_source": spec.range_source,
+        "output_kind": engine.scores.output_kind,
+        "classes": len(runner.labels),
+        "device": device_description(engine.device),
+        "tensorflow": tf.__version__,
+        "keras": _keras_version(),
+        "engine": runner.settings.to_dict(),
+        "max_batch": engine.max_batch,
+        "max_batch_source": engine.batch_source,
+        "lanes": engine.lanes,
+        "lanes_source": engine.lanes_source,
+        "lane_width": engine.lane_width,
+        "lane_width_source": engine.lane_width_source,
+    }
+
+
+def _result_cache(runner: AuditRunner, cache_dir: str, preprocess: str | None) -> ResultCache:
+    """The result cache of the runner's images: keyed by all that makes them."""
+    from .cache import ResultCache
+    from .engine.loop import ENGINE_REVISION
+
+    spec = runner.spec
+    context = {
+        "model": runner.meta["hash"],
+        "engine": runner.meta["engine"],
+        "device": runner.engine.device,
+        "spec": list(spec.shape) + [spec.low, spec.high],
+        "preprocess": preprocess,
+        "kind": runner.meta["output_kind"],
+        "revision": ENGINE_REVISION,
+        "output": runner.output,
+    }
+    return ResultCache(cache_dir, context, image_shape=tuple(spec.shape))
+
+
+def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> ImageResult:
     from .engine.loop import ImageResult
 
     return ImageResult(
@@ -287,111 +361,6 @@ def _keras_version() -> str:
 
         version = f"tf-keras {tf_keras.__version__}"
     return str(version)
-
-
-def maximize(
-    model: Any,
-    targets: str | int | Sequence[str | int],
-    *,
-    seeds: int = 3,
-    steps: int | None = None,
-    labels: str | list[str] | None = None,
-    **settings: Any,
-) -> list[ClassAudit]:
-    """Class-maximization images of each target, without pytest.
-
-    ``model`` is a Keras model or a path to one; ``targets`` class names or indices
-    (or ``"all"``); with ``layer="name"``, unit/filter indices of that layer instead.
-    ``references=(images, class indices)``: trusted real images (uint8 N × H × W × C)
-    for ``assert_no_shortcut`` and ``assert_ignores``; or the images alone (one array,
-    photos of anything), whose classes the model then reads itself
-    (``references.References`` with ``read_by_model``).
-    Other keyword arguments are ``EngineSettings`` fields (``learning_rate``,
-    ``device``, ``max_batch``, ``lanes``, ``lane_width``, ``parametrization``,
-    ``direction=-1`` to lower a regression output, …), ``input_range``, ``preprocess``
-    (``"caffe"``, ``"tf"``, ``"torch"``, ``"mean=...,std=...[,bgr]"``,
-    ``"module:function"``), ``input_size=(H, W)`` (the size to optimize at when the
-    model's is not fixed) and ``output`` (the name of the classifier output of a
-    multi-output model).
-    Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
-    gives for the same settings.
-    """
-    from .engine.loop import EngineSettings
-    from .settings import DEFAULT_STEPS, positive_int
-
-    model_path = None
-    if isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
-        model_path = str(model)
-        model = model_mod.load_model(model_path, safe_mode=not settings.pop("unsafe_load", False))
-    input_range = settings.pop("input_range", None)
-    input_size = settings.pop("input_size", None)
-    preprocess = settings.pop("preprocess", None)
-    references = settings.pop("references", None)
-    layer = settings.pop("layer", None)
-    output = settings.pop("output", None)
-    # a lane holds the call's seeds of one class, as the plugin's does with its seeds
-    settings.setdefault("lane_width", positive_int(seeds, "seeds"))
-
-    def make(
-        input_range: str | None, preprocess: str | None, weights: str | None = None
-    ) -> AuditRunner:
-        return AuditRunner(
-            model,
-            labels=labels,
-            model_path=model_path,
-            input_range=input_range,
-            input_size=input_size,
-            preprocess=preprocess,
-            engine_settings=EngineSettings(**settings),
-            output=output,
-            weights=weights,
-        )
-
-    runner = make(input_range, preprocess)
-    if references is not None:
-        references = as_references(references, runner)
-        if not (input_range or preprocess):  # read them the way that reads them best
-            runner = choose_input(runner, references, make)
-    if layer is not None:
-        units = [targets] if isinstance(targets, int) else list(targets)
-        return runner.maximize_units(
-            layer,
-            [int(u) for u in units],
-            seeds=positive_int(seeds, "seeds"),
-            steps=positive_int(steps or DEFAULT_STEPS, "steps"),
-        )
-    if isinstance(targets, str | int):
-        targets = list(range(len(runner.labels))) if targets == "all" else [targets]
-    audits = runner.maximize_many(
-        targets,
-        seeds=positive_int(seeds, "seeds"),
-        steps=positive_int(steps or DEFAULT_STEPS, "steps"),
-    )
-    if references is not None:  # the shortcut probe's trusted images
-        given = references
-        for audit in audits:
-            audit.probe_context = probe_context(runner, lambda: given)
-    return audits
-
-
-def as_references(references: Any, runner: AuditRunner) -> Any:
-    """``references`` as ``References``: ``(images, class indices)`` as given, or one
-    array of images, whose classes ``runner``'s model reads."""
-    from .checks.references import References, read_by_model
-
-    if isinstance(references, References):
-        return references
-    if isinstance(references, np.ndarray) and references.ndim == 4:
-        return read_by_model(references, runner.classify)
-    try:
-        images, labels = references
-    except (TypeError, ValueError):
-        raise ValueError(
-            "references must be (images, class indices) — uint8 N × H × W × C and int N — "
-            "or one uint8 N × H × W × C array of photos whose classes the model reads; got "
-            f"{type(references).__name__}"
-        ) from None
-    return References(np.asarray(images), np.asarray(labels))
 
 
 AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the references
@@ -431,71 +400,3 @@ def choose_input(
         f"them right, the model's default ({runner.spec.range_source}) {current:.0%}"
     )
     return chosen
-
-
-def probe_context(
-    runner: AuditRunner, references: Callable[[], tuple[Any, Any]]
-) -> Callable[[], ReferenceContext]:
-    """What ``ClassAudit.shortcut_probe`` and ``assert_ignores`` ask for, on first use:
-    the trusted references (images, class indices) and the model's predict, attribute,
-    detectors and input ranking. The model's predictions and detectors on the
-    references themselves, and the screening of the object-free edits on them, are made
-    once per model and reused by every class's checks."""
-    engine = runner.engine
-    probes = None
-    if runner.cache is not None:  # probe results are cached beside the images
-        from .cache import ProbeCache
-
-        probes = ProbeCache(runner.cache)
-
-    def context() -> ReferenceContext:
-        given = as_references(references(), runner)  # a bare photo array too
-        images, labels = given
-        remember = runner.on_references.wrap
-        predict = remember("predict", lambda x: engine.predict(x)[1], images)
-        remember_probe = None
-        if probes is not None:
-            from .cache import array_digest
-
-            held = remember("digest", lambda x: array_digest(x, np.asarray(labels)), images)
-            cache = probes
-
-            def remember_probe(index: int, seeds: Any, attribution: Any, run: Any) -> Any:
-                return cache.remember(held(images), index, seeds, attribution, run)
-
-        return ReferenceContext(
-            images,
-            labels,
-            predict,
-            engine.attribution,
-            remember("detectors", engine.detectors, images),
-            engine.rank_inputs,
-            remember("edits", lambda x: edits.screen(x, labels, predict), images),
-            bool(getattr(given, "read_by_model", False)),
-            remember_probe,
-        )
-
-    return context
-
-
-class OnReferences:
-    """Model calls on the trusted references, kept for the one references array they
-    were made on (an identity check: a new array is a new call)."""
-
-    def __init__(self) -> None:
-        self._images: Any = None
-        self._results: dict[str, Any] = {}
-
-    def wrap(self, name: str, call: Callable[[Any], Any], references: Any) -> Callable[[Any], Any]:
-        """``call``, remembered when it is made on ``references`` itself."""
-
-        def remembered(images: Any) -> Any:
-            if images is not references:
-                return call(images)
-            if self._images is not references:  # other references: forget the old ones
-                self._images, self._results = references, {}
-            if name not in self._results:
-                self._results[name] = call(images)
-            return self._results[name]
-
-        return remembered

@@ -115,7 +115,7 @@ def preprocess(value: str, name: str = "--actaudit-preprocess") -> str:
 
 def input_size(value: str, name: str = "--actaudit-input-size") -> str:
     """``"H,W"`` (or ``"N"``) in pixels, normalized to ``"H,W"``."""
-    from .model import parse_size
+    from .inputs import parse_size
 
     try:
         height, width = parse_size(value)

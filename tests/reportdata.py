@@ -9,6 +9,7 @@ import pytest
 
 from pytest_actaudit import AuditFailure, ClassAudit
 from pytest_actaudit.checks.artifacts import Artifact
+from pytest_actaudit.checks.model_calls import ReferenceContext
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -29,11 +30,12 @@ def sample_audits() -> list[ClassAudit]:
             curves=np.cumsum(rng.uniform(0, 1, (3, 12)), axis=1),
             model_name="models/shapes.keras",
             nodeid=f"test_x.py::test_audit[{label}]",
+            # a named suspect's references (a passing check, with a hostile description)
+            on_references=suspect_context(rng) if index == 0 else None,
         )
         with contextlib.suppress(AuditFailure):
             audit.assert_activation(min_probability=0.9)
-        if index == 0:  # a named suspect (passing), with a hostile description
-            audit.probe_context = suspect_context(rng)
+        if index == 0:
             audit.assert_ignores(Artifact(f"{HOSTILE} stamp", _stamp), max_pull=1.0)
         audits.append(audit)
     return audits
@@ -58,7 +60,7 @@ def suspect_context(rng):
         p[np.arange(len(x)), read] = 0.98
         return p
 
-    return lambda: (references, labels, predict, None)
+    return ReferenceContext(references, labels, predict)
 
 
 RUN = {

@@ -3,6 +3,7 @@ pixels, on a fake model, on a hand-made partial shortcut and on the demo models.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -14,6 +15,7 @@ import pytest
 import pytest_actaudit
 from pytest_actaudit import ActauditError, AuditFailure, artifacts
 from pytest_actaudit.checks.audit import ClassAudit
+from pytest_actaudit.checks.model_calls import ReferenceContext
 from tests.conftest import COLORS, build_color_model
 from tests.test_edits import band_shortcut_model
 from tests.test_probe import references
@@ -145,7 +147,9 @@ def test_public_artifacts_paint_the_zoos_artifacts_pixel_for_pixel():
         )
 
 
-def fake_audit(label: str, index: int, predict) -> ClassAudit:
+def fake_audit(
+    label: str, index: int, predict, context: ReferenceContext | None = None
+) -> ClassAudit:
     images, labels = references()
     audit = ClassAudit(
         label=label,
@@ -156,8 +160,8 @@ def fake_audit(label: str, index: int, predict) -> ClassAudit:
         seeds=[0, 1],
         steps=1,
         curves=np.zeros((2, 1)),
+        on_references=context or ReferenceContext(images, labels, predict),
     )
-    audit.probe_context = lambda: (images, labels, predict, None)
     return audit
 
 
@@ -193,8 +197,7 @@ def test_assert_ignores_takes_a_plain_function_and_needs_readable_references():
 
     with pytest.raises(ActauditError, match="cannot compare anything"):
         fake_audit("red", 0, blind).assert_ignores(stamp)
-    bare = fake_audit("red", 0, corner_model)
-    bare.probe_context = None
+    bare = dataclasses.replace(fake_audit("red", 0, corner_model), on_references=None)
     with pytest.raises(ValueError, match="assert_ignores needs reference images"):
         bare.assert_ignores(stamp)
 
@@ -473,9 +476,8 @@ def test_assert_ignores_fails_a_specific_rise_on_a_many_class_model_only():
 
     def audit_of(predict, index):
         labels = np.argmax(predict(images), axis=1)
-        audit = fake_audit("carton", index, predict)
-        audit.probe_context = lambda: (images, labels, predict, None, None, None, None, True)
-        return audit
+        context = ReferenceContext(images, labels, predict, read_by_model=True)
+        return fake_audit("carton", index, predict, context)
 
     audit = audit_of(many_class_model(200, pulled=17, lift=3.0), 17)
     with pytest.raises(AuditFailure) as caught:

@@ -3,6 +3,7 @@ and one that reads the whole image (the colour model)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -274,8 +275,9 @@ def test_probe_refuses_references_the_model_cannot_read():
     audit = audit_with_probe(build_color_model(16, 16), "green")
     refs, labels = references()
     inverted = 255 - refs  # as if fed in the wrong range: the colours swap
-    context = audit.probe_context
-    audit.probe_context = lambda: (inverted, labels, *context()[2:])
+    assert audit.on_references is not None
+    context = dataclasses.replace(audit.on_references.context(), references=inverted, labels=labels)
+    audit = dataclasses.replace(audit, on_references=context)
     with pytest.raises(ActauditError, match=r"reads only \d+% of the 24 trusted references"):
         audit.assert_no_shortcut()
 

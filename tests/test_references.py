@@ -139,7 +139,8 @@ def test_model_read_references_in_memory_and_a_class_none_reads_as():
     (red, blue) = pytest_actaudit.maximize(
         model, ["red", "blue"], seeds=1, steps=4, labels=COLORS, references=photos
     )
-    refs = red.probe_context().references
+    assert red.on_references is not None
+    refs = red.on_references.context().references
     assert red.shortcut_probe().read_by_model
     with pytest.raises(CheckNotRun) as info:
         blue.assert_no_shortcut()

@@ -128,7 +128,7 @@ def test_probe_results_are_cached_by_model_references_and_images(tmp_path, monke
     from pytest_actaudit.checks import probe as probe_mod
     from pytest_actaudit.engine.loop import EngineSettings
     from pytest_actaudit.report.writer import ImageSink, audit_record
-    from pytest_actaudit.runner import AuditRunner, probe_context
+    from pytest_actaudit.runner import AuditLinks, AuditRunner
     from tests.conftest import COLORS
     from tests.test_probe import corner_model, references
 
@@ -150,8 +150,8 @@ def test_probe_results_are_cached_by_model_references_and_images(tmp_path, monke
             cache_dir=str(tmp_path / "cache") if cache else None,
             engine_settings=EngineSettings(parametrization="pixel"),
         )
-        audit = runner.maximize("red", seeds=2, steps=10)
-        audit.probe_context = probe_context(runner, lambda: references)
+        links = AuditLinks(references=lambda: references)
+        audit = runner.maximize("red", seeds=2, steps=10, links=links)
         audit.shortcut_probe()
         return audit_record(audit, ImageSink(tmp_path / "report"))["probe"]
 

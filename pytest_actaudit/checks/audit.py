@@ -1,5 +1,6 @@
-"""``ClassAudit`` and ``AuditFailure``: the result of one maximization and the
-checks users assert on it. numpy only; no pytest, no TensorFlow.
+"""``ClassAudit``: the result of one maximization and the checks users assert on it.
+numpy only; no pytest, no TensorFlow: what the checks ask of the model comes in a
+``ReferenceSource`` given when the audit is made (:mod:`.model_calls`).
 
 Every ``assert_*`` records its outcome (passed or failed) before raising, so the
 report shows each check a test made.
@@ -7,100 +8,29 @@ report shows each check a test made.
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ActauditError, CheckNotRun
+from ..errors import ActauditError
 from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
+from .model_calls import ReferenceContext, ReferenceSource
+from .on_references import context_of, read_suspect, run_probe, shortcut_terms
+from .verdict import AuditFailure, CheckRecord, Verdict, judge, timed
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from .artifacts import Artifact, ArtifactReading
+    from .baseline import BaselineStore
+    from .probe import ProbeResult
 
+__all__ = ["AuditFailure", "CheckRecord", "ClassAudit", "ReferenceContext", "ReferenceSource"]
 
-def _timed(attribute: str) -> Callable[[F], F]:
-    """Add the method's wall time to ``self.<attribute>`` (the report's time split)."""
-
-    def decorate(method: F) -> F:
-        @functools.wraps(method)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            __tracebackhide__ = True
-            began = time.perf_counter()
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                setattr(self, attribute, getattr(self, attribute) + time.perf_counter() - began)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-# Calibrated on the shortcut zoo (docs/shortcuts.md): 3 false alarms in 161 clean classes.
+# Calibrated on the shortcut zoo (docs/shortcuts.md).
 DEFAULT_MAX_FLIP_RATE = 0.5
-
-
-def _fmt_list(values: Any) -> str:
-    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"
-
-
-class AuditFailure(AssertionError):
-    """A check on a class-maximization result did not hold."""
-
-
-class ReferenceContext(NamedTuple):
-    """What the checks that need trusted references get from ``probe_context()``: the
-    references (uint8 N × H × W × C) and their class indices, and the model's calls on
-    images — probabilities, attribution maps, the last spatial layer's detectors — with
-    the known inputs' ranking (for the error when the references are not read) and the
-    object-free edits' screening (both once per model)."""
-
-    references: Any
-    labels: Any
-    predict: Callable[[Any], Any]
-    attribute: Callable[[Any, int], Any] | None = None
-    detectors: Callable[[Any], Any] | None = None
-    rank_inputs: Callable[[Any, Any], Any] | None = None
-    screen: Callable[[Any], Any] | None = None
-    # the labels are the model's own readings (a flat folder of photos, no class folders)
-    read_by_model: bool = False
-    # (class index, images, attribution, run) -> the probe's result: run() or a cached one
-    remember_probe: Callable[[int, Any, Any, Callable[[], Any]], Any] | None = None
-
-
-@dataclass
-class CheckRecord:
-    """One check as the report shows it: metric, per-seed values, threshold, outcome."""
-
-    name: str
-    metric: str
-    values: list[float]
-    threshold: float
-    comparison: str  # ">=" or "<="
-    passed: bool
-    message: str
-
-    def summary(self) -> str:
-        """One line for JUnit XML: outcome, per-seed values and the threshold."""
-        values = ", ".join(f"{v:.4g}" for v in self.values)
-        verdict = "passed" if self.passed else "FAILED"
-        return f"{verdict}: [{values}] {self.comparison} {self.threshold:g}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "metric": self.metric,
-            "values": [float(v) for v in self.values],
-            "threshold": float(self.threshold),
-            "comparison": self.comparison,
-            "passed": self.passed,
-            "message": self.message,
-        }
 
 
 @dataclass
@@ -125,15 +55,16 @@ class ClassAudit:
     features: NDArray[np.float64] | None = None
     model_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    # given when the audit is made (the runner, or a test): the test's node id, the
+    # trusted references with the model's calls on them, the baseline folder
     nodeid: str = ""
+    on_references: ReferenceSource | None = None
+    baseline_store: BaselineStore | None = None
     checks: list[CheckRecord] = field(default_factory=list)
-    baseline_store: Any = None  # a BaselineStore, attached by the fixture
     baseline_images: NDArray[np.uint8] | None = None  # set by assert_matches_baseline
-    # () -> (reference images, their class indices, predict): attached by the fixture
-    probe_context: Any = None
-    probe_result: Any = None  # a probe.ProbeResult, once the shortcut probe ran
+    probe_result: ProbeResult | None = None  # once the shortcut probe ran
     # artifacts.ArtifactReading of each assert_ignores, in order
-    artifact_readings: list[Any] = field(default_factory=list)
+    artifact_readings: list[ArtifactReading] = field(default_factory=list)
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
     check_seconds: float = field(default=0.0, repr=False)  # in assert_*, the probe included
     probe_seconds: float = field(default=0.0, repr=False)  # in the shortcut probe
@@ -156,7 +87,7 @@ class ClassAudit:
         return all(check.passed for check in self.checks)
 
     # ---------------------------------------------------------------- checks
-    @_timed("check_seconds")
+    @timed("check_seconds")
     def assert_activation(
         self, min_probability: float | None = None, min_logit: float | None = None
     ) -> ClassAudit:
@@ -181,7 +112,7 @@ class ClassAudit:
             )
         return metrics.pairwise_cosine(self.features)
 
-    @_timed("check_seconds")
+    @timed("check_seconds")
     def assert_consistent(self, min_similarity: float, metric: str = "ssim") -> ClassAudit:
         """Seeds must agree: each seed's mean similarity with the others ≥
         ``min_similarity``. ``metric="ssim"`` compares pixels (structural similarity);
@@ -210,24 +141,15 @@ class ClassAudit:
     ) -> tuple[NDArray[np.float64], float, str]:
         """Per seed: the share of the attribution that lies outside ``include`` or inside
         ``exclude``; also the share of the image's area that region covers, and a name."""
-        from .regions import region_mask
+        from .regions import attribution_shares
 
         if (include is None) == (exclude is None):
             raise TypeError("assert_focus needs exactly one of include=... or exclude=...")
         if self.attribution is None:
             raise ValueError(f"class {self.label!r}: no attribution maps were computed")
-        _, height, width = self.attribution.shape
-        inside = region_mask(include if include is not None else exclude, height, width)
-        counted = ~inside if include is not None else inside
-        totals = self.attribution.reshape(len(self.attribution), -1).sum(axis=1)
-        shares = (self.attribution * counted).reshape(len(self.attribution), -1).sum(axis=1)
-        shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
-        what = f"outside {include}" if include is not None else f"inside {exclude}"
-        if not isinstance(include if include is not None else exclude, str):
-            what = "outside the mask" if include is not None else "inside the mask"
-        return shares.astype(np.float64), float(counted.mean()), what
+        return attribution_shares(self.attribution, include=include, exclude=exclude)
 
-    @_timed("check_seconds")
+    @timed("check_seconds")
     def assert_focus(
         self, *, include: Any = None, exclude: Any = None, max_share: float
     ) -> ClassAudit:
@@ -245,56 +167,19 @@ class ClassAudit:
         )
         return self
 
-    def _reference_context(self, check: str) -> ReferenceContext:
-        """The trusted references and the model's calls on them (see probe_context)."""
-        if self.probe_context is None:
-            raise ValueError(
-                f"class {self.label!r}: {check} needs reference images; use "
-                "the actaudit fixture with --actaudit-references DIR (or override the "
-                "actaudit_references fixture)"
-            )
-        return ReferenceContext(*self.probe_context())
-
-    @_timed("probe_seconds")
-    def shortcut_probe(self) -> Any:
+    @timed("probe_seconds")
+    def shortcut_probe(self) -> ProbeResult:
         """Run (once) the shortcut probe: see :mod:`pytest_actaudit.checks.probe`."""
         if self.probe_result is None:
-            from .probe import probe
-
-            context = self._reference_context("the shortcut probe")
-            if self.attribution is None or context.attribute is None:
+            context = context_of(self.on_references, self.label, "the shortcut probe")
+            if self.attribution is None:
                 raise ValueError(f"class {self.label!r}: no attribution maps were computed")
-            screen, attribute, attribution = context.screen, context.attribute, self.attribution
-
-            def run() -> Any:
-                return probe(
-                    self.index,
-                    self.images,
-                    attribution,
-                    context.references,
-                    context.labels,
-                    context.predict,
-                    attribute,
-                    context.detectors,
-                    rank_inputs=context.rank_inputs,
-                    screen=None if screen is None else lambda: screen(context.references),
-                    read_by_model=context.read_by_model,
-                )
-
-            remember = context.remember_probe
-            try:
-                self.probe_result = (
-                    run()
-                    if remember is None
-                    else remember(self.index, self.images, attribution, run)
-                )
-            except CheckNotRun as exc:  # say which class, by name
-                raise CheckNotRun(
-                    f"class {self.label!r}: {str(exc).replace(f' for class {self.index}', '')}"
-                ) from None
+            self.probe_result = run_probe(
+                self.label, self.index, self.images, self.attribution, context
+            )
         return self.probe_result
 
-    @_timed("check_seconds")
+    @timed("check_seconds")
     def assert_no_shortcut(self, max_flip_rate: float = DEFAULT_MAX_FLIP_RATE) -> ClassAudit:
         """Parts of each seed's image — its most salient half-side window, the places
         where a detector fires that no trusted reference fires, its colour, its low
@@ -313,39 +198,8 @@ class ClassAudit:
         makes at least half of the other classes' references read as this class). The
         strongest evidence (the highest median, or a decisive seed's excess) is named."""
         __tracebackhide__ = True
-        from .probe import DECISIVE_NOVELTY
-
         result = self.shortcut_probe()
-        top = result.strongest
-        others = "; ".join(
-            f"{e.kind} {np.median(e.excess):+.2f}" for e in result.evidence if e is not top
-        )
-        flipped = top.flipped or f"{result.references_of_others} other-class references"
-        note = (
-            f"strongest evidence: {top.kind}, {top.describe()}: flips "
-            f"{_fmt_list(top.flip_rates)} of {flipped}, control {top.control_rate:.2f} "
-            f"({top.control_what}); other "
-            f"evidence (median excess): {others}; the model "
-            f"reads {result.class_accuracy:.0%} of this class's {result.references_of_class} "
-            "references correctly"
-            + (
-                " (by construction: the references' classes are the model's own readings, "
-                "so their accuracy is not checked)"
-                if result.read_by_model
-                else ""
-            )
-        )
-        decisive = top.deciding_seed
-        verdict_by = None
-        metric = f"excess flip rate ({top.kind}), median over seeds"
-        if decisive is not None:
-            metric += " or a decisive seed"
-            verdict_by = (
-                f"seed {self.seeds[decisive]}: a detector "
-                f"{float(top.novelty[decisive]):.0f}× beyond any trusted image, "
-                f"≥ {DECISIVE_NOVELTY:g}×, counts alone",
-                top.score,
-            )
+        metric, note, verdict_by = shortcut_terms(result, self.seeds)
         self._check(
             "shortcut",
             metric,
@@ -353,15 +207,14 @@ class ClassAudit:
             max_flip_rate,
             "<=",
             note=note,
-            by_median=True,
-            verdict_by=verdict_by,
+            how=Verdict(by_median=True, verdict_by=verdict_by),
         )
         return self
 
-    @_timed("check_seconds")
+    @timed("check_seconds")
     def assert_ignores(
         self,
-        artifact: Any,
+        artifact: Artifact | Callable[[NDArray[np.uint8]], NDArray[np.uint8]],
         max_pull: float = DEFAULT_MAX_PULL,
         max_rise: float = DEFAULT_MAX_RISE,
     ) -> ClassAudit:
@@ -376,15 +229,12 @@ class ClassAudit:
         classes by that rise. The message adds how clearly they are read and what the
         artifact does to this class's own references, when any read as it."""
         __tracebackhide__ = True
-        from .artifacts import as_artifact, measure
-        from .probe import check_references_are_read
+        from .artifacts import as_artifact
 
         named = as_artifact(artifact)
-        context = self._reference_context("assert_ignores")
-        references, labels, predict = context.references, context.labels, context.predict
-        if not context.read_by_model:
-            check_references_are_read(references, labels, predict(references), context.rank_inputs)
-        reading = measure(self.index, named, references, labels, predict)
+        reading = read_suspect(
+            self.index, named, context_of(self.on_references, self.label, "assert_ignores")
+        )
         self.artifact_readings.append(reading)
         self._check(
             "ignores",
@@ -393,7 +243,7 @@ class ClassAudit:
             max_pull,
             "<=",
             note=reading.describe(named=False),
-            per_seed=False,
+            how=Verdict(per_seed=False),
         )
         if reading.top >= 1:
             specific = reading.specific(max_rise)
@@ -406,12 +256,14 @@ class ClassAudit:
                 max_rise,
                 "<=",
                 note=reading.describe_rise(repr(self.label)),
-                per_seed=False,
-                decided=(f"rank {reading.rank} of {reading.classes}", not specific),
+                how=Verdict(
+                    per_seed=False,
+                    decided=(f"rank {reading.rank} of {reading.classes}", not specific),
+                ),
             )
         return self
 
-    @_timed("check_seconds")
+    @timed("check_seconds")
     def assert_matches_baseline(self, min_similarity: float) -> ClassAudit:
         """Each seed's image must have SSIM ≥ ``min_similarity`` with the stored
         baseline image of the same seed. With ``--actaudit-generate-baseline`` the
@@ -424,34 +276,13 @@ class ClassAudit:
                 "--actaudit-baseline DIR (ini actaudit_baseline), and make one with "
                 "--actaudit-generate-baseline DIR"
             )
-        if store.generate:
-            where = store.write(self)
-            self._check("baseline", f"written to {where}", [1.0] * len(self.seeds), 0.0, ">=")
-            return self
-        try:
-            _, stored = store.read(self)
-        except FileNotFoundError as exc:
-            self._check(
-                "baseline",
-                "ssim (baseline missing)",
-                [0.0] * len(self.seeds),
-                min_similarity,
-                ">=",
-                note=str(exc),
-            )
-            return self  # not reached: _check raised
-        values = []
-        for seed, image in zip(self.seeds, self.images, strict=True):
-            base = stored.get(seed)
-            values.append(
-                metrics.ssim(image, base) if base is not None and base.shape == image.shape else 0.0
-            )
-        self.baseline_images = np.stack(
-            [stored.get(s, np.zeros_like(self.images[0])) for s in self.seeds]
-        )
-        missing = [s for s in self.seeds if s not in stored]
-        note = f"no baseline image for seeds {missing}" if missing else ""
-        self._check("baseline", "ssim", values, min_similarity, ">=", note=note)
+        from .baseline import compared
+
+        metric, values, images, note = compared(store, self)
+        if images is not None:
+            self.baseline_images = images
+        threshold = 0.0 if store.generate else min_similarity
+        self._check("baseline", metric, values, threshold, ">=", note=note)
         return self
 
     # -------------------------------------------------------------- helpers
@@ -463,59 +294,15 @@ class ClassAudit:
         threshold: float,
         comparison: str,
         note: str = "",
-        by_median: bool = False,
-        verdict_by: tuple[str, float] | None = None,
-        per_seed: bool = True,
-        decided: tuple[str, bool] | None = None,
+        how: Verdict | None = None,
     ) -> None:
-        """Record a check; it fails when a seed misses the threshold, or with
-        ``by_median`` when the median over seeds does (evidence most seeds show), or
-        the value ``verdict_by`` names instead of the median (what decides, value).
-        Without ``per_seed``, ``values`` is one value that no seed's image decides.
-        ``decided`` is a verdict the caller reached with more than the threshold (what
-        else decided, passed)."""
+        """Record a check (:func:`.verdict.judge`); raise ``AuditFailure`` when it failed."""
         __tracebackhide__ = True
-        vals = [float(v) for v in values]
-        compare: Callable[[float], bool] = (
-            (lambda v: v >= threshold) if comparison == ">=" else (lambda v: v <= threshold)
-        )
-        bad = [i for i, v in enumerate(vals) if not compare(v)]
-        shown = (
-            ", ".join(
-                f"seed {s}: {v:.4g}{' ✗' if i in bad else ''}"
-                for i, (s, v) in enumerate(zip(self.seeds, vals, strict=True))
-            )
-            if per_seed
-            else f"value {vals[0]:.4g} (one value: the seeds' images do not enter it)"
-        )
-        if decided is not None:
-            what, passed = decided
-            verdict = f"{'passed' if passed else 'failed'} ({what})"
-        elif verdict_by is not None:
-            what, value = verdict_by
-            passed = compare(value)
-            verdict = f"{'passed' if passed else 'failed'} ({what}: {value:.4g})"
-        elif not per_seed:
-            passed = not bad
-            verdict = "passed" if passed else "failed"
-        elif by_median:
-            median = float(np.median(vals))
-            passed = compare(median)
-            verdict = f"{'passed' if passed else 'failed'} (median {median:.4g})"
-        else:
-            passed = not bad
-            verdict = "passed" if passed else f"failed for {len(bad)} of {len(vals)} seeds"
-        message = (
-            f"class {self.label!r} (index {self.index}): {name} {metric} {verdict}; "
-            f"required {comparison} {threshold:g}; {shown}"
-        )
-        if note:
-            message += f" ({note})"
-        self.checks.append(
-            CheckRecord(name, metric, vals, float(threshold), comparison, passed, message)
-        )
-        if not passed:
-            raise AuditFailure(message)
+        subject = f"class {self.label!r} (index {self.index})"
+        record = judge(subject, self.seeds, name, metric, values, threshold, comparison, note, how)
+        self.checks.append(record)
+        if not record.passed:
+            raise AuditFailure(record.message)
 
     def to_record(self) -> dict[str, Any]:
         """Plain data for the report (images travel separately)."""

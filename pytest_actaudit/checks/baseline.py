@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,8 +14,26 @@ from numpy.typing import NDArray
 from ..report.images import slug
 from ..report.writer import atomic_write
 
-if TYPE_CHECKING:
-    from .audit import ClassAudit
+
+class Baselined(Protocol):
+    """What a baseline is made of and compared with: a ``ClassAudit``'s images."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def seeds(self) -> list[int]: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def images(self) -> NDArray[np.uint8]: ...
+    @property
+    def logits(self) -> NDArray[np.float64]: ...
+    @property
+    def probabilities(self) -> NDArray[np.float64]: ...
 
 
 def read_png(path: Path) -> NDArray[np.uint8]:
@@ -37,11 +55,11 @@ class BaselineStore:
         self.folder = Path(folder)
         self.generate = generate
 
-    def path(self, audit: ClassAudit) -> Path:
+    def path(self, audit: Baselined) -> Path:
         model = slug(Path(audit.model_name).stem or "model")
         return self.folder / model / f"{audit.index:04d}-{slug(audit.label)}"
 
-    def write(self, audit: ClassAudit) -> Path:
+    def write(self, audit: Baselined) -> Path:
         from ..report.images import encode_png
 
         where = self.path(audit)
@@ -59,7 +77,7 @@ class BaselineStore:
         atomic_write(where / "meta.json", json.dumps(meta, indent=1).encode())
         return where
 
-    def read(self, audit: ClassAudit) -> tuple[dict[str, Any], dict[int, NDArray[np.uint8]]]:
+    def read(self, audit: Baselined) -> tuple[dict[str, Any], dict[int, NDArray[np.uint8]]]:
         """(meta, {seed: image}); raises FileNotFoundError naming the command that
         makes the baseline."""
         where = self.path(audit)
@@ -75,3 +93,36 @@ class BaselineStore:
             if png.is_file():
                 images[seed] = read_png(png)
         return meta, images
+
+
+def similarities(
+    audit: Baselined, stored: dict[int, NDArray[np.uint8]]
+) -> tuple[list[float], NDArray[np.uint8], str]:
+    """Each seed's SSIM with its stored image (0 where none, or of another shape), the
+    stored images in seed order (black where missing) and a note naming missing seeds."""
+    from .metrics import ssim
+
+    values = []
+    for seed, image in zip(audit.seeds, audit.images, strict=True):
+        base = stored.get(seed)
+        values.append(ssim(image, base) if base is not None and base.shape == image.shape else 0.0)
+    images = np.stack([stored.get(s, np.zeros_like(audit.images[0])) for s in audit.seeds])
+    missing = [s for s in audit.seeds if s not in stored]
+    return values, images, f"no baseline image for seeds {missing}" if missing else ""
+
+
+def compared(
+    store: BaselineStore, audit: Baselined
+) -> tuple[str, list[float], NDArray[np.uint8] | None, str]:
+    """The baseline check's metric, per-seed values, the stored images (seed order) and a
+    note: written (with ``generate``: the check passes), missing (every seed 0, the note
+    names the command that makes it) or each seed's SSIM with its stored image."""
+    if store.generate:
+        where = store.write(audit)
+        return f"written to {where}", [1.0] * len(audit.seeds), None, ""
+    try:
+        _, stored = store.read(audit)
+    except FileNotFoundError as exc:
+        return "ssim (baseline missing)", [0.0] * len(audit.seeds), None, str(exc)
+    values, images, note = similarities(audit, stored)
+    return "ssim", values, images, note

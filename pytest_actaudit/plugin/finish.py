@@ -5,26 +5,24 @@ recorded, ``results.json`` and the pages written, the CI summary, and the termin
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .records import input_assumption, models_meta, run_meta, time_split, unfinished_record
-
-if TYPE_CHECKING:
-    from .session import ActauditSession
+from .protocols import FinishingSession
+from .records import input_assumption, run_meta, time_split, unfinished_record
 
 
-def write_session_report(s: ActauditSession) -> None:
+def write_session_report(s: FinishingSession) -> None:
     """Merge, write the report (atomically) and the summary; nothing without records."""
     from ..report.writer import write_results
 
     began = time.perf_counter()
     records = list(s.records)
-    models = models_meta(s.runners)
-    stats = s._stats()
+    models = s.models_meta()
+    stats = s.stats()
     started = list(s.started_nodes)
     finished = set(s.finished_nodes)
     workers: dict[str, str] = {}
-    s._pieces.merge_into(records, started, finished, models, stats, workers)
+    s.pieces.merge_into(records, started, finished, models, stats, workers)
     with_record = {r["nodeid"] for r in records}
     for nodeid in dict.fromkeys(started):
         if nodeid not in with_record and nodeid not in finished:
@@ -43,7 +41,7 @@ def write_session_report(s: ActauditSession) -> None:
 
     # failed as pytest counts it: a check that failed, or a test that failed around it
     s.summary = (len(records), sum(1 for a in results["audits"] if gate_failed(a)))
-    s._pieces.remove()
+    s.pieces.remove()
     if s.settings.summary:
         write_summary(s, results)
     # the pages' own writing is in the -v line, not in the header they carry
@@ -51,7 +49,7 @@ def write_session_report(s: ActauditSession) -> None:
     s.time_split = time_split(time.time() - s.started, stats)
 
 
-def write_summary(s: ActauditSession, results: dict[str, Any]) -> None:
+def write_summary(s: FinishingSession, results: dict[str, Any]) -> None:
     """``--actaudit-summary FILE.md`` (and ``$GITHUB_STEP_SUMMARY``) from the report's
     results, as written."""
     from ..report import summary
@@ -63,7 +61,7 @@ def write_summary(s: ActauditSession, results: dict[str, Any]) -> None:
         s.report_error = f"could not write the summary {s.settings.summary!r}: {exc}"
 
 
-def terminal_summary(s: ActauditSession, terminalreporter: Any) -> None:
+def terminal_summary(s: FinishingSession, terminalreporter: Any) -> None:
     if s.shard_note:
         terminalreporter.write_line(f"actaudit: {s.shard_note}")
     if s.report_error:

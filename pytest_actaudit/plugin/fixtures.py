@@ -14,7 +14,7 @@ from ..settings import Settings
 from .options import SESSION_KEY, SKIP_REASON
 
 if TYPE_CHECKING:
-    from .session import ActauditSession
+    from .protocols import AuditSession
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -25,7 +25,7 @@ def _fail(exc: Exception) -> NoReturn:
     pytest.fail(f"actaudit: {exc}", pytrace=False)
 
 
-def _session(request: pytest.FixtureRequest) -> ActauditSession:
+def _session(request: pytest.FixtureRequest) -> AuditSession:
     session = request.config.stash.get(SESSION_KEY, None)
     if session is None:
         pytest.skip(SKIP_REASON)
@@ -51,7 +51,7 @@ class ActauditFixture:
 
     def __init__(
         self,
-        session: ActauditSession,
+        session: AuditSession,
         model: Any,
         settings: Settings,
         nodeid: str,

@@ -16,7 +16,7 @@ from ..settings import Settings
 from .options import SESSION_KEY
 
 if TYPE_CHECKING:
-    from .session import ActauditSession
+    from .protocols import AuditSession
 
 
 def is_audit(item: pytest.Item) -> bool:
@@ -75,7 +75,7 @@ def _zero_code_audit(request: pytest.FixtureRequest) -> None:
     """The body of every zero-code item. A test function, so that its references come
     from the ``actaudit_references`` fixture, a conftest.py override included."""
     item = request.node
-    session: ActauditSession = item.config.stash[SESSION_KEY]
+    session: AuditSession = item.config.stash[SESSION_KEY]
     settings = session.settings
     audit = session.maximize(
         session.configured_model(),
@@ -108,9 +108,7 @@ class ZeroCodeItem(pytest.Function):
         return Path(self.name.rsplit("::", 1)[0]), None, f"actaudit: {self.name}"
 
 
-def zero_code_items(
-    actaudit_session: ActauditSession, session: pytest.Session
-) -> list[ZeroCodeItem]:
+def zero_code_items(actaudit_session: AuditSession, session: pytest.Session) -> list[ZeroCodeItem]:
     """One item per class of ``--actaudit-classes`` (default all) of the configured model,
     when there is something to check or the classes are named; else none: a model set in
     the ini for written tests must not have every class optimized for nothing."""

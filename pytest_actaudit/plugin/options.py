@@ -14,11 +14,11 @@ from .. import settings as settings_mod
 from ..settings import Settings
 
 if TYPE_CHECKING:
-    from .session import ActauditSession
+    from .protocols import AuditSession
 
 SKIP_REASON = "pass --actaudit to run activation audits"
 SETTINGS_KEY = pytest.StashKey[Settings]()
-SESSION_KEY: pytest.StashKey[ActauditSession] = pytest.StashKey()
+SESSION_KEY: pytest.StashKey[AuditSession] = pytest.StashKey()
 MARKER_HELP = (
     "actaudit(**settings): an activation audit; keyword arguments override the command line "
     "and ini for this test ("

@@ -1,30 +1,32 @@
-"""The plugin object registered with ``--actaudit``: one runner per model, the session's
-planned targets, audits turned into report records as tests finish, the report at the end."""
+"""The plugin object registered with ``--actaudit``: one runner per model (``runners``),
+the session's planned targets, audits turned into report records as tests finish, the
+report at the end."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .. import settings as settings_mod
 from ..checks.audit import ClassAudit
 from ..errors import ActauditError, CheckNotRun
-from ..model import load_model, source_path
 from ..settings import Settings
-from . import finish, shards, xdist
-from .items import ZeroCodeItem, classes_named, is_audit, zero_code_checks, zero_code_items
+from . import finish, header, shards, xdist
+from .items import ZeroCodeItem, is_audit, zero_code_items
 from .records import input_assumption, models_meta, run_stats
+from .runners import ActauditCacheWarning, ModelRunners
 
+if TYPE_CHECKING:
+    from ..checks.references import References
+    from ..reference_calls import GivenReferences
+    from ..runner import AuditRunner
 
-class ActauditCacheWarning(pytest.PytestWarning):
-    """The result cache's folder cannot be written: the run goes on without it."""
+__all__ = ["ActauditCacheWarning", "ActauditSession"]
 
 
 class ActauditSession:
@@ -42,7 +44,6 @@ class ActauditSession:
         self.config = config
         self.settings = settings
         self.started = time.time()
-        self.runners: dict[Any, Any] = {}
         self.pending: list[ClassAudit] = []
         self.records: list[dict[str, Any]] = []
         self.outcomes: dict[str, str] = {}
@@ -55,21 +56,16 @@ class ActauditSession:
             config, settings.report
         )
         self.sink = ImageSink(self.report_dir)
-        self._model: Any = None
-        self._pieces = xdist.Pieces(self.report_dir, self.run_id, self.worker)
-        self._references: dict[Any, Any] = {}
-        self.reference_notes: list[str] = []  # what was read, for the terminal
-        self.reference_warnings: list[str] = []  # files skipped, references converted
-        self._cache_dir: str | None = None  # "" once known to be none
+        self.pieces = xdist.Pieces(self.report_dir, self.run_id, self.worker)
         self.started_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
-        # the time split's parts this process measures itself (records.time_split)
         self.shard = shards.shard_from(settings.shard)
         self.shard_note = ""
         self.shard_deselected = 0
         self.summary: tuple[int, int] = (0, 0)  # (audits, failed) once the report is written
         self.summary_paths: list[Path] = []
         self.time_split = ""
+        # the time split's parts this process measures itself (records.time_split)
         self.timings = dict.fromkeys(
             (
                 "tensorflow_import_seconds",
@@ -80,14 +76,7 @@ class ActauditSession:
             ),
             0.0,
         )
-
-    def _import_tensorflow(self) -> None:
-        """Import TensorFlow now, timed, unless something imported it before."""
-        if "tensorflow" not in sys.modules:
-            began = time.perf_counter()
-            import tensorflow  # noqa: F401
-
-            self.timings["tensorflow_import_seconds"] += time.perf_counter() - began
+        self.models_of = ModelRunners(config, settings, self.worker, self.timings)
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -106,163 +95,24 @@ class ActauditSession:
             capman.suspend_global_capture(in_=False)
             capman.read_global_capture()
 
-    def _stats(self) -> dict[str, float]:
-        return {**run_stats(self.runners), **self.timings}
+    def stats(self) -> dict[str, float]:
+        return {**run_stats(self.models_of.runners), **self.timings}
+
+    def models_meta(self) -> list[dict[str, Any]]:
+        return models_meta(self.models_of.runners)
 
     # ------------------------------------------------------------ models, runners
     def configured_model(self) -> Any:
         """The model of --actaudit-model / ini actaudit_model, loaded once."""
-        if self._model is None:
-            if not self.settings.model:
-                raise ActauditError(
-                    "no model configured: pass --actaudit-model PATH, set actaudit_model in "
-                    "the ini, or override the actaudit_model fixture in conftest.py"
-                )
-            self._import_tensorflow()
-            began = time.perf_counter()
-            self._model = load_model(self.settings.model, safe_mode=not self.settings.unsafe_load)
-            self.timings["model_load_seconds"] += time.perf_counter() - began
-        return self._model
+        return self.models_of.configured_model()
 
-    def cache_dir(self) -> str | None:
-        """The result cache's folder, made once; None without the cache, or (with a
-        warning) when the folder cannot be made or written: a read-only checkout runs,
-        only slower."""
-        if self._cache_dir is not None:
-            return self._cache_dir or None
-        self._cache_dir = ""
-        if not self.settings.cache:
-            return None
-        cache = getattr(self.config, "cache", None)
-        if self.settings.cache_dir:
-            where = Path(self.settings.cache_dir)
-        elif cache is not None:
-            where = Path(getattr(cache, "_cachedir", self.config.getini("cache_dir"))) / "d"
-            where = where / "actaudit"
-        else:
-            return None
-        try:
-            if self.settings.cache_dir or cache is None:
-                where.mkdir(parents=True, exist_ok=True)
-            else:
-                where = Path(cache.mkdir("actaudit"))
-            with tempfile.TemporaryFile(dir=where):
-                pass  # can be written, not merely made
-        except OSError as exc:
-            # the runner (and its cache) may be made before any test, for the header
-            self.config.issue_config_time_warning(
-                ActauditCacheWarning(
-                    f"actaudit: the result cache's folder {where} cannot be written "
-                    f"({type(exc).__name__}: {exc}); running without the cache, so every "
-                    "image is optimized again on each run. Point --actaudit-cache-dir "
-                    "(ini actaudit_cache_dir) at a writable folder, or pass "
-                    "--actaudit-no-cache to silence this"
-                ),
-                stacklevel=1,
-            )
-            return None
-        self._cache_dir = str(where)
-        return self._cache_dir
+    def runner(self, model: Any) -> AuditRunner:
+        return self.models_of.runner(model)
 
-    def runner(self, model: Any) -> Any:
-        # One runner per model file (a parametrized fixture may load it more than once),
-        # else per model object.
-        key: Any = source_path(model) or id(model)
-        if key not in self.runners:
-            self._import_tensorflow()
-            from ..engine.loop import EngineSettings
-            from ..runner import AuditRunner
-
-            verbose = self.config.getoption("verbose") > 0
-            tr = self.config.pluginmanager.get_plugin("terminalreporter")
-            progress = (lambda line: tr.write_line(line)) if verbose and tr else None
-            cache_dir = self.cache_dir()
-
-            def make(
-                input_range: str | None, preprocess: str | None, weights: str | None = None
-            ) -> Any:
-                return AuditRunner(
-                    model,
-                    labels=self.settings.labels,
-                    model_path=source_path(model),
-                    input_range=input_range,
-                    input_size=self.settings.input_size,
-                    preprocess=preprocess,
-                    size_source="--actaudit-input-size / ini actaudit_input_size",
-                    output=self.settings.output,
-                    engine_settings=EngineSettings(
-                        device=xdist.worker_device(self.settings.device, self.worker),
-                        parametrization=self.settings.parametrization,
-                        max_batch=self.settings.max_batch,
-                        lanes=self.settings.lanes,
-                        # a lane holds the run's seeds of one class: none wasted
-                        lane_width=self.settings.seeds,
-                    ),
-                    progress=progress,
-                    cache_dir=cache_dir,
-                    weights=weights,
-                )
-
-            runner = make(self.settings.input_range, self.settings.preprocess)
-            if self.settings.references and not (
-                self.settings.input_range or self.settings.preprocess
-            ):
-                # No input setting but trusted references: read them the way that reads
-                # them best (a model trained on caffe or [-1, 1] input says nothing itself).
-                from ..runner import choose_input
-
-                try:
-                    refs = self._read_references(runner)
-                except ActauditError:
-                    pass  # said where references are used (the probe), not here
-                else:
-                    runner = choose_input(runner, refs, make)  # keeps it: read by the model
-                    self._references[("references", id(model))] = refs
-                    self._note_references(runner, refs)
-            if self.worker:
-                runner.meta["worker"] = self.worker
-            self.runners[key] = (runner, model)  # keep the model alive: id() stays unique
-        return self.runners[key][0]
-
-    def _read_references(self, runner: Any) -> Any:
-        """The folder of --actaudit-references for ``runner``'s model: class subfolders,
-        or a flat folder whose classes the model reads."""
-        from ..checks.references import read_references
-
-        return read_references(
-            self.settings.references or "",
-            runner.labels,
-            runner.spec.shape,
-            classify=runner.classify,
-        )
-
-    def _note_references(self, runner: Any, refs: Any) -> None:
-        """What the report header and the terminal say about the references read."""
-        runner.meta["references"] = refs.describe()
-        line = f"references: {refs.describe()}"
-        if line not in self.reference_notes:
-            self.reference_notes.append(line)
-        for warning in refs.warnings():
-            if warning not in self.reference_warnings:
-                self.reference_warnings.append(warning)
-
-    def references(self, model: Any) -> Any:
-        """The default references (a ``References``, unpacked as ``(images, labels)``):
-        the folder of --actaudit-references, read once per model."""
-        key = ("references", id(model))
-        if key not in self._references:
-            if not self.settings.references:
-                raise ActauditError(
-                    "the shortcut probe and assert_ignores need reference images: pass "
-                    "--actaudit-references DIR (ini actaudit_references; one subfolder per "
-                    "class name, or a flat folder of photos whose classes the model reads) "
-                    "or override the actaudit_references fixture in conftest.py"
-                )
-            runner = self.runner(model)
-            if key not in self._references:  # runner() may have read them already
-                self._references[key] = self._read_references(runner)
-                self._note_references(runner, self._references[key])
-        return self._references[key]
+    def references(self, model: Any) -> References:
+        """The default references: the folder of --actaudit-references, read once per
+        model."""
+        return self.models_of.references(model)
 
     def maximize(
         self,
@@ -270,26 +120,15 @@ class ActauditSession:
         target: str | int,
         settings: Settings,
         nodeid: str,
-        references: Callable[[], tuple[Any, Any]] | None = None,
+        references: Callable[[], GivenReferences] | None = None,
         layer: str | None = None,
     ) -> ClassAudit:
         """One audit for a test, recorded: a class (batched with the session's planned
         targets), or with ``layer``, a unit/filter of that layer."""
-        runner = self.runner(model)
-        audit: ClassAudit
-        if layer is not None:
-            (audit,) = runner.maximize_units(
-                layer, [int(target)], seeds=settings.seeds, steps=settings.steps
-            )
-        else:
-            audit = runner.maximize(
-                target, seeds=settings.seeds, steps=settings.steps, planned=self.planned
-            )
-        audit.nodeid = nodeid
-        get_references = references or (lambda: self.references(model))
-        from ..runner import probe_context
+        from ..runner import AuditLinks
 
-        audit.probe_context = probe_context(runner, get_references)
+        runner = self.runner(model)
+        store = None
         if settings.generate_baseline or settings.baseline:
             from ..checks.baseline import BaselineStore
 
@@ -297,9 +136,22 @@ class ActauditSession:
                 settings.generate_baseline or settings.baseline or "",
                 generate=bool(settings.generate_baseline),
             )
-            audit.baseline_store = store
-            if store.generate:
-                store.write(audit)
+        links = AuditLinks(nodeid, references or (lambda: self.references(model)), store)
+        audit: ClassAudit
+        if layer is not None:
+            (audit,) = runner.maximize_units(
+                layer, [int(target)], seeds=settings.seeds, steps=settings.steps, links=links
+            )
+        else:
+            audit = runner.maximize(
+                target,
+                seeds=settings.seeds,
+                steps=settings.steps,
+                planned=self.planned,
+                links=links,
+            )
+        if store is not None and store.generate:
+            store.write(audit)
         self.pending.append(audit)
         return audit
 
@@ -403,12 +255,8 @@ class ActauditSession:
             self._write_piece(fresh)
 
     def _write_piece(self, records: list[dict[str, Any]], started: Sequence[str] = ()) -> None:
-        self._pieces.write(
-            records,
-            started,
-            sorted(self.finished_nodes),
-            models_meta(self.runners),
-            self._stats(),
+        self.pieces.write(
+            records, started, sorted(self.finished_nodes), self.models_meta(), self.stats()
         )
 
     @pytest.hookimpl(optionalhook=True)
@@ -433,15 +281,7 @@ class ActauditSession:
             ) + "; nothing left for this shard (more shards than audits?)"
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        from ..checks.references import layout
-
-        s = self.settings
-        lines = [
-            f"actaudit: model={s.model or '(actaudit_model fixture)'} seeds={s.seeds} "
-            f"steps={s.steps} device={s.device} report={self.report_dir}"
-            + (f" shard={s.shard}" if s.shard else "")
-            + (f" references={s.references} ({layout(s.references)})" if s.references else "")
-        ]
+        lines = [header.settings_line(self.settings, self.report_dir)]
         said = self.input_note()
         if said:
             lines.append(f"actaudit: {said}")
@@ -470,36 +310,13 @@ class ActauditSession:
     ) -> list[str]:
         """Before anything is optimized: how much will be, and why zero-code items are
         absent when they are."""
-        s = self.settings
-        lines = []
-        if self.zero_code:
-            checks = ", ".join(zero_code_checks(s)) or "none: images only, items skipped"
-            lines.append(
-                f"actaudit: {len(self.zero_code)} zero-code audit(s) of {s.model} "
-                f"(checks: {checks})"
-            )
-        elif s.model and not self.worker and not (zero_code_checks(s) or classes_named(config)):
-            lines.append(
-                f"actaudit: no zero-code audits of {s.model}: no threshold key is set (e.g. "
-                "actaudit_min_probability) and actaudit_classes names no class; its classes "
-                "are audited only by the tests that ask for them"
-            )
-        if self.planned:
-            shown = ", ".join(map(str, self.planned[:8])) + (" …" if len(self.planned) > 8 else "")
-            n = len(self.planned)
-            # the tests' string parameters are candidates: one that names no class of
-            # its model (a model's name, say) is left out when the model is known
-            lines.append(
-                f"actaudit: up to {n} class{'es' if n != 1 else ''} planned for one batch "
-                f"({shown}): up to {n * s.seeds} image{'s' if n * s.seeds != 1 else ''} of "
-                f"{s.steps} steps to optimize, less the cache's hits and the names that are no "
-                "class of their model"
-            )
-        return lines
+        return header.collection_lines(
+            self.settings, config, self.zero_code, self.planned, bool(self.worker)
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        for line in self.reference_notes:
+        for line in self.models_of.reference_notes:
             terminalreporter.write_line(f"actaudit: {line}")
-        for line in self.reference_warnings:
+        for line in self.models_of.reference_warnings:
             terminalreporter.write_line(f"actaudit: warning: {line}", yellow=True)
         finish.terminal_summary(self, terminalreporter)

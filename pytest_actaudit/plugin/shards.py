@@ -16,7 +16,7 @@ from ..model import source_path
 from ..settings import parse_shard
 
 if TYPE_CHECKING:
-    from .session import ActauditSession
+    from .protocols import AuditSession
 
 
 # Which job audits which (model, class), the same on every machine and in every run:
@@ -87,7 +87,7 @@ def _plugin_model(item: pytest.Item) -> bool:
 
 
 def deselect(
-    session: ActauditSession, config: pytest.Config, items: list[pytest.Item], shard: Shard
+    session: AuditSession, config: pytest.Config, items: list[pytest.Item], shard: Shard
 ) -> tuple[str, int]:
     """Drop the audit items other shards own; returns the line that says so and how many.
 
