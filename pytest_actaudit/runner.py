@@ -1,11 +1,7 @@
-"""One model's audits: resolves targets, batches every (target, seed) not yet
-computed into one engine run, and turns engine results into ``ClassAudit``s given
-what their checks need (the references with the model's calls on them, the node id,
-the baseline folder).
-
-``RunnerRecipe`` and ``build_runner`` are the one place a runner is built, by the pytest
-session and by ``pytest_actaudit.maximize`` alike, so both give the same images for the
-same settings. No pytest import; TensorFlow is imported when a runner is built.
+"""One model's audits: resolves targets, batches every (target, seed) not yet computed
+into one engine run, and turns engine results into ``ClassAudit``s made with what their
+checks need (``AuditLinks``). Built by :mod:`.build`. No pytest import; TensorFlow is
+imported when a runner is built.
 """
 
 from __future__ import annotations
