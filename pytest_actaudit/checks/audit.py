@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AuditFailure", "CheckRecord", "ClassAudit", "ReferenceContext", "ReferenceSource"]
 
+# a region of the image: "border:N", "corners:N", "box:x0,y0,x1,y1" or a bool mask H × W
+Region = str | NDArray[np.bool_]
+
 # Calibrated on the shortcut zoo (docs/shortcuts.md).
 DEFAULT_MAX_FLIP_RATE = 0.5
 
@@ -137,7 +140,7 @@ class ClassAudit:
         return self
 
     def focus_shares(
-        self, *, include: Any = None, exclude: Any = None
+        self, *, include: Region | None = None, exclude: Region | None = None
     ) -> tuple[NDArray[np.float64], float, str]:
         """Per seed: the share of the attribution that lies outside ``include`` or inside
         ``exclude``; also the share of the image's area that region covers, and a name."""
@@ -151,7 +154,11 @@ class ClassAudit:
 
     @timed("check_seconds")
     def assert_focus(
-        self, *, include: Any = None, exclude: Any = None, max_share: float
+        self,
+        *,
+        include: Region | None = None,
+        exclude: Region | None = None,
+        max_share: float,
     ) -> ClassAudit:
         """At most ``max_share`` of each seed's attribution (|gradient × input| of the
         target logit, relative to mid-grey) may lie inside ``exclude`` — or outside

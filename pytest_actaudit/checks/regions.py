@@ -96,20 +96,24 @@ def region_mask(
 
 
 def attribution_shares(
-    attribution: NDArray[np.float32], *, include: Any = None, exclude: Any = None
+    attribution: NDArray[np.float32],
+    *,
+    include: str | NDArray[np.bool_] | None = None,
+    exclude: str | NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.float64], float, str]:
     """Per map (seeds × H × W): the share of the attribution that lies outside ``include``
     or inside ``exclude``; also the share of the image's area that region covers, and a
     name for it."""
-    if (include is None) == (exclude is None):
+    region = include if include is not None else exclude
+    if region is None or (include is not None and exclude is not None):
         raise TypeError("assert_focus needs exactly one of include=... or exclude=...")
     _, height, width = attribution.shape
-    inside = region_mask(include if include is not None else exclude, height, width)
+    inside = region_mask(region, height, width)
     counted = ~inside if include is not None else inside
     totals = attribution.reshape(len(attribution), -1).sum(axis=1)
     shares = (attribution * counted).reshape(len(attribution), -1).sum(axis=1)
     shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
     what = f"outside {include}" if include is not None else f"inside {exclude}"
-    if not isinstance(include if include is not None else exclude, str):
+    if not isinstance(region, str):
         what = "outside the mask" if include is not None else "inside the mask"
     return shares.astype(np.float64), float(counted.mean()), what

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from .protocols import FinishingSession
 from .records import input_assumption, run_meta, time_split, unfinished_record
 
@@ -61,7 +63,7 @@ def write_summary(s: FinishingSession, results: dict[str, Any]) -> None:
         s.report_error = f"could not write the summary {s.settings.summary!r}: {exc}"
 
 
-def terminal_summary(s: FinishingSession, terminalreporter: Any) -> None:
+def terminal_summary(s: FinishingSession, terminalreporter: pytest.TerminalReporter) -> None:
     if s.shard_note:
         terminalreporter.write_line(f"actaudit: {s.shard_note}")
     if s.report_error:

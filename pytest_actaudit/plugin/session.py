@@ -314,7 +314,7 @@ class ActauditSession:
             self.settings, config, self.zero_code, self.planned, bool(self.worker)
         )
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         for line in self.models_of.reference_notes:
             terminalreporter.write_line(f"actaudit: {line}")
         for line in self.models_of.reference_warnings:
