@@ -276,19 +276,13 @@ class ClassAudit:
         baseline image of the same seed. With ``--actaudit-generate-baseline`` the
         baseline is written instead (and the check passes)."""
         __tracebackhide__ = True
-        store = self.baseline_store
-        if store is None:
-            raise AuditFailure(
-                f"class {self.label!r}: no baseline folder configured; pass "
-                "--actaudit-baseline DIR (ini actaudit_baseline), and make one with "
-                "--actaudit-generate-baseline DIR"
-            )
         from .baseline import compared
 
-        metric, values, images, note = compared(store, self)
+        metric, values, threshold, images, note = compared(
+            self.baseline_store, self, min_similarity
+        )
         if images is not None:
             self.baseline_images = images
-        threshold = 0.0 if store.generate else min_similarity
         self._check("baseline", metric, values, threshold, ">=", note=note)
         return self
 

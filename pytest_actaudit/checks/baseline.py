@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from ..report.images import slug
 from ..report.writer import atomic_write
+from .verdict import AuditFailure
 
 
 class Baselined(Protocol):
@@ -112,17 +113,24 @@ def similarities(
 
 
 def compared(
-    store: BaselineStore, audit: Baselined
-) -> tuple[str, list[float], NDArray[np.uint8] | None, str]:
-    """The baseline check's metric, per-seed values, the stored images (seed order) and a
-    note: written (with ``generate``: the check passes), missing (every seed 0, the note
-    names the command that makes it) or each seed's SSIM with its stored image."""
+    store: BaselineStore | None, audit: Baselined, min_similarity: float
+) -> tuple[str, list[float], float, NDArray[np.uint8] | None, str]:
+    """The baseline check's metric, per-seed values, threshold, the stored images (seed
+    order) and a note: written (with ``generate``: the check passes), missing (every seed
+    0, the note names the command that makes it) or each seed's SSIM with its stored
+    image. Without a store: ``AuditFailure`` naming the options that give one."""
+    if store is None:
+        raise AuditFailure(
+            f"class {audit.label!r}: no baseline folder configured; pass "
+            "--actaudit-baseline DIR (ini actaudit_baseline), and make one with "
+            "--actaudit-generate-baseline DIR"
+        )
     if store.generate:
         where = store.write(audit)
-        return f"written to {where}", [1.0] * len(audit.seeds), None, ""
+        return f"written to {where}", [1.0] * len(audit.seeds), 0.0, None, ""
     try:
         _, stored = store.read(audit)
     except FileNotFoundError as exc:
-        return "ssim (baseline missing)", [0.0] * len(audit.seeds), None, str(exc)
+        return "ssim (baseline missing)", [0.0] * len(audit.seeds), min_similarity, None, str(exc)
     values, images, note = similarities(audit, stored)
-    return "ssim", values, images, note
+    return "ssim", values, min_similarity, images, note
