@@ -52,15 +52,16 @@ def maximize(
     preprocess = settings.pop("preprocess", None)
     given: GivenReferences | None = settings.pop("references", None)
     layer = settings.pop("layer", None)
+    input_size, output = settings.pop("input_size", None), settings.pop("output", None)
     # a lane holds the call's seeds of one class, as the plugin's does with its seeds
     settings.setdefault("lane_width", positive_int(seeds, "seeds"))
     recipe = RunnerRecipe(
         model,
         labels=labels,
         model_path=model_path,
-        input_size=settings.pop("input_size", None),
-        output=settings.pop("output", None),
-        engine_settings=EngineSettings(**settings),
+        input_size=input_size,
+        output=output,
+        engine_settings=EngineSettings(**settings),  # the rest are the engine's settings
     )
     # references read the way that reads them best, when no input setting is given
     runner, references = build_runner(

@@ -39,7 +39,7 @@ class ModelRunners:
     ) -> None:
         self.config, self.settings, self.worker, self.timings = config, settings, worker, timings
         # key -> (runner, model): the model kept alive, so its id() stays unique
-        self.runners: dict[str | int, tuple[AuditRunner, Any]] = {}
+        self.built: dict[str | int, tuple[AuditRunner, Any]] = {}
         self._model: Any = None
         self._references: dict[int, References] = {}  # by id(model)
         self.reference_notes: list[str] = []  # what was read, for the terminal
@@ -111,7 +111,7 @@ class ModelRunners:
     def runner(self, model: Any) -> AuditRunner:
         """The runner of ``model``, built on first use."""
         key: str | int = source_path(model) or id(model)
-        if key not in self.runners:
+        if key not in self.built:
             self.import_tensorflow()
             from ..build import RunnerRecipe, build_runner
             from ..engine.loop import EngineSettings
@@ -147,8 +147,8 @@ class ModelRunners:
                 self._note_references(runner, refs)
             if self.worker:
                 runner.meta["worker"] = self.worker
-            self.runners[key] = (runner, model)
-        return self.runners[key][0]
+            self.built[key] = (runner, model)
+        return self.built[key][0]
 
     def _readable(self, runner: AuditRunner) -> References | None:
         """The references to choose the input from; None when they cannot be read: that

@@ -76,7 +76,7 @@ class ActauditSession:
             ),
             0.0,
         )
-        self.models_of = ModelRunners(config, settings, self.worker, self.timings)
+        self.runners = ModelRunners(config, settings, self.worker, self.timings)
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -96,23 +96,23 @@ class ActauditSession:
             capman.read_global_capture()
 
     def stats(self) -> dict[str, float]:
-        return {**run_stats(self.models_of.runners), **self.timings}
+        return {**run_stats(self.runners.built), **self.timings}
 
     def models_meta(self) -> list[dict[str, Any]]:
-        return models_meta(self.models_of.runners)
+        return models_meta(self.runners.built)
 
     # ------------------------------------------------------------ models, runners
     def configured_model(self) -> Any:
         """The model of --actaudit-model / ini actaudit_model, loaded once."""
-        return self.models_of.configured_model()
+        return self.runners.configured_model()
 
     def runner(self, model: Any) -> AuditRunner:
-        return self.models_of.runner(model)
+        return self.runners.runner(model)
 
     def references(self, model: Any) -> References:
         """The default references: the folder of --actaudit-references, read once per
         model."""
-        return self.models_of.references(model)
+        return self.runners.references(model)
 
     def maximize(
         self,
@@ -315,8 +315,8 @@ class ActauditSession:
         )
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        for line in self.models_of.reference_notes:
+        for line in self.runners.reference_notes:
             terminalreporter.write_line(f"actaudit: {line}")
-        for line in self.models_of.reference_warnings:
+        for line in self.runners.reference_warnings:
             terminalreporter.write_line(f"actaudit: warning: {line}", yellow=True)
         finish.terminal_summary(self, terminalreporter)
