@@ -19,6 +19,7 @@ from . import labels as labels_mod
 from . import model as model_mod
 from .checks.audit import ClassAudit
 from .errors import OptimizationError
+from .model_meta import model_meta
 from .reference_calls import EngineReferences, GivenReferences, OnReferences
 
 if TYPE_CHECKING:
@@ -89,7 +90,15 @@ class AuditRunner:
         # (layer or None for class logits, target, seed, steps) -> ImageResult
         self._results: dict[tuple[str | None, int, int, int], ImageResult] = {}
         self._layer_engines: dict[str, Engine] = {}
-        self.meta = _meta(self, model)
+        self.meta = model_meta(
+            str(model_path or getattr(model, "name", "model"))
+            + (f" → {output}" if output and model_path else ""),
+            self.weights,
+            self.spec,
+            len(self.labels),
+            self.settings,
+            self.engine,
+        )
         self.cache: ResultCache | None = None
         if cache_dir:
             self.cache = _result_cache(self, cache_dir, preprocess)
@@ -283,36 +292,6 @@ class AuditRunner:
         )
 
 
-def _meta(runner: AuditRunner, model: Any) -> dict[str, Any]:
-    """The report header's entry for the runner's model."""
-    import tensorflow as tf
-
-    from .engine.loop import device_description
-
-    engine, spec, output = runner.engine, runner.spec, runner.output
-    return {
-        "name": str(runner.model_path or getattr(model, "name", "model"))
-        + (f" → {output}" if output and runner.model_path else ""),
-        "hash": runner.weights,
-        "input_shape": list(spec.shape),
-        "input_size_source": spec.size_source,
-        "input_range": [spec.low, spec.high],
-        "input_range_source": spec.range_source,
-        "output_kind": engine.scores.output_kind,
-        "classes": len(runner.labels),
-        "device": device_description(engine.device),
-        "tensorflow": tf.__version__,
-        "keras": _keras_version(),
-        "engine": runner.settings.to_dict(),
-        "max_batch": engine.max_batch,
-        "max_batch_source": engine.batch_source,
-        "lanes": engine.lanes,
-        "lanes_source": engine.lanes_source,
-        "lane_width": engine.lane_width,
-        "lane_width_source": engine.lane_width_source,
-    }
-
-
 def _result_cache(runner: AuditRunner, cache_dir: str, preprocess: str | None) -> ResultCache:
     """The result cache of the runner's images: keyed by all that makes them."""
     from .cache import ResultCache
@@ -346,17 +325,6 @@ def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> ImageResult:
         attribution=entry["attribution"],
         features=entry["features"],
     )
-
-
-def _keras_version() -> str:
-    keras = model_mod.keras_module()
-    version = getattr(keras, "__version__", "") or getattr(keras, "version", lambda: "")()
-    model_module = getattr(getattr(keras, "Model", None), "__module__", "")
-    if not version and model_module.startswith("tf_keras"):
-        import tf_keras
-
-        version = f"tf-keras {tf_keras.__version__}"
-    return str(version)
 
 
 AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the references

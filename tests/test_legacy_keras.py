@@ -16,7 +16,7 @@ SCRIPT = r"""
 import json, os
 import numpy as np, tensorflow as tf
 import pytest_actaudit
-from pytest_actaudit.runner import _keras_version
+from pytest_actaudit.model_meta import keras_version
 
 keras = tf.keras
 inputs = keras.Input((16, 12, 3))
@@ -53,7 +53,7 @@ print(json.dumps({
     "finite": bool(all(np.isfinite(a.logits).all() for a in audits)),
     "activation": loaded.layers[-1].activation.__name__,
     "unit": units[0].label,
-    "keras": _keras_version(),
+    "keras": keras_version(),
     "gated": bool(all(np.isfinite(a.logits).all() for a in gated_audits)) and len(gated_audits),
 }))
 """
