@@ -53,7 +53,7 @@ def as_references(references: GivenReferences, classify: Classify) -> References
     return References(np.asarray(images), np.asarray(labels))
 
 
-class OnReferences:
+class ReferenceMemo:
     """Model calls on the trusted references, kept for the one references array they
     were made on (an identity check: a new array is a new call)."""
 
@@ -83,7 +83,7 @@ class EngineReferences:
     the trusted references (``references()``: read then) and the model's predict,
     attribute, detectors and input ranking. The model's predictions and detectors on the
     references themselves, and the screening of the object-free edits on them, are made
-    once per model (``on_references``) and reused by every class's checks; with a
+    once per model (``memo``) and reused by every class's checks; with a
     result ``cache`` the probe's results are kept beside the images."""
 
     def __init__(
@@ -92,11 +92,11 @@ class EngineReferences:
         references: Callable[[], GivenReferences],
         *,
         classify: Classify,
-        on_references: OnReferences,
+        memo: ReferenceMemo,
         cache: ResultCache | None = None,
     ) -> None:
         self._engine, self._references, self._classify = engine, references, classify
-        self._on_references = on_references
+        self._memo = memo
         self._probes: ProbeCache | None = None
         if cache is not None:  # probe results are cached beside the images
             from .cache import ProbeCache
@@ -107,7 +107,7 @@ class EngineReferences:
         engine = self._engine
         given = as_references(self._references(), self._classify)  # a bare photo array too
         images, labels = given
-        remember = self._on_references.wrap
+        remember = self._memo.wrap
         predict = remember("predict", lambda x: engine.predict(x)[1], images)
         remember_probe = None
         if self._probes is not None:

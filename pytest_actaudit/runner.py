@@ -20,7 +20,7 @@ from . import model as model_mod
 from .checks.audit import ClassAudit
 from .errors import OptimizationError
 from .model_meta import model_meta
-from .reference_calls import EngineReferences, GivenReferences, OnReferences
+from .reference_calls import EngineReferences, GivenReferences, ReferenceMemo
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -86,7 +86,7 @@ class AuditRunner:
         self.engine: Engine = engine_for(model, self.spec, self.settings, weights=self.weights)
         self.progress = progress
         self.stats = RunStats()
-        self.on_references = OnReferences()  # the shortcut probe's calls on the references
+        self.reference_memo = ReferenceMemo()  # the shortcut probe's calls on the references
         # (layer or None for class logits, target, seed, steps) -> ImageResult
         self._results: dict[tuple[str | None, int, int, int], ImageResult] = {}
         self._layer_engines: dict[str, Engine] = {}
@@ -287,7 +287,7 @@ class AuditRunner:
             self.engine,
             references,
             classify=self.classify,
-            on_references=self.on_references,
+            memo=self.reference_memo,
             cache=self.cache,
         )
 
