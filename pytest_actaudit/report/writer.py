@@ -140,7 +140,7 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
 Picture = Callable[[str, NDArray[np.uint8]], str]
 
 
-def _probe_record(probe: Any, picture: Picture) -> dict[str, Any]:
+def _probe_record(probe: Any, picture: Picture) -> dict[str, object]:
     """The shortcut probe's part of a record: its strongest evidence, pictured, and every
     evidence's numbers (``probe``: a checks.probe.ProbeResult)."""
     top = probe.strongest
@@ -171,7 +171,7 @@ def _probe_record(probe: Any, picture: Picture) -> dict[str, Any]:
     }
 
 
-def _suspects_record(readings: Sequence[Any], picture: Picture) -> list[dict[str, Any]]:
+def _suspects_record(readings: Sequence[Any], picture: Picture) -> list[dict[str, object]]:
     """The named suspects' part of a record (``readings``: checks.artifacts'
     ArtifactReading, one per suspect), with two pictures each."""
     return [
