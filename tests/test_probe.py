@@ -10,7 +10,7 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import AuditFailure
-from pytest_actaudit.checks.probe import paste, salient_window
+from pytest_actaudit.checks.probe.window import paste, salient_window
 from tests.conftest import COLORS, build_color_model
 
 
@@ -375,7 +375,8 @@ def test_where_and_pictures_follow_the_deciding_seed() -> None:
 
 
 def test_a_detector_that_is_not_finite_hides_no_other() -> None:
-    from pytest_actaudit.checks.probe import DECISIVE_NOVELTY, detector_novelty
+    from pytest_actaudit.checks.probe import DECISIVE_NOVELTY
+    from pytest_actaudit.checks.probe.unseen import detector_novelty
 
     trusted = np.array([[1.0, 2.0, 1.0], [0.5, np.nan, 1.0]], np.float32)
     fired = np.array([[80.0, 5.0, np.nan], [0.5, 1.0, 1.0]], np.float32)

@@ -12,6 +12,7 @@ smooth structures over pixel noise. Both are traceable TF, on the device.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -100,11 +101,14 @@ class FourierParam:
         return tf.sigmoid(self._linear(x, shift))
 
     @tf.custom_gradient  # type: ignore[untyped-decorator]
-    def _linear(self, x: tf.Tensor, shift: tf.Tensor) -> Any:
+    def _linear(
+        self, x: tf.Tensor, shift: tf.Tensor
+    ) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[tf.Tensor, None]]]:
         """Spectrum → pre-sigmoid image B×H×W×C: phase shift, inverse real FFT,
         colour mix, channels last. Its adjoint is written out (real FFT, colour
         transpose, phase back): autodiff through complex/real/imag, the FFT's
-        registered gradient and an einsum cost ~3× the forward FFT (benchmarks)."""
+        registered gradient and an einsum costs several times the forward FFT
+        (docs/engine-speed.md gives the measure)."""
         height, width, channels = self.shape
         angle = (self.fy[None] * shift[:, 1, None, None] + self.fx[None] * shift[:, 0, None, None])[
             :, None
@@ -127,7 +131,8 @@ class FourierParam:
 
     def _mix(self, image: tf.Tensor, *, transpose: bool) -> tf.Tensor:
         """Decorrelated → RGB colour (or back, for the adjoint) on B×H×W×C images: one
-        (pixels × 3) · (3 × 3) matmul, measured 1.6× faster than an einsum on planes."""
+        (pixels × 3) · (3 × 3) matmul, faster than an einsum on planes
+        (docs/engine-speed.md)."""
         if self.color is None:
             return image
         flat = tf.reshape(image, [-1, self.shape[2]])
