@@ -60,6 +60,7 @@ import numpy as np
 import pytest_actaudit
 from pytest_actaudit import demo
 
+assert pytest_actaudit.__file__.startswith(sys.argv[2]), pytest_actaudit.__file__
 model = pytest_actaudit.load_model(demo.model_path("clean"))
 audits = pytest_actaudit.maximize(
     model, "all", seeds=2, steps=16, parametrization="fourier", device="cpu"
@@ -77,7 +78,7 @@ def _demo_images(code_root: Path, out: Path) -> dict[str, np.ndarray]:
 
     env = {**os.environ, "PYTHONPATH": str(code_root), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, "-c", IMAGES_SCRIPT, str(out)],
+        [sys.executable, "-c", IMAGES_SCRIPT, str(out), str(code_root)],
         env=env,
         cwd=out.parent,
         capture_output=True,
