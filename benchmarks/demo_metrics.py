@@ -66,7 +66,7 @@ def main() -> None:
             began = time.perf_counter()
             audits = runner.maximize_many(LABELS, seeds=args.seeds, steps=args.steps)
             seconds = time.perf_counter() - began
-            engine = runner.engine
+            inference = runner.engine.inference
             same_ssim = [a.consistency for a in audits]
             same_feat = [float(np.mean(a.feature_similarity_per_seed)) for a in audits]
             diff_ssim, diff_feat = [], []
@@ -85,9 +85,9 @@ def main() -> None:
             context = ReferenceContext(
                 ref_images,
                 ref_labels,
-                lambda batch, engine=engine: engine.predict(batch)[1],
-                engine.attribution,
-                engine.detectors,
+                lambda batch, inference=inference: inference.predict(batch)[1],
+                inference.attribution,
+                inference.detectors,
             )
             for made in audits:
                 audit = dataclasses.replace(made, on_references=context)

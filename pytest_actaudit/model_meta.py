@@ -24,7 +24,7 @@ def model_meta(
     """The header's entry: ``name`` (the model's file or name), ``weights`` (its hash)."""
     import tensorflow as tf
 
-    from .engine.loop import device_description
+    from .engine.device import device_description
 
     return {
         "name": name,

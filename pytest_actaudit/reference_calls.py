@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .checks import edits
-from .checks.model_calls import Images, Labels, ReferenceContext
+from .checks.model_calls import Images, RankInputs, ReferenceContext
 from .checks.references import References
 
 if TYPE_CHECKING:
@@ -24,13 +24,13 @@ Classify = Callable[[Images], NDArray[np.int64]]
 GivenReferences = References | tuple[Any, Any] | NDArray[np.uint8]
 
 
-class EngineCalls(Protocol):
-    """What the checks' calls need of an engine (``engine.loop.Engine``)."""
+class ModelInference(Protocol):
+    """What the checks' calls need of the model on real images
+    (``engine.inference.Inference``)."""
 
     def predict(self, images: Images) -> tuple[NDArray[Any], NDArray[Any]]: ...
     def attribution(self, images: Images, target: int) -> NDArray[Any]: ...
     def detectors(self, images: Images) -> tuple[NDArray[Any], NDArray[Any]]: ...
-    def rank_inputs(self, images: Images, labels: Labels) -> Any: ...
 
 
 def as_references(references: GivenReferences, classify: Classify) -> References:
@@ -81,21 +81,24 @@ class ReferenceMemo:
 class EngineReferences:
     """What ``ClassAudit.shortcut_probe`` and ``assert_ignores`` ask for, on first use:
     the trusted references (``references()``: read then) and the model's predict,
-    attribute, detectors and input ranking. The model's predictions and detectors on the
+    attribute and detectors (``inference``) and input ranking (``rank_inputs``, in the
+    settings' words). The model's predictions and detectors on the
     references themselves, and the screening of the object-free edits on them, are made
     once per model (``memo``) and reused by every class's checks; with a
     result ``cache`` the probe's results are kept beside the images."""
 
     def __init__(
         self,
-        engine: EngineCalls,
+        inference: ModelInference,
+        rank_inputs: RankInputs,
         references: Callable[[], GivenReferences],
         *,
         classify: Classify,
         memo: ReferenceMemo,
         cache: ResultCache | None = None,
     ) -> None:
-        self._engine, self._references, self._classify = engine, references, classify
+        self._inference, self._rank_inputs = inference, rank_inputs
+        self._references, self._classify = references, classify
         self._memo = memo
         self._probes: ProbeCache | None = None
         if cache is not None:  # probe results are cached beside the images
@@ -104,11 +107,11 @@ class EngineReferences:
             self._probes = ProbeCache(cache)
 
     def context(self) -> ReferenceContext:
-        engine = self._engine
+        inference = self._inference
         given = as_references(self._references(), self._classify)  # a bare photo array too
         images, labels = given
         remember = self._memo.wrap
-        predict = remember("predict", lambda x: engine.predict(x)[1], images)
+        predict = remember("predict", lambda x: inference.predict(x)[1], images)
         remember_probe = None
         if self._probes is not None:
             from .cache import array_digest
@@ -123,9 +126,9 @@ class EngineReferences:
             images,
             labels,
             predict,
-            engine.attribution,
-            remember("detectors", engine.detectors, images),
-            engine.rank_inputs,
+            inference.attribution,
+            remember("detectors", inference.detectors, images),
+            self._rank_inputs,
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
             bool(given.read_by_model),
             remember_probe,

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .engine.loop import Engine, EngineSettings, ImageResult
     from .inputs import InputSpec
 
+if TYPE_CHECKING:
+    from .engine.inference import Inference
+
 
 @dataclass
 class RunStats:
@@ -68,7 +71,8 @@ class AuditRunner:
         output: str | None = None,
         weights: str | None = None,
     ) -> None:
-        from .engine.loop import EngineSettings, engine_for
+        from .engine.loop import EngineSettings
+        from .engine.registry import engine_for
 
         model = model_mod.select_output(model, output)  # one classifier output
         self.model = model
@@ -107,7 +111,7 @@ class AuditRunner:
         """The class the model reads in each uint8 image (through the same input range
         and preprocessing as every check): the labels of references without classes."""
         read: NDArray[np.int64] = np.argmax(
-            self.engine.predict(np.asarray(images, np.uint8))[1], axis=1
+            self.engine.inference.predict(np.asarray(images, np.uint8))[1], axis=1
         )
         return read
 
@@ -132,7 +136,7 @@ class AuditRunner:
         seed_list = list(range(seeds))
         wanted = [*indices, *(i for i in extra if i is not None)]
         self._ensure(self.engine, None, wanted, seed_list, steps)
-        neutral = self.engine.neutral_features()
+        neutral = self.engine.inference.neutral_features()
         return [
             self._make_audit(
                 [self._results[(None, i, s, steps)] for s in seed_list],
@@ -202,7 +206,7 @@ class AuditRunner:
     ) -> list[ClassAudit]:
         """Images that maximize units of a Dense layer or filters of a conv layer
         (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
-        from .engine.loop import engine_for
+        from .engine.registry import engine_for
         from .errors import ActauditError
 
         if layer not in self._layer_engines:
@@ -283,8 +287,10 @@ class AuditRunner:
     def references_source(self, references: Callable[[], GivenReferences]) -> EngineReferences:
         """The checks' calls on the trusted references ``references()`` gives, made with
         this runner's engine (those on the references themselves once per model)."""
+        inference = self.engine.inference
         return EngineReferences(
-            self.engine,
+            inference,
+            ranked_settings(inference),
             references,
             classify=self.classify,
             memo=self.reference_memo,
@@ -328,6 +334,19 @@ def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> ImageResult:
 
 
 AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the references
+# The settings that feed images each way the engine ranks (``InputReading.kind``).
+INPUT_KEYS = {"range": "actaudit_input_range", "preprocess": "actaudit_preprocess"}
+
+
+def ranked_settings(inference: Inference) -> Callable[[Any, Any], list[tuple[str, str, float]]]:
+    """The engine's ranking of the known input ranges and preprocessings on labelled
+    images, in the settings' words: ``[(ini key, value, accuracy)]``, best first."""
+
+    def rank(images: Any, labels: Any) -> list[tuple[str, str, float]]:
+        readings = inference.rank_inputs(images, labels)
+        return [(INPUT_KEYS[r.kind], r.name, r.accuracy) for r in readings]
+
+    return rank
 
 
 def choose_input(
@@ -349,9 +368,9 @@ def choose_input(
         )
         return runner
     images, labels = references
-    predicted = np.argmax(runner.engine.predict(images)[1], axis=1)
+    predicted = np.argmax(runner.engine.inference.predict(images)[1], axis=1)
     current = float(np.mean(predicted == labels))
-    (option, value, accuracy), *_ = runner.engine.rank_inputs(images, labels)
+    (option, value, accuracy), *_ = ranked_settings(runner.engine.inference)(images, labels)
     if accuracy < current + AUTO_INPUT_MARGIN:
         return runner
     chosen = make(
