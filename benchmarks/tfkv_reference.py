@@ -70,7 +70,8 @@ from pytest_actaudit.engine import transforms
 from pytest_actaudit.engine.loop import Engine, EngineSettings
 from pytest_actaudit.engine.targets import SQUASHING
 from pytest_actaudit.errors import ActauditError
-from pytest_actaudit.model import InputSpec, keras_module
+from pytest_actaudit.inputs import InputSpec
+from pytest_actaudit.model import keras_module
 
 MODES = ("batched", "per_item")
 

@@ -19,11 +19,6 @@ from typing import Any
 
 from .errors import ActauditError
 
-# re-exported: the engine, the benchmarks and the tests read the input spec from here
-from .inputs import RANGES, InputSpec, input_spec, parse_range, parse_size
-
-__all__ = ["RANGES", "InputSpec", "input_spec", "parse_range", "parse_size"]
-
 
 def keras_module() -> Any:
     """The Keras the user's TensorFlow exposes: Keras 3, or tf-keras under

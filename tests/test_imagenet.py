@@ -94,14 +94,14 @@ def test_the_model_reads_real_photos_sensibly(model, photos):
 
 
 def test_the_model_is_made_once_and_tells_the_plugin_its_input(model, weights):
-    import pytest_actaudit.model as model_mod
+    import pytest_actaudit.inputs as inputs_mod
 
     first = lite.make_model("lite0")
     stamp = first.stat().st_mtime_ns
     assert lite.make_model("lite0") == first and first.stat().st_mtime_ns == stamp
     assert lite.sha256(lite.find_wheel("lite0"))[:16] in first.name
     assert (first.parent / "labels.txt").read_bytes() == lite.LABELS.read_bytes()
-    spec = model_mod.input_spec(model, None, None, "input_size")
+    spec = inputs_mod.input_spec(model, None, None, "input_size")
     assert (spec.low, spec.high) == (0.0, 255.0) and "Rescaling" in spec.range_source
     assert model.layers[-1].get_config()["activation"] == "linear"
 

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from ..model import RANGES
+from ..inputs import RANGES
 from ..preprocess import Preprocess, parse_preprocess
 from .device import Aside
 from .objective import Scorer, flat, model_autograph_on_demand

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from ..model import InputSpec
+from ..inputs import InputSpec
 from . import transforms
 from .device import (
     FLOAT16_LOSS_SCALE,
