@@ -164,7 +164,7 @@ def build_model(name: str) -> tuple[Any, Any, str]:
     """(model, input spec, description)."""
     import keras
 
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     if name == "demo":
         if DEMO_MODEL.is_file():

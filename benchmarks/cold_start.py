@@ -80,7 +80,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     elif name == "project":
         import pytest_actaudit
-        from pytest_actaudit import runner as runner_mod
+        from pytest_actaudit.run import runner as runner_mod
 
         timings: dict[str, float] = {}
         built = runner_mod.AuditRunner.__init__

@@ -48,7 +48,7 @@ def main() -> None:
     from pytest_actaudit.checks.model_calls import ReferenceContext
     from pytest_actaudit.demo import LABELS, models_dir
     from pytest_actaudit.demo.shapes import references
-    from pytest_actaudit.runner import AuditRunner
+    from pytest_actaudit.run.runner import AuditRunner
 
     refs = references(20)
     ref_images = np.concatenate([refs[name] for name in LABELS])

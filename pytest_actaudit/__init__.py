@@ -36,7 +36,7 @@ def load_model(
 ) -> Any:
     """Load a Keras model file (``.keras``, ``.h5``, SavedModel folder); safe mode on.
     ``custom_objects``: Keras's, the classes of custom layers by registered name."""
-    from .model import load_model as _load
+    from .model.load import load_model as _load
 
     return _load(path, safe_mode=safe_mode, custom_objects=custom_objects)
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .checks.audit import ClassAudit
-from .model import load_model
-from .reference_calls import GivenReferences, as_references
+from .model.load import load_model
+from .run.reference_calls import GivenReferences, as_references
 
 
 def maximize(
@@ -39,9 +39,9 @@ def maximize(
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
     """
-    from .build import RunnerRecipe, build_runner
     from .engine.loop import EngineSettings
-    from .runner import AuditLinks
+    from .run.build import RunnerRecipe, build_runner
+    from .run.runner import AuditLinks
     from .settings import DEFAULT_STEPS, positive_int
 
     model_path = None

@@ -108,14 +108,14 @@ def class_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 def preprocess(value: str, name: str = "--actaudit-preprocess") -> str:
     """A preprocessing setting, validated (``module:function`` is imported later)."""
-    from .preprocess import parse_preprocess
+    from .model.preprocess import parse_preprocess
 
     return parse_preprocess(value, name).text
 
 
 def input_size(value: str, name: str = "--actaudit-input-size") -> str:
     """``"H,W"`` (or ``"N"``) in pixels, normalized to ``"H,W"``."""
-    from .inputs import parse_size
+    from .model.inputs import parse_size
 
     try:
         height, width = parse_size(value)

@@ -205,7 +205,7 @@ def test_an_image_does_not_depend_on_what_shares_its_batch(parametrization):
     another order (another place in the batch), in lanes of another count and chunks of
     another size, is the same image, bit for bit, with the same scores."""
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     model = untrained_cnn()
     spec = input_spec(model)
@@ -246,7 +246,7 @@ def test_lane_layout_places_each_seed_by_itself():
 
 def test_batches_of_different_sizes_in_one_engine(color_model):
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings(max_batch=4))
     for plan in ([(0, 0)], [(0, 0), (1, 0), (2, 0)], [(k, s) for k in range(3) for s in range(3)]):
@@ -365,7 +365,7 @@ def test_fourier_written_out_adjoint_and_phase_shift_equal_autodiff(shape):
 
 def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings(lanes=2))
     for steps in (2, 3, 5):
@@ -387,7 +387,7 @@ def test_the_evaluation_traced_aside_hands_its_error_to_the_caller(color_model, 
     an error there is raised in the caller's thread, and the next call traces again."""
     from pytest_actaudit.engine.inference import Inference
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings())
     threads = []
@@ -418,7 +418,7 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
 
     from pytest_actaudit.engine import transforms
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     for name in ("clean", "shortcut"):
         model = pytest_actaudit.load_model(DEMO_MODELS / f"{name}.keras")
@@ -485,7 +485,7 @@ def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkey
     from pytest_actaudit.engine import device
     from pytest_actaudit.engine.device import bytes_per_image
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     inputs = keras.Input((8, 8, 3))
     hidden = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 256 floats
@@ -551,7 +551,7 @@ def test_mixed_precision_model_float32_images_and_loss_scale():
 
     from pytest_actaudit.engine.device import FLOAT16_LOSS_SCALE
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -588,7 +588,7 @@ def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
 def test_lanes_give_the_same_images_as_one_loop(color_model):
     from pytest_actaudit.engine.device import lane_sizes
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     assert lane_sizes(7, 3) == [3, 2, 2] and lane_sizes(4, 2) == [2, 2]
     plan = [(k, s) for k in range(3) for s in range(2)]
@@ -614,7 +614,7 @@ def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
     import tensorflow as tf
 
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     class Unstable(keras.layers.Layer):
         def call(self, x):
@@ -706,8 +706,8 @@ def test_the_engine_ranks_the_input_settings_as_data_and_the_runner_names_them(c
     """The engine ranks the known input ranges and preprocessings by what it reads right,
     as (kind, name, accuracy); the settings' ini keys are the runner's words (issue 35)."""
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
-    from pytest_actaudit.runner import ranked_settings
+    from pytest_actaudit.model.inputs import input_spec
+    from pytest_actaudit.run.runner import ranked_settings
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings())
     images = np.zeros((3, 16, 12, 3), np.uint8)

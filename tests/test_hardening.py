@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pytest_actaudit import ActauditError
 from pytest_actaudit import settings as s
-from pytest_actaudit.labels import read_labels
+from pytest_actaudit.model.labels import read_labels
 
 LAMBDA_MODEL = """
 import keras
@@ -340,7 +340,7 @@ def test_auto_batch_bound_and_lanes_from_the_command_line(pytester, color_model_
 def test_imagenet_class_index_labels(tmp_path):
     import json
 
-    from pytest_actaudit.labels import read_labels
+    from pytest_actaudit.model.labels import read_labels
 
     path = tmp_path / "imagenet_class_index.json"
     index = {"0": ["n01440764", "tench"], "1": ["n02012849", "crane"], "2": ["n03126707", "crane"]}

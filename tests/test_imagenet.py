@@ -94,7 +94,7 @@ def test_the_model_reads_real_photos_sensibly(model, photos):
 
 
 def test_the_model_is_made_once_and_tells_the_plugin_its_input(model, weights):
-    import pytest_actaudit.inputs as inputs_mod
+    import pytest_actaudit.model.inputs as inputs_mod
 
     first = lite.make_model("lite0")
     stamp = first.stat().st_mtime_ns

@@ -9,7 +9,7 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import ActauditError
-from pytest_actaudit.inputs import parse_size
+from pytest_actaudit.model.inputs import parse_size
 from tests.conftest import COLORS, build_color_model
 
 

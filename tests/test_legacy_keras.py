@@ -16,7 +16,7 @@ SCRIPT = r"""
 import json, os
 import numpy as np, tensorflow as tf
 import pytest_actaudit
-from pytest_actaudit.model_meta import keras_version
+from pytest_actaudit.run.meta import keras_version
 
 keras = tf.keras
 inputs = keras.Input((16, 12, 3))

@@ -10,7 +10,12 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import ActauditError
-from pytest_actaudit.preprocess import IMAGENET_MEAN_BGR, TORCH_MEAN, TORCH_STD, parse_preprocess
+from pytest_actaudit.model.preprocess import (
+    IMAGENET_MEAN_BGR,
+    TORCH_MEAN,
+    TORCH_STD,
+    parse_preprocess,
+)
 from tests.conftest import COLORS
 
 
@@ -188,7 +193,7 @@ def test_binary_head_audits_the_class_and_its_negation(tmp_path):
 
 
 def test_without_a_setting_the_references_choose_the_preprocessing():
-    from pytest_actaudit.runner import AuditRunner, choose_input
+    from pytest_actaudit.run.runner import AuditRunner, choose_input
 
     model = preprocessed_color_model("caffe")
     refs = colour_references()

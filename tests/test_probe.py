@@ -248,7 +248,7 @@ def test_detectors_read_the_last_spatial_layer(color_model):
     import keras
 
     from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="conv")(inputs)

@@ -75,7 +75,7 @@ def _pixel(**settings):
 
 
 def _setup(name: str, **settings):
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     model, input_range = MODELS[name]()
     spec = input_spec(model, input_range)
@@ -130,7 +130,7 @@ def test_regularizer_units_matter():
 
 def test_with_transforms_it_still_maximizes_and_is_deterministic(color_model):
     from benchmarks.tfkv_reference import reference_maximize
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     spec = input_spec(color_model)
     plan = [(0, 0), (2, 1)]
@@ -149,7 +149,7 @@ def test_with_transforms_it_still_maximizes_and_is_deterministic(color_model):
 
 def test_the_users_model_is_untouched(color_model):
     from benchmarks.tfkv_reference import Reference
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     probe = np.full((1, 16, 12, 3), 128.0, np.float32)
     before = color_model.predict(probe, verbose=0)
@@ -163,7 +163,7 @@ def test_the_users_model_is_untouched(color_model):
 def test_bad_mode_and_unsupported_parametrization(color_model):
     from benchmarks.tfkv_reference import Reference
     from pytest_actaudit.engine.loop import EngineSettings
-    from pytest_actaudit.inputs import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     spec = input_spec(color_model)
     with pytest.raises(ValueError, match="mode must be one of"):

@@ -295,8 +295,8 @@ actaudit_min_probability = {{}}
 
 
 def test_a_cached_probe_keeps_that_its_classes_were_read_by_the_model():
-    from pytest_actaudit.cache import _probe_from_arrays, _probe_to_arrays
     from pytest_actaudit.checks.probe import ProbeResult
+    from pytest_actaudit.run.cache import _probe_from_arrays, _probe_to_arrays
 
     result = ProbeResult([], references_of_class=2, references_of_others=5, class_accuracy=1.0,
                          read_by_model=True)  # fmt: skip

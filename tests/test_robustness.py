@@ -97,7 +97,7 @@ def test_cache_entry_of_the_wrong_shape_is_recomputed_and_named(color_model, tmp
     import numpy as np
 
     from pytest_actaudit.errors import ActauditWarning
-    from pytest_actaudit.runner import AuditRunner
+    from pytest_actaudit.run.runner import AuditRunner
 
     def audit():
         runner = AuditRunner(color_model, labels=["red", "green", "blue"], cache_dir=str(tmp_path))
@@ -128,7 +128,7 @@ def test_probe_results_are_cached_by_model_references_and_images(tmp_path, monke
     from pytest_actaudit.checks import probe as probe_mod
     from pytest_actaudit.engine.loop import EngineSettings
     from pytest_actaudit.report.writer import ImageSink, audit_record
-    from pytest_actaudit.runner import AuditLinks, AuditRunner
+    from pytest_actaudit.run.runner import AuditLinks, AuditRunner
     from tests.conftest import COLORS
     from tests.test_probe import corner_model, references
 

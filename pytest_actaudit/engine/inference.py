@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from ..inputs import RANGES
-from ..preprocess import Preprocess, parse_preprocess
+from ..model.inputs import RANGES
+from ..model.preprocess import Preprocess, parse_preprocess
 from .device import Aside
 from .objective import Scorer, flat, model_autograph_on_demand
 from .targets import detector_model

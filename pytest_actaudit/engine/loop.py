@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from ..inputs import InputSpec
+from ..model.inputs import InputSpec
 from . import transforms
 from .device import (
     FLOAT16_LOSS_SCALE,

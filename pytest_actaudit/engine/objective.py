@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import numpy as np
 import tensorflow as tf
 
-from ..inputs import InputSpec
+from ..model.inputs import InputSpec
 from .targets import ScoreModels
 
 

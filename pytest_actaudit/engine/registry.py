@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from ..inputs import InputSpec
+from ..model.inputs import InputSpec
 from .loop import Engine, EngineSettings
 
 KEEP_ENGINES = 4  # traced engines a process keeps for reuse (each holds its model)

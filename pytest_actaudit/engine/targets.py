@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import is_binary_head, keras_module
+from ..model.load import is_binary_head, keras_module
 
 SQUASHING = {"softmax", "sigmoid"}
 

@@ -16,8 +16,8 @@ from ..settings import Settings
 if TYPE_CHECKING:
     from ..checks.audit import ClassAudit
     from ..checks.references import References
-    from ..reference_calls import GivenReferences
-    from ..runner import AuditRunner
+    from ..run.reference_calls import GivenReferences
+    from ..run.runner import AuditRunner
     from .xdist import Pieces
 
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import ActauditError
-from ..model import load_model, source_path
+from ..model.load import load_model, source_path
 from ..settings import Settings
 from . import xdist
 
 if TYPE_CHECKING:
     from ..checks.references import References
-    from ..runner import AuditRunner
+    from ..run.runner import AuditRunner
 
 
 class ActauditCacheWarning(pytest.PytestWarning):
@@ -113,8 +113,8 @@ class ModelRunners:
         key: str | int = source_path(model) or id(model)
         if key not in self.built:
             self.import_tensorflow()
-            from ..build import RunnerRecipe, build_runner
             from ..engine.loop import EngineSettings
+            from ..run.build import RunnerRecipe, build_runner
 
             s = self.settings
             verbose = self.config.getoption("verbose") > 0

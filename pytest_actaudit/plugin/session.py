@@ -23,8 +23,8 @@ from .runners import ActauditCacheWarning, ModelRunners
 
 if TYPE_CHECKING:
     from ..checks.references import References
-    from ..reference_calls import GivenReferences
-    from ..runner import AuditRunner
+    from ..run.reference_calls import GivenReferences
+    from ..run.runner import AuditRunner
 
 __all__ = ["ActauditCacheWarning", "ActauditSession"]
 
@@ -125,7 +125,7 @@ class ActauditSession:
     ) -> ClassAudit:
         """One audit for a test, recorded: a class (batched with the session's planned
         targets), or with ``layer``, a unit/filter of that layer."""
-        from ..runner import AuditLinks
+        from ..run.runner import AuditLinks
 
         runner = self.runner(model)
         store = None

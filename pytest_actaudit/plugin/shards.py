@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..model import source_path
+from ..model.load import source_path
 from ..settings import parse_shard
 
 if TYPE_CHECKING:

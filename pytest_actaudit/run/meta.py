@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import model as model_mod
+from ..model import load as model_mod
 
 if TYPE_CHECKING:
-    from .engine.loop import Engine, EngineSettings
-    from .inputs import InputSpec
+    from ..engine.loop import Engine, EngineSettings
+    from ..model.inputs import InputSpec
 
 
 def model_meta(
@@ -24,7 +24,7 @@ def model_meta(
     """The header's entry: ``name`` (the model's file or name), ``weights`` (its hash)."""
     import tensorflow as tf
 
-    from .engine.device import device_description
+    from ..engine.device import device_description
 
     return {
         "name": name,

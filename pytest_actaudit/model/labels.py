@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ActauditError
-from .model import is_binary_head, num_classes
+from ..errors import ActauditError
+from .load import is_binary_head, num_classes
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:

@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import inputs
-from . import labels as labels_mod
-from . import model as model_mod
-from .checks.audit import ClassAudit
-from .errors import OptimizationError
-from .model_meta import model_meta
+from ..checks.audit import ClassAudit
+from ..errors import OptimizationError
+from ..model import inputs
+from ..model import labels as labels_mod
+from ..model import load as model_mod
+from .meta import model_meta
 from .reference_calls import EngineReferences, GivenReferences, ReferenceMemo
 
 if TYPE_CHECKING:
+    from ..checks.baseline import BaselineStore
+    from ..engine.loop import Engine, EngineSettings, ImageResult
+    from ..model.inputs import InputSpec
     from .cache import ResultCache
-    from .checks.baseline import BaselineStore
-    from .engine.loop import Engine, EngineSettings, ImageResult
-    from .inputs import InputSpec
 
 if TYPE_CHECKING:
-    from .engine.inference import Inference
+    from ..engine.inference import Inference
 
 
 @dataclass
@@ -71,8 +71,8 @@ class AuditRunner:
         output: str | None = None,
         weights: str | None = None,
     ) -> None:
-        from .engine.loop import EngineSettings
-        from .engine.registry import engine_for
+        from ..engine.loop import EngineSettings
+        from ..engine.registry import engine_for
 
         model = model_mod.select_output(model, output)  # one classifier output
         self.model = model
@@ -206,8 +206,8 @@ class AuditRunner:
     ) -> list[ClassAudit]:
         """Images that maximize units of a Dense layer or filters of a conv layer
         (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
-        from .engine.registry import engine_for
-        from .errors import ActauditError
+        from ..engine.registry import engine_for
+        from ..errors import ActauditError
 
         if layer not in self._layer_engines:
             self._layer_engines[layer] = engine_for(
@@ -300,8 +300,8 @@ class AuditRunner:
 
 def _result_cache(runner: AuditRunner, cache_dir: str, preprocess: str | None) -> ResultCache:
     """The result cache of the runner's images: keyed by all that makes them."""
+    from ..engine.loop import ENGINE_REVISION
     from .cache import ResultCache
-    from .engine.loop import ENGINE_REVISION
 
     spec = runner.spec
     context = {
@@ -318,7 +318,7 @@ def _result_cache(runner: AuditRunner, cache_dir: str, preprocess: str | None) -
 
 
 def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> ImageResult:
-    from .engine.loop import ImageResult
+    from ..engine.loop import ImageResult
 
     return ImageResult(
         target=target,

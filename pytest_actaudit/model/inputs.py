@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ActauditError
+from ..errors import ActauditError
 
 RANGES: dict[str, tuple[float, float]] = {
     "0-255": (0.0, 255.0),

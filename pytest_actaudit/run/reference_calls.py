@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .checks import edits
-from .checks.model_calls import Images, RankInputs, ReferenceContext
-from .checks.references import References
+from ..checks import edits
+from ..checks.model_calls import Images, RankInputs, ReferenceContext
+from ..checks.references import References
 
 if TYPE_CHECKING:
     from .cache import ProbeCache, ResultCache
@@ -36,7 +36,7 @@ class ModelInference(Protocol):
 def as_references(references: GivenReferences, classify: Classify) -> References:
     """``references`` as ``References``: ``(images, class indices)`` as given, or one
     array of images, whose classes ``classify`` (the runner's model) reads."""
-    from .checks.references import read_by_model
+    from ..checks.references import read_by_model
 
     if isinstance(references, References):
         return references

@@ -17,7 +17,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .errors import ActauditError
+from ..errors import ActauditError
 
 
 def keras_module() -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ActauditError
+from ..errors import ActauditError
 
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications caffe mode
 TORCH_MEAN = (0.485, 0.456, 0.406)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from .runner import AuditRunner, choose_input
 
 if TYPE_CHECKING:
-    from .checks.references import References
-    from .engine.loop import EngineSettings
+    from ..checks.references import References
+    from ..engine.loop import EngineSettings
 
 
 @dataclass(frozen=True)
