@@ -32,7 +32,7 @@ __all__ = ["AuditFailure", "CheckRecord", "ClassAudit", "ReferenceContext", "Ref
 # a region of the image: "border:N", "corners:N", "box:x0,y0,x1,y1" or a bool mask H × W
 Region = str | NDArray[np.bool_]
 
-# Calibrated on the shortcut zoo (docs/shortcuts.md).
+# Chosen on the shortcut zoo (docs/shortcut-measurements.md).
 DEFAULT_MAX_FLIP_RATE = 0.5
 
 

@@ -62,12 +62,12 @@ GRADIENTS: tuple[tuple[str, str], ...] = (
     ("black", "blue"), ("grey", "yellow"), ("white", "yellow"), ("blue", "grey"),
 )  # fmt: skip
 SCREEN_PER_CLASS = 4  # references per class the whole bank is screened on (more catch
-# no more shortcuts and cost the probe time; docs/shortcuts.md gives the measure)
+# no more shortcuts and cost the probe time; docs/shortcut-measurements.md gives the measure)
 SCREEN_MAX = 64  # and at most this many in all (a 1000-class model screens 64 images)
 KEEP = 3  # the best edits per class, measured again on every other-class reference
 NEEDED_KEEP = 2  # and the edits the class's own references most need, measured again
 MARGIN_FACTOR = 2.5  # a reading counts when its margin is ≥ this × the model's median
-# (higher misses partial shortcuts, lower raises false alarms; docs/shortcuts.md gives
+# (higher misses partial shortcuts, lower raises false alarms; docs/shortcut-measurements.md gives
 # the measured rates)
 NEEDED_OTHERS = 0.5  # an edit the class needs counts only if it also makes at least this
 # share of other classes' references read as the class (plain readings, no margin)
@@ -104,7 +104,7 @@ def bank(height: int, width: int) -> list[Edit]:
     short = min(height, width)
     out: list[Edit] = []
     # three widths, ~3 %, ~5 % and ~8 % of the side: a model that learned a 3 px band
-    # may ignore a 2 px or a 5 px one (docs/shortcuts.md gives the measure)
+    # may ignore a 2 px or a 5 px one (docs/shortcut-measurements.md gives the measure)
     widths = sorted(
         {max(2, round(short / 32)), max(3, round(short / 21)), max(4, round(short / 12))}
     )

@@ -19,7 +19,7 @@ Predict = Callable[[Images], NDArray[np.float64]]
 # The check fails when the artifact turns more than this share of other classes'
 # trusted references into the class: below what a learned shortcut named by its artifact
 # pulls, above what most artifacts that merely look like a class of the data set pull (a
-# checkerboard reads as "cross"); docs/shortcuts.md, "Naming a suspect", gives the rates.
+# checkerboard reads as "cross"); docs/shortcut-measurements.md, "Named suspects", gives the rates.
 DEFAULT_MAX_PULL = 0.4
 
 # The specific-rise evidence counts when the class is among this share of the model's

@@ -18,7 +18,7 @@ Detectors = Callable[[Images], tuple[NDArray[np.float64], NDArray[np.float64]]]
 
 # an unseen detector this many times its trusted maximum is decisive in one seed: the
 # seed's excess counts even if the other seeds' optimizations never reached it (a
-# detector that far beyond every trusted image is no odd seed; docs/shortcuts.md gives
+# detector that far beyond every trusted image is no odd seed; docs/shortcut-measurements.md gives
 # what the zoo measured)
 DECISIVE_NOVELTY = 30.0
 

@@ -18,7 +18,7 @@ from .transfer import Batch, Plan, Sources, isolate
 PATCH_FRACTION = 1 / 4  # side of the part carried around each unseen detector's peak
 # a detector firing this many times its trusted maximum is unseen: low enough to catch a
 # background the references never show, high enough to leave clean classes alone
-# (docs/shortcuts.md gives the measured rates)
+# (docs/shortcut-measurements.md gives the measured rates)
 NOVELTY = 12.0
 NOVEL_CHANNELS = 3  # the most novel detectors whose places are carried
 

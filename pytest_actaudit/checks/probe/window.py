@@ -17,7 +17,7 @@ from .transfer import Batch, Plan, Sources, isolate
 
 WINDOW_FRACTION = 1 / 2  # the salient window's side
 # the window's control is raised by this much: a super-stimulus' window flips other
-# images in clean classes too (docs/shortcuts.md gives how far)
+# images in clean classes too (docs/shortcut-measurements.md gives how far)
 WINDOW_ALLOWANCE = 0.25
 
 
