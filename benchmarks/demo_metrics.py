@@ -64,7 +64,7 @@ def main() -> None:
                 engine_settings=EngineSettings(parametrization=param, **overrides),
             )
             began = time.perf_counter()
-            audits = runner.maximize_many(LABELS, seeds=args.seeds, steps=args.steps)
+            audits = runner.class_audits(LABELS, seeds=args.seeds, steps=args.steps)
             seconds = time.perf_counter() - began
             inference = runner.engine.inference
             same_ssim = [a.consistency for a in audits]

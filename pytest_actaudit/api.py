@@ -75,9 +75,9 @@ def maximize(
     seeds, steps = positive_int(seeds, "seeds"), positive_int(steps or DEFAULT_STEPS, "steps")
     if layer is not None:
         units = [targets] if isinstance(targets, int) else list(targets)
-        return runner.maximize_units(layer, [int(u) for u in units], seeds=seeds, steps=steps)
+        return runner.unit_audits(layer, [int(u) for u in units], seeds=seeds, steps=steps)
     if isinstance(targets, str | int):
         targets = list(range(len(runner.labels))) if targets == "all" else [targets]
     trusted = references  # the shortcut probe's trusted images
     links = None if trusted is None else AuditLinks(references=lambda: trusted)
-    return runner.maximize_many(targets, seeds=seeds, steps=steps, links=links)
+    return runner.class_audits(targets, seeds=seeds, steps=steps, links=links)

@@ -101,7 +101,7 @@ def test_cache_entry_of_the_wrong_shape_is_recomputed_and_named(color_model, tmp
 
     def audit():
         runner = AuditRunner(color_model, labels=["red", "green", "blue"], cache_dir=str(tmp_path))
-        return runner, runner.maximize("red", seeds=2, steps=3)
+        return runner, runner.class_audit("red", seeds=2, steps=3)
 
     _, first = audit()
     entries = sorted(tmp_path.rglob("*.npz"))
@@ -151,7 +151,7 @@ def test_probe_results_are_cached_by_model_references_and_images(tmp_path, monke
             engine_settings=EngineSettings(parametrization="pixel"),
         )
         links = AuditLinks(references=lambda: references)
-        audit = runner.maximize("red", seeds=2, steps=10, links=links)
+        audit = runner.class_audit("red", seeds=2, steps=10, links=links)
         audit.shortcut_probe()
         return audit_record(audit, ImageSink(tmp_path / "report"))["probe"]
 

@@ -87,7 +87,7 @@ class ActauditFixture:
                 raise ValueError(f"maximize(layer={layer!r}) needs filter=<unit index>")
             if layer is None and target is None:
                 raise ValueError("maximize() needs a class target, or layer= and filter=")
-            return self._session.maximize(
+            return self._session.class_audit(
                 self._model,
                 filter if layer is not None else target,  # type: ignore[arg-type]
                 settings,

@@ -77,7 +77,7 @@ def _zero_code_audit(request: pytest.FixtureRequest) -> None:
     item = request.node
     session: AuditSession = item.config.stash[SESSION_KEY]
     settings = session.settings
-    audit = session.maximize(
+    audit = session.class_audit(
         session.configured_model(),
         item.target,
         settings,

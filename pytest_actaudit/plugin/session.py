@@ -114,7 +114,7 @@ class ActauditSession:
         model."""
         return self.runners.references(model)
 
-    def maximize(
+    def class_audit(
         self,
         model: Any,
         target: str | int,
@@ -139,11 +139,11 @@ class ActauditSession:
         links = AuditLinks(nodeid, references or (lambda: self.references(model)), store)
         audit: ClassAudit
         if layer is not None:
-            (audit,) = runner.maximize_units(
+            (audit,) = runner.unit_audits(
                 layer, [int(target)], seeds=settings.seeds, steps=settings.steps, links=links
             )
         else:
-            audit = runner.maximize(
+            audit = runner.class_audit(
                 target,
                 seeds=settings.seeds,
                 steps=settings.steps,

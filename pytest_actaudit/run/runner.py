@@ -118,7 +118,7 @@ class AuditRunner:
     def resolve(self, target: str | int) -> int:
         return labels_mod.resolve_target(target, self.labels)
 
-    def maximize_many(
+    def class_audits(
         self,
         targets: Iterable[str | int],
         *,
@@ -182,7 +182,7 @@ class AuditRunner:
         self.stats.seconds += time.perf_counter() - began
         self.stats.trace_seconds += engine.trace_seconds - traced
 
-    def maximize(
+    def class_audit(
         self,
         target: str | int,
         *,
@@ -191,11 +191,11 @@ class AuditRunner:
         planned: Iterable[str | int] = (),
         links: AuditLinks | None = None,
     ) -> ClassAudit:
-        return self.maximize_many([target], seeds=seeds, steps=steps, planned=planned, links=links)[
+        return self.class_audits([target], seeds=seeds, steps=steps, planned=planned, links=links)[
             0
         ]
 
-    def maximize_units(
+    def unit_audits(
         self,
         layer: str,
         units: Iterable[int],
