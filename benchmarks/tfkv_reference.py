@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from pytest_actaudit.model.load.load import keras_module
+from pytest_actaudit.model.load import keras_module
 
 from pytest_actaudit.engine import transforms
 from pytest_actaudit.engine.loop import Engine, EngineSettings
