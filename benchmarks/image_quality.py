@@ -59,9 +59,16 @@ def enable_maco() -> None:
         if kind == "maco":
             # experiments: MACO_CROP=start,end and MACO_NOISE override the crops and noise
             start, end = (float(v) for v in os.environ.get("MACO_CROP", "1.0,0.6").split(","))
-            noise = float(os.environ.get("MACO_NOISE", "0.08"))
+            noise = float(os.environ.pop("MACO_NOISE", "0.08"))
+            gain = float(os.environ.pop("MACO_GAIN", "1.0"))
+            os.environ.pop("MACO_CROP", None)
             active["param"] = maco.MacoParam(
-                tuple(shape), degrees=settings.degrees, crop_start=start, crop_end=end, noise=noise
+                tuple(shape),
+                degrees=settings.degrees,
+                crop_start=start,
+                crop_end=end,
+                noise=noise,
+                gain=gain,
             )
             return active["param"]
         return plain_make(kind, shape, settings)
@@ -89,6 +96,9 @@ def run_row(model: Any, classes: list[Any], row: str, seeds: int, labels: Any) -
     settings: dict[str, Any] = {"parametrization": kind}
     for item in rest:
         key, _, value = item.partition("=")
+        if key in ("crop", "noise", "gain"):  # MACO's own, for this row
+            os.environ[f"MACO_{key.upper()}"] = value.replace("/", ",")
+            continue
         key = {"lr": "learning_rate"}.get(key, key)
         settings[key] = type(getattr(mx.EngineSettings(), key))(value)
     active = mx.Engine._maco_enabled  # type: ignore[attr-defined]

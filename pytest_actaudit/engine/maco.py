@@ -229,6 +229,7 @@ class MacoParam:
         centre_spread: float = 0.15,
         degrees: float = 5.0,
         noise: float = 0.08,
+        gain: float = 1.0,
     ) -> None:
         height, width, channels = shape
         self.shape = shape
@@ -245,6 +246,7 @@ class MacoParam:
         self.crop = (crop_start, crop_end, crop_spread, centre_spread)
         self.degrees = degrees
         self.noise = noise
+        self.gain = gain
         self.color = tf.constant(COLOR) if channels == 3 else None
 
     def initial(self, seed: int) -> np.ndarray:
@@ -265,7 +267,7 @@ class MacoParam:
         if self.color is not None:
             flat = tf.matmul(tf.reshape(image, [-1, channels]), self.color, transpose_b=True)
             image = tf.reshape(flat, tf.shape(image))
-        return tf.sigmoid(image)
+        return tf.sigmoid(self.gain * image)
 
     def after_step(self, x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
         return x
