@@ -43,83 +43,44 @@ IMAGENET_CLASSES = [
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
-# ------------------------------------------------------------------ MACO before wiring
-def enable_maco() -> None:
-    """Until the engine selects MACO itself: build a ``MacoParam`` for
-    ``parametrization="maco"`` and let it draw the crops and make the view."""
-    from pytest_actaudit.engine import maco
-    from pytest_actaudit.engine import maximize as mx
-
-    if hasattr(mx.Engine, "_maco_enabled"):
-        return
-    plain_make, plain_view, plain_draw = mx.make_param, mx.Engine._view, mx.transforms.draw_params
-    active: dict[str, Any] = {}
-
-    def make_param(kind: str, shape: Any, settings: Any) -> Any:
-        if kind == "maco":
-            # experiments: MACO_CROP=start,end and MACO_NOISE override the crops and noise
-            start, end = (float(v) for v in os.environ.get("MACO_CROP", "1.0,0.6").split(","))
-            noise = float(os.environ.pop("MACO_NOISE", "0.08"))
-            gain = float(os.environ.pop("MACO_GAIN", "1.0"))
-            os.environ.pop("MACO_CROP", None)
-            active["param"] = maco.MacoParam(
-                tuple(shape),
-                degrees=settings.degrees,
-                crop_start=start,
-                crop_end=end,
-                noise=noise,
-                gain=gain,
-            )
-            return active["param"]
-        return plain_make(kind, shape, settings)
-
-    def view(self: Any, x: Any, params: Any, t: Any) -> Any:
-        if isinstance(self.param, maco.MacoParam):
-            return self.param.view(x, params, t)
-        return plain_view(self, x, params, t)
-
-    def draw(seed: int, steps: int, **kw: Any) -> Any:
-        param = active.get("current")
-        return param.draw(seed, steps) if param is not None else plain_draw(seed, steps, **kw)
-
-    mx.make_param = make_param
-    mx.Engine._view = view  # type: ignore[method-assign]
-    mx.transforms.draw_params = draw
-    mx.Engine._maco_enabled = active  # type: ignore[attr-defined]
+# ------------------------------------------------------------------ rows
+MACO_KNOBS = {"crop": "crop", "noise": "noise", "gain": "gain", "centre": "centre_spread"}
 
 
 def run_row(model: Any, classes: list[Any], row: str, seeds: int, labels: Any) -> tuple[Any, float]:
+    """``parametrization:steps[:field=value...]``; MACO's own knobs (crop=start/end,
+    noise, gain, centre) are set on its parametrization for this row only."""
     import pytest_actaudit
-    from pytest_actaudit.engine import maximize as mx
+    from pytest_actaudit.engine import loop, maco
 
     kind, steps, *rest = row.split(":")
     settings: dict[str, Any] = {"parametrization": kind}
+    knobs: dict[str, Any] = {}
     for item in rest:
         key, _, value = item.partition("=")
-        if key in ("crop", "noise", "gain"):  # MACO's own, for this row
-            os.environ[f"MACO_{key.upper()}"] = value.replace("/", ",")
-            continue
-        key = {"lr": "learning_rate"}.get(key, key)
-        settings[key] = type(getattr(mx.EngineSettings(), key))(value)
-    active = mx.Engine._maco_enabled  # type: ignore[attr-defined]
+        if key == "crop":
+            knobs["crop_start"], knobs["crop_end"] = (float(v) for v in value.split("/"))
+        elif key in MACO_KNOBS:
+            knobs[MACO_KNOBS[key]] = float(value)
+        else:
+            key = {"lr": "learning_rate"}.get(key, key)
+            settings[key] = type(getattr(loop.EngineSettings(), key))(value)
+    plain = loop.make_param
+
+    def make_param(k: str, shape: Any, s: Any) -> Any:
+        if k == "maco" and knobs:
+            return maco.MacoParam(tuple(shape), degrees=s.degrees, **knobs)
+        return plain(k, shape, s)
+
+    loop.clear_engines()  # the knobs are not settings: a row never reuses another's engine
+    loop.make_param = make_param
     began = time.perf_counter()
     try:
-        if kind == "maco":  # the engine is built in maximize; its param draws the crops
-            original = mx.make_param
-
-            def capture(k: str, shape: Any, s: Any) -> Any:
-                param = original(k, shape, s)
-                active["current"] = param if k == "maco" else None
-                return param
-
-            mx.make_param = capture
         audits = pytest_actaudit.maximize(
             model, classes, seeds=seeds, steps=int(steps), labels=labels, **settings
         )
     finally:
-        if kind == "maco":
-            mx.make_param = original
-        active["current"] = None
+        loop.make_param = plain
     return audits, time.perf_counter() - began
 
 
@@ -299,7 +260,6 @@ def main() -> None:
 
         print(np.round(maco.measure_table(list(lite.photos().values())), 2).tolist())
         return
-    enable_maco()
     setup = {"imagenet": imagenet_setup, "demo": demo_setup, "fer": fer_setup}[args.model](args)
     results = []
     for row in args.rows.split(","):

@@ -27,6 +27,7 @@ import tensorflow as tf
 from ..errors import ActauditError
 from ..model import InputSpec
 from . import transforms
+from .maco import MacoParam
 from .params import FourierParam, make_param
 from .targets import detector_model, layer_scores, score_models
 
@@ -48,7 +49,7 @@ class EngineSettings:
     rotate_every: int = 4
     blur_sigma: float = 0.5
     init_noise: float = 0.1
-    parametrization: str = "fourier"  # or "pixel"; chosen by measurement, see README
+    parametrization: str = "fourier"  # or "pixel", "maco"; chosen by measurement, see docs
     contrast: float = 0.5  # weight of the other classes' logsumexp in the objective
     direction: int = 1  # +1 raises the target score; -1 lowers it (regression outputs)
     max_batch: int = 0  # images per compiled batch; 0: from memory (see auto_batch)
@@ -453,7 +454,9 @@ class Engine:
         init = np.stack([self._initial(seed) for _, seed in chunk])
         params = np.stack(
             [
-                transforms.draw_params(
+                self.param.draw(seed, steps)
+                if isinstance(self.param, MacoParam)
+                else transforms.draw_params(
                     seed, steps, jitter=s.jitter * side, degrees=s.degrees, scale=s.scale
                 )
                 for _, seed in chunk
@@ -684,6 +687,8 @@ class Engine:
         whole affine view every step (there is no cheap exact shift of a pixel image).
         """
         s = self.settings
+        if isinstance(self.param, MacoParam):  # its own crops and noise
+            return self.param.view(x, params, t)
         if isinstance(self.param, FourierParam):
             unit = self.param.to_unit(x, shift=params[:, :2])
             if s.rotate_every <= 0 or (s.degrees == 0 and s.scale == 0):

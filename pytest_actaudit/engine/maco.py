@@ -126,7 +126,7 @@ def _polar(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 def _decorrelated(images: np.ndarray) -> np.ndarray:
     """N×H×W×C images in [0, 1] → N×C×H×W planes in the basis the image is built in:
     lucid's decorrelated colours for RGB, luminance as is for grey."""
-    x = images.astype(np.float64) - images.mean(axis=(1, 2), keepdims=True)
+    x = images.astype(np.float64) - 0.5  # mid-grey: the mean colour stays in the DC bin
     if x.shape[-1] == 3:
         x = x @ np.linalg.inv(COLOR.astype(np.float64).T)
     return np.moveaxis(x, -1, 1)
@@ -146,7 +146,6 @@ def magnitude_from_images(images: np.ndarray, shape: Sequence[int]) -> np.ndarra
     unit = arr / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
     planes = _decorrelated(unit)
     mean = np.abs(np.fft.rfft2(planes)).mean(axis=0)
-    mean[:, 0, 0] = 0.0  # the image is standardized: its mean never shows
     return np.asarray(mean, np.float32)
 
 
@@ -209,7 +208,9 @@ def default_magnitude(shape: Sequence[int], table: np.ndarray | None = None) -> 
         + rows[:, r1, a1] * wr * wa
     )
     mag = np.exp(log) * math.sqrt(height * width)
-    mag[:, 0, 0] = 0.0
+    # DC: a colour cast is something a class may need (the phase's cosine sets its sign
+    # and size); as strong as the lowest frequencies, not zero
+    mag[:, 0, 0] = mag[:, 0, 1]
     return np.asarray(mag, np.float32)
 
 
@@ -226,7 +227,7 @@ class MacoParam:
         crop_start: float = 1.0,
         crop_end: float = 0.6,
         crop_spread: float = 0.05,
-        centre_spread: float = 0.15,
+        centre_spread: float = 0.05,
         degrees: float = 5.0,
         noise: float = 0.08,
         gain: float = 1.0,

@@ -12,12 +12,15 @@ smooth structures over pixel noise. Both are traceable TF, on the device.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
 from . import transforms
+
+if TYPE_CHECKING:
+    from .maco import MacoParam
 
 # lucid's colour correlation (square root of the ImageNet colour covariance, by SVD)
 COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
@@ -138,7 +141,11 @@ class FourierParam:
         return x
 
 
-def make_param(kind: str, shape: tuple[int, int, int], settings: Any) -> PixelParam | FourierParam:
+def make_param(
+    kind: str, shape: tuple[int, int, int], settings: Any
+) -> PixelParam | FourierParam | MacoParam:
+    """The parametrization ``kind`` names: a ``PixelParam``, ``FourierParam`` or
+    ``maco.MacoParam``."""
     if kind == "pixel":
         return PixelParam(
             shape,
@@ -148,4 +155,8 @@ def make_param(kind: str, shape: tuple[int, int, int], settings: Any) -> PixelPa
         )
     if kind == "fourier":
         return FourierParam(shape)
-    raise ValueError(f"unknown parametrization {kind!r}; use 'pixel' or 'fourier'")
+    if kind == "maco":
+        from .maco import MacoParam  # it imports this module's colour matrix
+
+        return MacoParam(shape, degrees=settings.degrees)
+    raise ValueError(f"unknown parametrization {kind!r}; use 'fourier', 'pixel' or 'maco'")
