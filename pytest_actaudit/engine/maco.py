@@ -225,12 +225,12 @@ class MacoParam:
         *,
         magnitude: np.ndarray | None = None,
         crop_start: float = 1.0,
-        crop_end: float = 0.6,
+        crop_end: float = 1.0,
         crop_spread: float = 0.05,
         centre_spread: float = 0.05,
         degrees: float = 5.0,
         noise: float = 0.08,
-        gain: float = 1.0,
+        gain: float = 2.0,
     ) -> None:
         height, width, channels = shape
         self.shape = shape
@@ -247,7 +247,9 @@ class MacoParam:
         self.crop = (crop_start, crop_end, crop_spread, centre_spread)
         self.degrees = degrees
         self.noise = noise
-        self.gain = gain
+        # lucid's colour mix leaves each RGB channel with 0.59 of the standardized image's
+        # spread; a grey image gets the same, so ``gain`` means the same contrast for both
+        self.gain = gain if channels == 3 else gain * float(np.linalg.norm(COLOR, axis=1).mean())
         self.color = tf.constant(COLOR) if channels == 3 else None
 
     def initial(self, seed: int) -> np.ndarray:
