@@ -54,7 +54,7 @@ def run_row(
     noise, gain, centre; ``refs=1``: the magnitude of the model's real images ``refs``
     instead of the default) are set on its parametrization for this row only."""
     import pytest_actaudit
-    from pytest_actaudit.engine import loop, maco
+    from pytest_actaudit.engine import loop, maco, registry
 
     kind, steps, *rest = row.split(":")
     settings: dict[str, Any] = {"parametrization": kind}
@@ -77,7 +77,7 @@ def run_row(
             return maco.MacoParam(tuple(shape), degrees=s.degrees, **knobs)
         return plain(k, shape, s)
 
-    loop.clear_engines()  # the knobs are not settings: a row never reuses another's engine
+    registry.clear_engines()  # the knobs are not settings: a row never reuses another's engine
     loop.make_param = make_param
     began = time.perf_counter()
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -290,9 +291,12 @@ class MacoParam:
         params[:, 3] = np.clip(box, 0.05, 1.0)
         return params
 
-    def view(self, x: tf.Tensor, params: tf.Tensor, t: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def view(
+        self, x: tf.Tensor, params: tf.Tensor, t: tf.Tensor, settings: Any = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """(image, what the model sees): this step's crop of the image, resized to the
-        input (the image is periodic, so a crop past an edge wraps around), plus noise."""
+        input (the image is periodic, so a crop past an edge wraps around), plus noise.
+        ``settings`` is unused: the crops were drawn with the image's own."""
         unit = self.to_unit(x)
         shape = tf.shape(unit)
         cy = (tf.cast(shape[1], tf.float32) - 1.0) / 2.0
