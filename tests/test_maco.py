@@ -129,3 +129,16 @@ def test_maco_is_selectable_and_moves_towards_the_class(color_model):
     for k, audit in enumerate(audits):
         read = color_model.predict(audit.images.astype("float32"), verbose=0).argmax(axis=1)
         assert np.all(read == k), (audit.label, audit.probabilities)
+
+
+def test_grey_images_get_the_contrast_rgb_ones_do():
+    """Without the colour mix a grey image was twice as contrasted as an RGB one at the
+    same gain and saturated to black and white (the FER model's first MACO images)."""
+    grey = maco.MacoParam((32, 32, 1))
+    rgb = maco.MacoParam((32, 32, 3))
+    unit_grey = grey.to_unit(_batch(grey, range(4))).numpy()
+    unit_rgb = rgb.to_unit(_batch(rgb, range(4))).numpy()
+    near_ends_grey = np.mean((unit_grey < 0.1) | (unit_grey > 0.9))
+    near_ends_rgb = np.mean((unit_rgb < 0.1) | (unit_rgb > 0.9))
+    assert near_ends_grey <= 1.5 * near_ends_rgb, (near_ends_grey, near_ends_rgb)
+    assert unit_grey.std() < unit_rgb.std() * 1.1
