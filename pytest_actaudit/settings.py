@@ -82,8 +82,8 @@ def device(value: str) -> str:
 
 def parametrization(value: str, name: str = "parametrization") -> str:
     text = str(value).strip().lower()
-    if text not in {"fourier", "pixel"}:
-        raise ValueError(f"{name} must be fourier or pixel, got {value!r}")
+    if text not in {"fourier", "pixel", "maco"}:
+        raise ValueError(f"{name} must be fourier, pixel or maco, got {value!r}")
     return text
 
 

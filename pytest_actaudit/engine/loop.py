@@ -37,6 +37,7 @@ from .device import (
     lane_layout,
 )
 from .inference import Inference
+from .maco import MacoParam
 from .objective import Scorer, class_objective, model_autograph_on_demand, penalty
 from .params import make_param
 from .targets import layer_scores, score_models
@@ -59,7 +60,7 @@ class EngineSettings:
     rotate_every: int = 4
     blur_sigma: float = 0.5
     init_noise: float = 0.1
-    parametrization: str = "fourier"  # or "pixel"; chosen by measurement, see README
+    parametrization: str = "fourier"  # or "pixel", "maco"; chosen by measurement, see README
     contrast: float = 0.5  # weight of the other classes' logsumexp in the objective
     direction: int = 1  # +1 raises the target score; -1 lowers it (regression outputs)
     max_batch: int = 0  # images per compiled batch; 0: from memory (see auto_batch)
@@ -234,7 +235,9 @@ class Engine:
         init = np.stack([self._initial(seed) for _, seed in chunk])
         params = np.stack(
             [
-                transforms.draw_params(
+                self.param.draw(seed, steps)  # its crops, shrinking over the run
+                if isinstance(self.param, MacoParam)
+                else transforms.draw_params(
                     seed, steps, jitter=s.jitter * side, degrees=s.degrees, scale=s.scale
                 )
                 for _, seed in chunk

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import tensorflow as tf
 
 from . import transforms
+
+if TYPE_CHECKING:
+    from .maco import MacoParam
 
 # lucid's colour correlation (square root of the ImageNet colour covariance, by SVD)
 COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
@@ -193,7 +196,7 @@ class FourierParam:
 
 def make_param(
     kind: str, shape: tuple[int, int, int], settings: PixelSettings
-) -> PixelParam | FourierParam:
+) -> PixelParam | FourierParam | MacoParam:
     if kind == "pixel":
         return PixelParam(
             shape,
@@ -203,4 +206,8 @@ def make_param(
         )
     if kind == "fourier":
         return FourierParam(shape)
-    raise ValueError(f"unknown parametrization {kind!r}; use 'pixel' or 'fourier'")
+    if kind == "maco":
+        from .maco import MacoParam  # it imports this module's colour matrix
+
+        return MacoParam(shape)
+    raise ValueError(f"unknown parametrization {kind!r}; use 'fourier', 'pixel' or 'maco'")

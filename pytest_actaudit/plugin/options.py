@@ -185,7 +185,7 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     (
         "--actaudit-parametrization",
         "actaudit_parametrization",
-        {"metavar": "fourier|pixel", "type": _argtype(settings_mod.parametrization)},
+        {"metavar": "fourier|pixel|maco", "type": _argtype(settings_mod.parametrization)},
         "what the optimizer changes: a 1/f-scaled spectrum (default) or the pixels",
     ),
     (

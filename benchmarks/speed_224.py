@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Speed at a real model's size: EfficientNet-Lite0 at 224 px, cold, each run in a fresh
+process, with the quality each run's images reach.
+
+    python benchmarks/speed_224.py [--classes goldfish] [--jobs project:fourier:128,...]
+
+A job is ``contender:param:steps[:lr]``. Contenders, on the classes × 3 seeds:
+
+* ``bare``      the bare compiled loop (``bench_engine.Bare``: forward, backward, plain
+                update, nothing else), from the engine's pixel starts;
+* ``barexla``   the same loop compiled with XLA (``jit_compile=True``);
+* ``project``   ``pytest_actaudit.maximize`` as a user calls it (``param`` is its
+                parametrization, ``lr`` its learning rate when given);
+* ``tkv``       tf-keras-vis ``ActivationMaximization``, one batched call
+                (``tfkv_reference.Reference``, pixel parametrization).
+
+Cold = the first call (building, tracing, first execution, every step, reading back);
+TensorFlow's import and the model's loading are not timed (every contender pays them).
+Quality, measured after the timing: Lite0's probability of the class on the quantized
+images, and the share EfficientNet-Lite1 reads as the class (top-1).
+
+Internal: ``--worker JSON`` runs one job and prints ``RESULT {json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = 3
+JOBS = "bare:pixel:128,barexla:pixel:128,project:fourier:128,tkv:pixel:128"
+
+
+def _quantize(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    unit = np.clip((np.asarray(x, np.float64) - low) / (high - low), 0.0, 1.0)
+    return np.round(unit * 255.0).astype(np.uint8)
+
+
+def worker(job: dict[str, Any]) -> dict[str, Any]:
+    import tensorflow as tf
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "examples" / "imagenet"))
+    import efficientnet_lite as lite
+
+    import pytest_actaudit
+    from benchmarks import bench_engine as bench
+    from pytest_actaudit.model import input_spec
+
+    model = pytest_actaudit.load_model(lite.make_model("lite0"))
+    labels = lite.LABELS.read_text(encoding="utf-8").splitlines()
+    classes = [labels.index(c) for c in job["classes"]]
+    plan = [(c, s) for c in classes for s in range(SEEDS)]
+    spec = input_spec(model)
+    name, param, steps = job["contender"], job["param"], int(job["steps"])
+    began = time.perf_counter()
+    if name in ("bare", "barexla"):
+        from pytest_actaudit.engine.loop import Engine
+
+        bare = bench.Bare(model, spec)
+        if name == "barexla":
+            bare._loop = tf.function(bare._graph, jit_compile=True)
+        starts = Engine(model, spec, bench.pixel_settings(bench.default_settings()))
+        unit = np.stack([starts._initial(seed) for _, seed in plan])
+        init = tf.constant((spec.low + (spec.high - spec.low) * unit).astype(np.float32))
+        targets = tf.constant(np.array([t for t, _ in plan], np.int32))
+        images = _quantize(bare.run(init, targets, steps), spec.low, spec.high)
+    elif name == "project":
+        extra = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
+        audits = pytest_actaudit.maximize(
+            model, classes, seeds=SEEDS, steps=steps, parametrization=param, **extra
+        )
+        images = np.concatenate([a.images for a in audits])
+    elif name == "tkv":
+        from benchmarks.tfkv_reference import Reference
+
+        reference = Reference(model, spec, bench.pixel_settings(bench.default_settings()))
+        images = np.stack([img for img, _ in reference.run(plan, steps, "batched")])
+    else:
+        raise SystemExit(f"unknown contender {name!r}")
+    cold = time.perf_counter() - began
+    owner = np.array([t for t, _ in plan])
+    p = tf.nn.softmax(model.predict(images.astype(np.float32), verbose=0)).numpy()
+    judge = lite.load("lite1")
+    big = tf.image.resize(images.astype(np.float32), (240, 240), antialias=True).numpy()
+    jp = judge.predict(big, verbose=0)
+    return {
+        **job,
+        "cold": round(cold, 2),
+        "p": [round(float(v), 4) for v in p[np.arange(len(p)), owner]],
+        "top1": float(np.mean(jp.argmax(axis=1) == owner)),
+    }
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+            return result
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+    return {**job, "error": f"worker exited {proc.returncode}:\n{tail}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--classes", default="goldfish")
+    parser.add_argument("--jobs", default=JOBS)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return
+    results = []
+    for r in range(args.rounds):
+        for spec in args.jobs.split(","):
+            contender, param, steps, *lr = spec.split(":")
+            job = {
+                "contender": contender,
+                "param": param,
+                "steps": int(steps),
+                "lr": lr[0] if lr else "",
+                "classes": args.classes.split(","),
+                "round": r,
+            }
+            found = run(job)
+            results.append(found)
+            print(json.dumps(found), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
