@@ -65,13 +65,13 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from pytest_actaudit.model.load import keras_module
 
 from pytest_actaudit.engine import transforms
 from pytest_actaudit.engine.loop import Engine, EngineSettings
 from pytest_actaudit.engine.targets import SQUASHING
 from pytest_actaudit.errors import ActauditError
 from pytest_actaudit.model.inputs import InputSpec
+from pytest_actaudit.model.load import keras_module
 
 MODES = ("batched", "per_item")
 

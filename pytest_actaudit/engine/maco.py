@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .params import COLOR
+from .transforms import COLOR
 
 # The default magnitude: log mean |rfft2| of natural photos in lucid's decorrelated colour
 # basis (rows 0-2) and of their luminance (row 3, for grayscale models), sampled at

@@ -19,13 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from . import transforms
+from .transforms import COLOR
 
 if TYPE_CHECKING:
     from .maco import MacoParam
 
-# lucid's colour correlation (square root of the ImageNet colour covariance, by SVD)
-COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
-COLOR = COLOR_SQRT / np.max(np.linalg.norm(COLOR_SQRT, axis=0))
 
 
 class ViewSettings(Protocol):
@@ -207,7 +205,7 @@ def make_param(
     if kind == "fourier":
         return FourierParam(shape)
     if kind == "maco":
-        from .maco import MacoParam  # it imports this module's colour matrix
+        from .maco import MacoParam  # imported when chosen: most runs never use it
 
         return MacoParam(shape)
     raise ValueError(f"unknown parametrization {kind!r}; use 'fourier', 'pixel' or 'maco'")

@@ -13,6 +13,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
+# lucid's colour correlation (square root of the ImageNet colour covariance, by SVD)
+COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
+COLOR = COLOR_SQRT / np.max(np.linalg.norm(COLOR_SQRT, axis=0))
+
 
 def draw_params(
     seed: int, steps: int, *, jitter: float, degrees: float, scale: float
