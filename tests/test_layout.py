@@ -117,3 +117,25 @@ def test_the_demo_images_are_those_of_the_code_before_the_move(tmp_path: Path) -
     for label, images in old.items():
         assert images.dtype == new[label].dtype == np.uint8, label
         np.testing.assert_array_equal(new[label], images, err_msg=label)
+
+
+def test_the_wheel_ships_every_tracked_example_file_and_nothing_a_run_wrote() -> None:
+    """``actaudit demo`` copies the examples from the wheel: each tracked file is listed in
+    pyproject's force-include (a whole-folder include shipped the photos that
+    examples/imagenet writes on first use)."""
+    import subprocess
+    import tomllib
+
+    root = PACKAGE.parent
+    tracked = subprocess.run(
+        ["git", "ls-files", "examples"], cwd=root, capture_output=True, text=True
+    )
+    if tracked.returncode != 0 or not tracked.stdout.strip():
+        pytest.skip("not a git checkout: the tracked examples are unknown")
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    included = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    listed = {source for source in included if source.startswith("examples")}
+    assert listed == set(tracked.stdout.split())
+    assert all(
+        included[f] == "pytest_actaudit/demo/example/" + f.removeprefix("examples/") for f in listed
+    )
