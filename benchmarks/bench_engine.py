@@ -14,7 +14,7 @@ and MobileNetV2 α=0.35 at 96 px with random weights), over the SAME batch of
 * ``project_pixel`` the same with the pixel parametrization (only when the default is
                     not pixel): the like-for-like row for tf-keras-vis;
 * ``tkv_batched``   tf-keras-vis ActivationMaximization, one call over the batch
-                    (``pytest_actaudit.engine.reference``, mode "batched");
+                    (``benchmarks.tfkv_reference``, mode "batched");
 * ``tkv_per_item``  tf-keras-vis, one call per (target, seed) (mode "per_item").
 
 Every contender runs in its own fresh subprocess, so its peak memory (``ru_maxrss``) is
@@ -52,6 +52,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# run as a script: the repository root on the path, for `benchmarks.*` (the reference)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 DEMO_MODEL = ROOT / "pytest_actaudit" / "demo" / "models" / "clean.keras"
 
 CONTENDERS = ("bare", "bare_lanes", "project", "project_pixel", "tkv_batched", "tkv_per_item")
@@ -67,7 +70,7 @@ TITLES = {
 
 def default_settings(**overrides: Any) -> Any:
     """``EngineSettings`` as users get them, with ``overrides``."""
-    from pytest_actaudit.engine.maximize import EngineSettings
+    from pytest_actaudit.engine.loop import EngineSettings
 
     return EngineSettings(**overrides)
 
@@ -261,7 +264,7 @@ class Bare:
     def _graph(self, x: Any, targets: Any, steps: Any) -> Any:
         import tensorflow as tf
 
-        from pytest_actaudit.engine.maximize import lane_sizes
+        from pytest_actaudit.engine.loop import lane_sizes
 
         sizes = lane_sizes(int(x.shape[0]), max(1, min(self.lanes, int(x.shape[0]))))
         if len(sizes) == 1:
@@ -280,8 +283,8 @@ def _contender(name: str, model: Any, spec: Any, plan: list[tuple[int, int]], se
     import numpy as np
     import tensorflow as tf
 
-    from pytest_actaudit.engine.maximize import Engine
-    from pytest_actaudit.engine.reference import Reference
+    from benchmarks.tfkv_reference import Reference
+    from pytest_actaudit.engine.loop import Engine
 
     if name in ("bare", "bare_lanes"):
         lanes = Engine(model, spec, settings).lanes if name == "bare_lanes" else 1
@@ -453,7 +456,7 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     from pytest_actaudit.engine import transforms
-    from pytest_actaudit.engine.maximize import Engine
+    from pytest_actaudit.engine.loop import Engine
 
     tf.get_logger().setLevel("ERROR")  # "N retracings" notes: many functions on purpose
     model, spec, description = build_model(job["model"])

@@ -40,6 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+# run as a script: the repository root on the path, for `benchmarks.*` (the zoo, the reference)
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ("bare", "project", "tkv_batched")
 MODELS = ("cnn48", "mobilenet8")
@@ -97,7 +102,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     elif name == "tkv_batched":
 
         def build() -> Any:
-            from pytest_actaudit.engine.reference import Reference
+            from benchmarks.tfkv_reference import Reference
 
             reference = Reference(model, spec, bench.pixel_settings(bench.default_settings()))
             return lambda: reference.run(plan, steps, "batched")

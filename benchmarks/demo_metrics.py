@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
-    from pytest_actaudit.engine.maximize import EngineSettings
+    from pytest_actaudit.engine.loop import EngineSettings
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=96)
@@ -43,9 +43,9 @@ def main() -> None:
         overrides[field] = type(getattr(EngineSettings(), field))(value)
 
     import pytest_actaudit
+    from pytest_actaudit.checks.metrics import ssim
     from pytest_actaudit.demo import LABELS, models_dir
     from pytest_actaudit.demo.shapes import references
-    from pytest_actaudit.metrics import ssim
     from pytest_actaudit.runner import AuditRunner
 
     refs = references(20)

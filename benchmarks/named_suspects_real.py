@@ -28,7 +28,7 @@ CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-ExtraLight.ttc")
 
 def suspects(size: int) -> dict[str, Any]:
     """The watermark as published, and suspects nobody expects a class to have learned."""
-    from pytest_actaudit import artifacts
+    from pytest_actaudit.checks import artifacts
 
     font = 36 if size == 224 else int(size / 6.22)
     x, y = int(0.01 * size), int(0.4 * size)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from pytest_actaudit import ClassAudit
-from pytest_actaudit.probe import Evidence, ProbeResult
+from pytest_actaudit.checks.probe import Evidence, ProbeResult
 from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
 
 

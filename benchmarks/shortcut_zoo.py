@@ -9,7 +9,7 @@ shortcut, how often it flags a clean class, and what the probe costs.
     python benchmarks/shortcut_zoo.py --architectures  # every kind on two other architectures
     python benchmarks/shortcut_zoo.py --suspects     # assert_ignores: each artifact named
 
-Models come from :mod:`pytest_actaudit.demo.zoo` (cached by content hash under
+Models come from :mod:`benchmarks.zoo` (cached by content hash under
 ``$ACTAUDIT_ZOO_CACHE`` or ``~/.cache/pytest-actaudit/zoo``; the whole zoo trains in about
 40 minutes on 2 CPU cores, once). Every class of every model is audited as a user would:
 ``pytest_actaudit.maximize(model, "all", seeds=3, references=...)`` (default steps), then
@@ -33,6 +33,11 @@ import time
 from collections import defaultdict
 from typing import Any
 
+# run as a script: the repository root on the path, for `benchmarks.*` (the zoo, the reference)
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHORTCUT_PULL = 0.5
@@ -42,8 +47,9 @@ def audit_model(spec: Any, references: Any) -> dict[str, Any]:
     import keras
 
     import pytest_actaudit
+    from benchmarks import zoo
     from pytest_actaudit import ActauditError, AuditFailure
-    from pytest_actaudit.demo import LABELS, zoo
+    from pytest_actaudit.demo import LABELS
 
     path, info = zoo.train(spec)
     model = keras.models.load_model(path)
@@ -214,10 +220,10 @@ SUSPECT_THRESHOLDS = (0.1, 0.25, 0.4, 0.5)
 
 
 def public_suspects() -> dict[str, Any]:
-    """The zoo's artifacts (64 px) as a user names them with ``pytest_actaudit.artifacts``:
+    """The zoo's artifacts (64 px) as a user names them with ``pytest_actaudit.checks.artifacts``:
     pixel for pixel what the zoo painted (tested). The dot at random places and the
     replaced backgrounds have no public constructor; the zoo paints them."""
-    from pytest_actaudit import artifacts
+    from pytest_actaudit.checks import artifacts
 
     return {
         "fixed-patch": artifacts.square(x=5, y=50, size=6, colour=(255, 140, 0)),
@@ -242,9 +248,10 @@ def suspect_model(spec: Any, references: Any) -> list[dict[str, Any]]:
     import keras
     import numpy as np
 
+    from benchmarks import zoo
     from pytest_actaudit import ActauditError, artifacts
-    from pytest_actaudit.demo import LABELS, zoo
-    from pytest_actaudit.probe import check_references_are_read
+    from pytest_actaudit.checks.probe import check_references_are_read
+    from pytest_actaudit.demo import LABELS
 
     images, labels, masks = references
     path, info = zoo.train(spec)
@@ -304,7 +311,7 @@ def suspect_table(rows: list[dict[str, Any]]) -> str:
     clean model named with any artifact, and the other classes of a shortcut model named
     with its artifact, are the alarms (a shape-like artifact counted apart: a solid
     square *is* a shape in this data set)."""
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     shape_like = set(zoo.SHAPE_LIKE_KINDS) | {"square-patch"}
     learned = [r for r in rows if r["planted"] and r["learned"]]
@@ -326,7 +333,7 @@ def suspect_table(rows: list[dict[str, Any]]) -> str:
             f"({over(like, t)}) | {over(unplanted, t)}/{len(unplanted)} |"
         )
     if learned:
-        from pytest_actaudit.artifacts import DEFAULT_MAX_PULL
+        from pytest_actaudit.checks.artifacts import DEFAULT_MAX_PULL
 
         weakest = min(learned, key=lambda r: r["pull"])
         out.append("")
@@ -376,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     specs = (
         zoo.held_out_specs()

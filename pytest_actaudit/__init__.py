@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .audit import AuditFailure, CheckRecord, ClassAudit
+from .checks import artifacts
+from .checks.audit import AuditFailure, CheckRecord, ClassAudit
+from .checks.references import References
 from .errors import ActauditError, CheckNotRun, OptimizationError
-from .references import References
+from .version import __version__
 
 __all__ = [
     "ActauditError",
@@ -20,10 +22,13 @@ __all__ = [
     "ClassAudit",
     "OptimizationError",
     "References",
+    "__version__",
+    "artifacts",
+    "__version__",
+    "artifacts",
     "load_model",
     "maximize",
 ]
-__version__ = "0.1.0"
 
 
 def load_model(

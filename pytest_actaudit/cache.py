@@ -33,7 +33,7 @@ class ResultCache:
         context: dict[str, Any],
         image_shape: tuple[int, ...] | None = None,
     ) -> None:
-        from . import __version__
+        from .version import __version__
 
         self.folder = Path(folder)
         self.image_shape = image_shape  # (H, W, C) every entry's image must have
@@ -119,7 +119,7 @@ def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
 def _code_digest() -> str:
     """sha256 of the probe's code (probe.py, edits.py): changing it makes new keys, so a
     cached probe result never outlives the code that made it."""
-    from . import edits, probe
+    from .checks import edits, probe
 
     digest = hashlib.sha256()
     for module in (probe, edits):
@@ -211,7 +211,7 @@ def _probe_to_arrays(result: Any) -> dict[str, Any]:
 
 
 def _probe_from_arrays(data: dict[str, Any]) -> Any:
-    from .probe import Evidence, ProbeResult
+    from .checks.probe import Evidence, ProbeResult
 
     meta = json.loads(str(data["meta"]))
 

@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from . import summary
-    from .merge import merge_reports
+    from .report import summary
+    from .report.merge import merge_reports
 
     index, results = merge_reports(args.out, args.folders, self_contained=args.self_contained)
     audits = results["audits"]

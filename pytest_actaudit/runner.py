@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from . import edits
 from . import model as model_mod
-from .audit import ClassAudit, ReferenceContext
+from .checks import edits
+from .checks.audit import ClassAudit, ReferenceContext
 from .errors import OptimizationError
 
 
@@ -52,7 +52,7 @@ class AuditRunner:
     ) -> None:
         import tensorflow as tf
 
-        from .engine.maximize import (
+        from .engine.loop import (
             ENGINE_REVISION,
             EngineSettings,
             device_description,
@@ -190,7 +190,7 @@ class AuditRunner:
     ) -> list[ClassAudit]:
         """Images that maximize units of a Dense layer or filters of a conv layer
         (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
-        from .engine.maximize import engine_for
+        from .engine.loop import engine_for
         from .errors import ActauditError
 
         if layer not in self._layer_engines:
@@ -263,7 +263,7 @@ class AuditRunner:
 
 
 def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> Any:
-    from .engine.maximize import ImageResult
+    from .engine.loop import ImageResult
 
     return ImageResult(
         target=target,
@@ -316,7 +316,7 @@ def maximize(
     Returns one ``ClassAudit`` per target, the same images the ``actaudit`` fixture
     gives for the same settings.
     """
-    from .engine.maximize import EngineSettings
+    from .engine.loop import EngineSettings
     from .settings import DEFAULT_STEPS, positive_int
 
     model_path = None
@@ -377,7 +377,7 @@ def maximize(
 def as_references(references: Any, runner: AuditRunner) -> Any:
     """``references`` as ``References``: ``(images, class indices)`` as given, or one
     array of images, whose classes ``runner``'s model reads."""
-    from .references import References, read_by_model
+    from .checks.references import References, read_by_model
 
     if isinstance(references, References):
         return references

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .artifacts import Artifact
+    from .checks.artifacts import Artifact
 
 DEFAULT_SEEDS = 3
 DEFAULT_STEPS = 128
@@ -215,13 +215,13 @@ PARSERS: dict[str, Any] = {
     "unsafe_load": boolean,
     "input_size": lambda v, n: input_size(v, n),
     "preprocess": lambda v, n: preprocess(v, n),
-    "shard": lambda v, n: _shard(v, n),
+    "shard": lambda v, n: parse_shard(v, n),
     "suspects": lambda v, n: _suspects(v),
 }
 
 
 def _suspects(value: Any) -> tuple[Artifact, ...]:
-    from .artifacts import parse_lines
+    from .checks.artifacts import parse_lines
 
     try:  # every line now: a typo stops the run before any model is loaded
         return parse_lines(value)
@@ -229,10 +229,21 @@ def _suspects(value: Any) -> tuple[Artifact, ...]:
         raise ValueError(f"actaudit_suspects: {exc}") from None
 
 
-def _shard(value: str, name: str) -> str:
-    from .shard import parse_shard
-
-    return parse_shard(value, name)
+def parse_shard(value: str, name: str = "--actaudit-shard") -> str:
+    """``"K/N"`` with 1 ≤ K ≤ N, normalized; anything else names the fix."""
+    text = str(value).strip()
+    parts = text.split("/")
+    try:
+        index, count = (int(p) for p in parts) if len(parts) == 2 else (0, 0)
+    except ValueError:
+        index, count = 0, 0
+    if count < 1 or not 1 <= index <= count:
+        sep = " = " if name.startswith("actaudit_") else " "  # the ini's form or the flag's
+        raise ValueError(
+            f"{name} must be K/N with 1 <= K <= N (job K of N, counted from 1), got "
+            f"{value!r}; for example {name}{sep}1/4 … 4/4 in four CI jobs"
+        )
+    return f"{index}/{count}"
 
 
 THRESHOLD_KEYS = {
@@ -254,7 +265,7 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], enabled: bool) -> Se
         if f.name in {"enabled", "thresholds"}:
             continue
         if f.name == "focus_exclude" and ini.get(f.name):
-            from .regions import validate_region
+            from .checks.regions import validate_region
 
             try:  # the syntax now (a typo stops the run); sizes once the model is known
                 validate_region(str(ini[f.name]))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_actaudit import AuditFailure, ClassAudit
-from pytest_actaudit.artifacts import Artifact
+from pytest_actaudit.checks.artifacts import Artifact
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

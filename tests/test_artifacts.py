@@ -1,4 +1,4 @@
-"""Named suspects: ``pytest_actaudit.artifacts`` and ``ClassAudit.assert_ignores``, on
+"""Named suspects: ``pytest_actaudit.checks.artifacts`` and ``ClassAudit.assert_ignores``, on
 pixels, on a fake model, on a hand-made partial shortcut and on the demo models."""
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import ActauditError, AuditFailure, artifacts
-from pytest_actaudit.audit import ClassAudit
-
-from .conftest import COLORS, build_color_model
-from .test_edits import band_shortcut_model
-from .test_probe import references
+from pytest_actaudit.checks.audit import ClassAudit
+from tests.conftest import COLORS, build_color_model
+from tests.test_edits import band_shortcut_model
+from tests.test_probe import references
 
 ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "shortcut_zoo.py"
 GREY = np.full((2, 16, 20, 3), 40, np.uint8)
@@ -131,7 +130,7 @@ def test_the_pull_is_counted_exactly_and_the_pictures_show_it_working():
 
 
 def test_public_artifacts_paint_the_zoos_artifacts_pixel_for_pixel():
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     images = zoo.example_images("tag", n=1)  # any shapes image
     images = np.concatenate([images, zoo.references(2)[0]])
@@ -297,7 +296,7 @@ def actaudit_references():
 def test_zero_code_suspects_run_for_every_class(pytester, tmp_path):
     import inspect
 
-    from . import test_probe
+    from tests import test_probe
 
     model = tmp_path / "band.keras"
     band_shortcut_model(100.0).save(model)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pytest_actaudit import ActauditError, AuditFailure, ClassAudit
-from pytest_actaudit.metrics import pairwise_ssim
+from pytest_actaudit.checks.metrics import pairwise_ssim
 
 
 def make_audit(images=None, probabilities=(0.95, 0.4, 0.99), logits=(5.0, 1.0, 6.0)):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .reportdata import report_dir  # noqa: F401  (fixture)
+from tests.reportdata import report_dir  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -125,8 +125,7 @@ def test_a_thousand_classes_page_and_open_fast(browser, tmp_path):
 
     from pytest_actaudit import ClassAudit
     from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
-
-    from .reportdata import RUN
+    from tests.reportdata import RUN
 
     rng = np.random.default_rng(0)
     sink = ImageSink(tmp_path)

@@ -154,7 +154,7 @@ def test_shipped_models_clean_learned_shapes_shortcut_learned_artifact() -> None
 
 
 def test_zoo_artifacts_are_deterministic_and_only_where_asked() -> None:
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     images, labels, masks = shapes.make_shapes_with_masks(8, seed=4, size=32)
     plain, _ = shapes.make_shapes(8, seed=4, size=32)
@@ -172,7 +172,7 @@ def test_zoo_artifacts_are_deterministic_and_only_where_asked() -> None:
 
 
 def test_zoo_spec_plants_one_share_of_one_class() -> None:
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     spec = zoo.ZooSpec("strip", 0.5, seed=1, size=32, train_size=400)
     images, labels, _ = zoo.dataset(spec, 400, seed=9)
@@ -192,7 +192,7 @@ def test_zoo_spec_plants_one_share_of_one_class() -> None:
 
 
 def test_zoo_architectures_are_models_of_their_own() -> None:
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     # the zoo's own architecture keeps the cache keys it had before there were others
     assert zoo.ZooSpec("tag", 0.75, 1).digest() == "d3d792765fdab776"
@@ -217,7 +217,7 @@ def test_zoo_architectures_are_models_of_their_own() -> None:
 
 
 def test_zoo_architecture_version_retrains_that_architecture_only(monkeypatch) -> None:
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     bn, vgg, cnn = (zoo.ZooSpec("tag", 0.75, 5, arch=a) for a in ("bn", "vgg", "cnn"))
     before = [spec.digest() for spec in (bn, vgg, cnn)]
@@ -231,7 +231,8 @@ def test_zoo_architecture_builds_an_image_classifier(arch: str) -> None:
     """Each architecture maps 0-255 RGB images of its size to one score per class, and
     the plugin reads them as the zoo trains them: raw logits for bn, softmax for vgg."""
     pytest.importorskip("keras")
-    from pytest_actaudit.demo import LABELS, zoo
+    from benchmarks import zoo
+    from pytest_actaudit.demo import LABELS
     from pytest_actaudit.engine.targets import score_models
 
     size = zoo.ARCH_SIZES[arch]
@@ -248,7 +249,7 @@ def test_zoo_architecture_builds_an_image_classifier(arch: str) -> None:
 def test_zoo_planted_classes_never_move_when_kinds_are_added() -> None:
     """A model's planted class is not in its cache digest: a kind added to the zoo must
     leave every cached model's class where it was trained."""
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     first = ("tag", "patch", "strip", "frame", "cast", "background", "texture")
     for i, kind in enumerate(first + zoo.NOVEL_KINDS):
@@ -258,7 +259,7 @@ def test_zoo_planted_classes_never_move_when_kinds_are_added() -> None:
 
 
 def test_zoo_fixed_patch_is_a_solid_square_at_one_place() -> None:
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     images, _, masks = shapes.make_shapes_with_masks(6, seed=5, size=64)
     marked = zoo.apply_artifact("fixed-patch", images, masks)
@@ -271,7 +272,7 @@ def test_zoo_clean_pull_leaves_shape_like_artifacts_apart() -> None:
     """A clean model's pull is the largest of the artifacts that are not shapes of the
     data set; the solid square (read as a small square by clean models) is reported
     apart, so a clean model trained after it was added is measured as the others."""
-    from pytest_actaudit.demo import zoo
+    from benchmarks import zoo
 
     class Model:  # reads the orange square as class 0, everything else at random
         def predict(self, images: np.ndarray, **_: object) -> np.ndarray:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import pytest_actaudit
-from pytest_actaudit import AuditFailure, edits
-
-from .conftest import COLORS, build_color_model
-from .test_probe import references
+from pytest_actaudit import AuditFailure
+from pytest_actaudit.checks import edits
+from tests.conftest import COLORS, build_color_model
+from tests.test_probe import references
 
 
 @pytest.mark.parametrize("shape", [(20, 24, 3), (16, 16, 1)])

@@ -10,8 +10,7 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import ActauditError, OptimizationError
-
-from .conftest import COLORS, build_color_model
+from tests.conftest import COLORS, build_color_model
 
 DEMO_MODELS = Path(pytest_actaudit.__file__).parent / "demo" / "models"
 
@@ -160,7 +159,7 @@ def test_gpu_asked_for_where_none_is_visible(color_model):
 
 
 def test_feature_consistency_is_centred_so_it_discriminates(color_audits):
-    from pytest_actaudit.metrics import pairwise_cosine
+    from pytest_actaudit.checks.metrics import pairwise_cosine
 
     red, green, _ = color_audits
     # penultimate = pooled channel means, centred on grey: red ≈ (+, −, −)
@@ -205,7 +204,7 @@ def test_an_image_does_not_depend_on_what_shares_its_batch(parametrization):
     """Issue 34: the same class and seed, optimized alone, with every other class, in
     another order (another place in the batch), in lanes of another count and chunks of
     another size, is the same image, bit for bit, with the same scores."""
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     model = untrained_cnn()
@@ -235,7 +234,7 @@ def test_an_image_does_not_depend_on_what_shares_its_batch(parametrization):
 
 
 def test_lane_layout_places_each_seed_by_itself():
-    from pytest_actaudit.engine.maximize import lane_layout
+    from pytest_actaudit.engine.loop import lane_layout
 
     assert lane_layout([(2, 1), (0, 0), (2, 0), (0, 4)], 3) == [
         [(2, 0), (2, 1), (2, 2)],
@@ -246,7 +245,7 @@ def test_lane_layout_places_each_seed_by_itself():
 
 
 def test_batches_of_different_sizes_in_one_engine(color_model):
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings(max_batch=4))
@@ -298,7 +297,7 @@ def test_written_out_regularizer_gradient_equals_autodiff(color_model, norm_p):
     import tensorflow as tf
     from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
 
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings, norm_value, tv_value
+    from pytest_actaudit.engine.loop import Engine, EngineSettings, norm_value, tv_value
     from pytest_actaudit.model import input_spec
 
     settings = EngineSettings(norm_p=norm_p)
@@ -366,7 +365,7 @@ def test_fourier_written_out_adjoint_and_phase_shift_equal_autodiff(shape):
 
 
 def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings(lanes=2))
@@ -387,7 +386,7 @@ def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
 def test_the_evaluation_traced_aside_hands_its_error_to_the_caller(color_model, monkeypatch):
     """The first chunk traces the evaluation on a helper thread while the loop runs;
     an error there is raised in the caller's thread, and the next call traces again."""
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings())
@@ -418,7 +417,7 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
     import tensorflow as tf
 
     from pytest_actaudit.engine import transforms
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     for name in ("clean", "shortcut"):
@@ -456,7 +455,7 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
 
 
 def test_a_second_maximize_on_the_same_model_reuses_the_traced_engine(color_model):
-    from pytest_actaudit.engine import maximize as engine_mod
+    from pytest_actaudit.engine import loop as engine_mod
 
     engine_mod.clear_engines()
     first = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=6)
@@ -483,8 +482,8 @@ def test_a_second_maximize_on_the_same_model_reuses_the_traced_engine(color_mode
 def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkeypatch):
     import keras
 
-    from pytest_actaudit.engine import maximize as engine_mod
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings, bytes_per_image
+    from pytest_actaudit.engine import loop as engine_mod
+    from pytest_actaudit.engine.loop import Engine, EngineSettings, bytes_per_image
     from pytest_actaudit.model import input_spec
 
     inputs = keras.Input((8, 8, 3))
@@ -549,7 +548,7 @@ def test_multi_output_model_picks_the_classifier_output_by_name(tmp_path):
 def test_mixed_precision_model_float32_images_and_loss_scale():
     import keras
 
-    from pytest_actaudit.engine.maximize import FLOAT16_LOSS_SCALE, Engine, EngineSettings
+    from pytest_actaudit.engine.loop import FLOAT16_LOSS_SCALE, Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -572,7 +571,7 @@ def test_mixed_precision_model_float32_images_and_loss_scale():
 def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
     import keras
 
-    from pytest_actaudit.engine.maximize import OPAQUE_BATCH, auto_batch
+    from pytest_actaudit.engine.loop import OPAQUE_BATCH, auto_batch
 
     class TFSMLayer(keras.layers.Layer):  # stands in for keras.layers.TFSMLayer
         def call(self, x):
@@ -585,7 +584,7 @@ def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
 
 
 def test_lanes_give_the_same_images_as_one_loop(color_model):
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings, lane_sizes
+    from pytest_actaudit.engine.loop import Engine, EngineSettings, lane_sizes
     from pytest_actaudit.model import input_spec
 
     assert lane_sizes(7, 3) == [3, 2, 2] and lane_sizes(4, 2) == [2, 2]
@@ -611,7 +610,7 @@ def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
     import keras
     import tensorflow as tf
 
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     class Unstable(keras.layers.Layer):
@@ -630,7 +629,7 @@ def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
 
 
 def test_automatic_lanes(monkeypatch):
-    from pytest_actaudit.engine import maximize
+    from pytest_actaudit.engine import loop as maximize
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     many = maximize.AUTO_LANES
@@ -659,7 +658,7 @@ def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
     keep the first call's graph small, are TensorFlow's own numbers exactly."""
     import tensorflow as tf
 
-    from pytest_actaudit.engine.maximize import _logsumexp_others
+    from pytest_actaudit.engine.loop import _logsumexp_others
 
     rng = np.random.default_rng(3)
     logits = tf.constant(rng.normal(0, 4, (9, 7)), tf.float32)
@@ -685,7 +684,7 @@ def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
 def test_penalty_without_its_value_has_the_same_gradient(color_model):
     import tensorflow as tf
 
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     engine = Engine(color_model, input_spec(color_model), EngineSettings())

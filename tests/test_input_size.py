@@ -10,8 +10,7 @@ import pytest
 import pytest_actaudit
 from pytest_actaudit import ActauditError
 from pytest_actaudit.model import parse_size
-
-from .conftest import COLORS, build_color_model
+from tests.conftest import COLORS, build_color_model
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ import pytest
 import pytest_actaudit
 from pytest_actaudit import ActauditError
 from pytest_actaudit.preprocess import IMAGENET_MEAN_BGR, TORCH_MEAN, TORCH_STD, parse_preprocess
-
-from .conftest import COLORS
+from tests.conftest import COLORS
 
 
 def doubled(x):

@@ -10,9 +10,8 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import AuditFailure
-from pytest_actaudit.probe import paste, salient_window
-
-from .conftest import COLORS, build_color_model
+from pytest_actaudit.checks.probe import paste, salient_window
+from tests.conftest import COLORS, build_color_model
 
 
 def corner_model():
@@ -124,8 +123,7 @@ def test_report_shows_the_transplanted_examples(tmp_path):
     )
     assert probe["flipped"].startswith("this class's") and "accuracy" in probe["control_what"]
     from pytest_actaudit.report.writer import write_report
-
-    from .reportdata import RUN
+    from tests.reportdata import RUN
 
     record.update(nodeid="t::red", passed=False)
     page = write_report(tmp_path / "r", run=RUN, records=[record], outcomes={}).read_text()
@@ -248,7 +246,7 @@ def test_probe_colour_that_is_the_object_passes():
 def test_detectors_read_the_last_spatial_layer(color_model):
     import keras
 
-    from pytest_actaudit.engine.maximize import Engine, EngineSettings
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     inputs = keras.Input((8, 8, 3))
@@ -283,7 +281,7 @@ def test_probe_refuses_references_the_model_cannot_read():
 
 
 def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
-    from pytest_actaudit.engine.maximize import Engine
+    from pytest_actaudit.engine.loop import Engine
 
     refs, labels = references()
     seen = []
@@ -296,7 +294,7 @@ def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
             return _original(self, images)
 
         monkeypatch.setattr(Engine, name, counting)
-    from pytest_actaudit import edits
+    from pytest_actaudit.checks import edits
 
     screens = []
     original_screen = edits.screen
@@ -316,7 +314,7 @@ def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
 
 
 def _unseen(novelty: list[float], flips: list[float]):
-    from pytest_actaudit.probe import Evidence
+    from pytest_actaudit.checks.probe import Evidence
 
     return Evidence(
         "unseen detail",
@@ -330,7 +328,7 @@ def _unseen(novelty: list[float], flips: list[float]):
 def test_a_decisive_unseen_detector_counts_in_one_seed() -> None:
     """A detector far beyond anything the trusted images fire is no odd seed: its
     seed's excess counts alone; below DECISIVE_NOVELTY the median decides."""
-    from pytest_actaudit.probe import DECISIVE_NOVELTY
+    from pytest_actaudit.checks.probe import DECISIVE_NOVELTY
 
     flips = [0.05, 0.9, 0.1]
     decisive = _unseen([5.0, DECISIVE_NOVELTY + 49, 4.0], flips)
@@ -342,8 +340,8 @@ def test_a_decisive_unseen_detector_counts_in_one_seed() -> None:
 
 
 def test_shortcut_check_fails_on_a_decisive_seed_and_says_so() -> None:
-    from pytest_actaudit.audit import ClassAudit
-    from pytest_actaudit.probe import Evidence, ProbeResult
+    from pytest_actaudit.checks.audit import ClassAudit
+    from pytest_actaudit.checks.probe import Evidence, ProbeResult
 
     def audit(novelty: list[float]) -> ClassAudit:
         a = ClassAudit(
@@ -377,7 +375,7 @@ def test_where_and_pictures_follow_the_deciding_seed() -> None:
 
 
 def test_a_detector_that_is_not_finite_hides_no_other() -> None:
-    from pytest_actaudit.probe import DECISIVE_NOVELTY, detector_novelty
+    from pytest_actaudit.checks.probe import DECISIVE_NOVELTY, detector_novelty
 
     trusted = np.array([[1.0, 2.0, 1.0], [0.5, np.nan, 1.0]], np.float32)
     fired = np.array([[80.0, 5.0, np.nan], [0.5, 1.0, 1.0]], np.float32)

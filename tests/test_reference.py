@@ -1,4 +1,4 @@
-"""The tf-keras-vis reference path (``engine/reference.py``) against the compiled
+"""The tf-keras-vis reference path (``benchmarks/tfkv_reference.py``) against the compiled
 engine, and a smoke run of the benchmark's logic.
 
 Parity: with the transforms off (``jitter = degrees = scale = 0``) both paths optimize
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import COLORS, build_color_model
+from tests.conftest import COLORS, build_color_model
 
 STEPS = 8  # blurs after updates 4 and 8: the last one through the post-hoc path
 NO_TRANSFORMS = {"jitter": 0.0, "degrees": 0.0, "scale": 0.0}
@@ -67,7 +67,7 @@ MODELS = {
 
 def _pixel(**settings):
     """Engine settings with the pixel parametrization (the one tf-keras-vis has)."""
-    from pytest_actaudit.engine.maximize import EngineSettings
+    from pytest_actaudit.engine.loop import EngineSettings
 
     if "parametrization" in EngineSettings.__dataclass_fields__:
         settings.setdefault("parametrization", "pixel")
@@ -86,8 +86,8 @@ def _setup(name: str, **settings):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_reference_reaches_the_engines_logits(name):
-    from pytest_actaudit.engine.maximize import Engine
-    from pytest_actaudit.engine.reference import Reference
+    from benchmarks.tfkv_reference import Reference
+    from pytest_actaudit.engine.loop import Engine
 
     model, spec, plan, settings = _setup(name, **NO_TRANSFORMS)
     engine = Engine(model, spec, settings).run(plan, STEPS)
@@ -116,8 +116,8 @@ def test_reference_reaches_the_engines_logits(name):
 def test_regularizer_units_matter():
     """The parity above is not vacuous: the same run with the TV in raw input units
     (what tf-keras-vis does without the adapter: × 255 here) lands elsewhere."""
-    from pytest_actaudit.engine.maximize import Engine
-    from pytest_actaudit.engine.reference import reference_maximize
+    from benchmarks.tfkv_reference import reference_maximize
+    from pytest_actaudit.engine.loop import Engine
 
     model, spec, plan, settings = _setup("rgb-0-255-dense-softmax", **NO_TRANSFORMS)
     engine = Engine(model, spec, settings).run(plan, STEPS)
@@ -129,7 +129,7 @@ def test_regularizer_units_matter():
 
 
 def test_with_transforms_it_still_maximizes_and_is_deterministic(color_model):
-    from pytest_actaudit.engine.reference import reference_maximize
+    from benchmarks.tfkv_reference import reference_maximize
     from pytest_actaudit.model import input_spec
 
     spec = input_spec(color_model)
@@ -148,7 +148,7 @@ def test_with_transforms_it_still_maximizes_and_is_deterministic(color_model):
 
 
 def test_the_users_model_is_untouched(color_model):
-    from pytest_actaudit.engine.reference import Reference
+    from benchmarks.tfkv_reference import Reference
     from pytest_actaudit.model import input_spec
 
     probe = np.full((1, 16, 12, 3), 128.0, np.float32)
@@ -161,8 +161,8 @@ def test_the_users_model_is_untouched(color_model):
 
 
 def test_bad_mode_and_unsupported_parametrization(color_model):
-    from pytest_actaudit.engine.maximize import EngineSettings
-    from pytest_actaudit.engine.reference import Reference
+    from benchmarks.tfkv_reference import Reference
+    from pytest_actaudit.engine.loop import EngineSettings
     from pytest_actaudit.model import input_spec
 
     spec = input_spec(color_model)

@@ -14,10 +14,9 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import ActauditError
+from pytest_actaudit.checks.references import read_references, truncation
 from pytest_actaudit.errors import CheckNotRun
-from pytest_actaudit.references import read_references, truncation
-
-from .conftest import COLORS, build_color_model
+from tests.conftest import COLORS, build_color_model
 
 SHAPE = (16, 12, 3)
 
@@ -238,7 +237,7 @@ def test_the_clean_demo_model_stays_clean_on_grayscale_references():
 
 
 def test_grey_pictures_are_told_from_colour_ones():
-    from pytest_actaudit import edits
+    from pytest_actaudit.checks import edits
 
     grey, _ = grey_shapes(1, seed=5)
     colour = np.stack([colour_image(0, size=(64, 64))])
@@ -296,7 +295,7 @@ actaudit_min_probability = {{}}
 
 def test_a_cached_probe_keeps_that_its_classes_were_read_by_the_model():
     from pytest_actaudit.cache import _probe_from_arrays, _probe_to_arrays
-    from pytest_actaudit.probe import ProbeResult
+    from pytest_actaudit.checks.probe import ProbeResult
 
     result = ProbeResult([], references_of_class=2, references_of_others=5, class_accuracy=1.0,
                          read_by_model=True)  # fmt: skip

@@ -8,9 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_actaudit import AuditFailure
-from pytest_actaudit.regions import region_mask
-
-from .test_audit import make_audit
+from pytest_actaudit.checks.regions import region_mask
+from tests.test_audit import make_audit
 
 
 def test_border_corners_box():
@@ -83,7 +82,7 @@ def test_assert_focus_needs_one_region():
 
 
 def test_fractions_follow_the_image_size():
-    from pytest_actaudit.regions import region_mask
+    from pytest_actaudit.checks.regions import region_mask
 
     small = region_mask("border:0.1", 64, 64)  # 6 px
     assert small[:, 5].all() and not small[32, 6]
@@ -95,7 +94,7 @@ def test_fractions_follow_the_image_size():
 
 
 def test_ini_region_is_checked_against_the_model_not_a_fixed_size():
-    from pytest_actaudit.regions import validate_region
+    from pytest_actaudit.checks.regions import validate_region
 
     validate_region("box:150,150,224,224")  # fine for a 224 px model: syntax only here
     with pytest.raises(ValueError, match="box needs four numbers"):

@@ -6,8 +6,7 @@ import json
 
 from pytest_actaudit.cli import main as cli_main
 from pytest_actaudit.report.images import slug
-
-from .reportdata import HOSTILE, report_dir  # noqa: F401  (fixture)
+from tests.reportdata import HOSTILE, report_dir  # noqa: F401  (fixture)
 
 
 def test_results_json_is_the_source_and_lists_failed_audits(report_dir):  # noqa: F811
@@ -64,8 +63,7 @@ def test_files_follow_the_umask(tmp_path):
     import stat
 
     from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
-
-    from .reportdata import RUN, sample_audits
+    from tests.reportdata import RUN, sample_audits
 
     for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
         folder = tmp_path / f"umask{umask:o}"
@@ -91,8 +89,7 @@ def test_images_are_stored_at_their_size_lossless_and_once(tmp_path):
     import numpy as np
 
     from pytest_actaudit.report.writer import ImageSink, audit_record
-
-    from .reportdata import sample_audits
+    from tests.reportdata import sample_audits
 
     audit = sample_audits()[1]
     sink = ImageSink(tmp_path)
@@ -140,8 +137,8 @@ def test_curves_are_stored_to_four_significant_digits(report_dir):  # noqa: F811
 
 
 def test_a_skipped_audit_is_neither_failed_nor_passed():
+    from pytest_actaudit.report.summary import gate_failed
     from pytest_actaudit.report.writer import finalize
-    from pytest_actaudit.summary import gate_failed
 
     records = [
         {"nodeid": "t::a", "passed": True, "label": "a"},

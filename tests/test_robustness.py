@@ -125,13 +125,12 @@ def test_probe_results_are_cached_by_model_references_and_images(tmp_path, monke
     cached rerun's time); other references, or no cache, do."""
     import numpy as np
 
-    from pytest_actaudit import probe as probe_mod
-    from pytest_actaudit.engine.maximize import EngineSettings
+    from pytest_actaudit.checks import probe as probe_mod
+    from pytest_actaudit.engine.loop import EngineSettings
     from pytest_actaudit.report.writer import ImageSink, audit_record
     from pytest_actaudit.runner import AuditRunner, probe_context
-
-    from .conftest import COLORS
-    from .test_probe import corner_model, references
+    from tests.conftest import COLORS
+    from tests.test_probe import corner_model, references
 
     model = corner_model()
     refs, labels = references()

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from pytest_actaudit.errors import ActauditError
-from pytest_actaudit.merge import merge_reports
+from pytest_actaudit.plugin.shards import Shard
 from pytest_actaudit.plugin.xdist import worker_device
-from pytest_actaudit.shard import Shard, parse_shard
+from pytest_actaudit.report.merge import merge_reports
+from pytest_actaudit.settings import parse_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,7 +194,7 @@ def test_shards_give_the_whole_runs_images_pixel_for_pixel(pytester, tmp_path):
     """Issue 34, on a model where batch composition used to show (up to 98 grey levels
     on a held-out CNN): an untrained CNN with batch norm and a hidden dense layer,
     audited whole and in two shards, merged: every image is the whole run's."""
-    from .test_engine import untrained_cnn
+    from tests.test_engine import untrained_cnn
 
     folder = tmp_path / "model"
     folder.mkdir()

@@ -39,7 +39,7 @@ def write_session_report(s: ActauditSession) -> None:
     s.report_path, results = write_results(
         s.report_dir, run, records, s.outcomes, s.settings.self_contained
     )
-    from ..summary import gate_failed
+    from ..report.summary import gate_failed
 
     # failed as pytest counts it: a check that failed, or a test that failed around it
     s.summary = (len(records), sum(1 for a in results["audits"] if gate_failed(a)))
@@ -54,7 +54,7 @@ def write_session_report(s: ActauditSession) -> None:
 def write_summary(s: ActauditSession, results: dict[str, Any]) -> None:
     """``--actaudit-summary FILE.md`` (and ``$GITHUB_STEP_SUMMARY``) from the report's
     results, as written."""
-    from .. import summary
+    from ..report import summary
 
     text = summary.markdown(results, str(s.report_path))
     try:

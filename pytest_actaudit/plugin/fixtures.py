@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ..audit import ClassAudit
+from ..checks.audit import ClassAudit
 from ..errors import ActauditError
 from ..settings import Settings
 from .options import SESSION_KEY, SKIP_REASON

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..audit import AuditFailure, ClassAudit
+from ..checks.audit import AuditFailure, ClassAudit
 from ..errors import ActauditError, CheckNotRun
 from ..settings import Settings
 from .options import SESSION_KEY
@@ -126,7 +126,7 @@ def zero_code_items(
     except ActauditError as exc:
         raise pytest.UsageError(f"actaudit: {exc}") from None
     if settings.focus_exclude:
-        from ..regions import region_mask
+        from ..checks.regions import region_mask
 
         height, width = runner.spec.shape[:2]
         try:

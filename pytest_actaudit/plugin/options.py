@@ -42,7 +42,7 @@ def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _parse_shard(value: str) -> str:
-    from ..shard import parse_shard
+    from ..settings import parse_shard
 
     return parse_shard(value)
 

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from .. import settings as settings_mod
-from ..audit import ClassAudit
+from ..checks.audit import ClassAudit
 from ..errors import ActauditError, CheckNotRun
 from ..model import load_model, source_path
 from ..settings import Settings
-from ..shard import shard_from
 from . import finish, shards, xdist
 from .items import ZeroCodeItem, classes_named, is_audit, zero_code_checks, zero_code_items
 from .records import input_assumption, models_meta, run_stats
@@ -65,7 +64,7 @@ class ActauditSession:
         self.started_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
         # the time split's parts this process measures itself (records.time_split)
-        self.shard = shard_from(settings.shard)
+        self.shard = shards.shard_from(settings.shard)
         self.shard_note = ""
         self.shard_deselected = 0
         self.summary: tuple[int, int] = (0, 0)  # (audits, failed) once the report is written
@@ -171,7 +170,7 @@ class ActauditSession:
         key: Any = source_path(model) or id(model)
         if key not in self.runners:
             self._import_tensorflow()
-            from ..engine.maximize import EngineSettings
+            from ..engine.loop import EngineSettings
             from ..runner import AuditRunner
 
             verbose = self.config.getoption("verbose") > 0
@@ -228,7 +227,7 @@ class ActauditSession:
     def _read_references(self, runner: Any) -> Any:
         """The folder of --actaudit-references for ``runner``'s model: class subfolders,
         or a flat folder whose classes the model reads."""
-        from ..references import read_references
+        from ..checks.references import read_references
 
         return read_references(
             self.settings.references or "",
@@ -292,7 +291,7 @@ class ActauditSession:
 
         audit.probe_context = probe_context(runner, get_references)
         if settings.generate_baseline or settings.baseline:
-            from ..baseline import BaselineStore
+            from ..checks.baseline import BaselineStore
 
             store = BaselineStore(
                 settings.generate_baseline or settings.baseline or "",
@@ -434,7 +433,7 @@ class ActauditSession:
             ) + "; nothing left for this shard (more shards than audits?)"
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        from ..references import layout
+        from ..checks.references import layout
 
         s = self.settings
         lines = [

@@ -5,15 +5,62 @@ this shard's audits."""
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..model import source_path
-from ..shard import Shard
+from ..settings import parse_shard
 
 if TYPE_CHECKING:
     from .session import ActauditSession
+
+
+# Which job audits which (model, class), the same on every machine and in every run:
+# job K of N audits the classes whose index, turned by a fixed offset per model, falls on
+# K (round robin: equal shares, ±1 class); a test whose classes are not known at
+# collection goes whole to the shard its node id falls on.
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This job's share: ``index`` (1-based) of ``count``."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def owner(self, model: str, class_index: int) -> int:
+        """The shard (1-based) that audits this class of this model."""
+        return (class_index + model_offset(model)) % self.count + 1
+
+    def keeps(self, model: str, class_index: int) -> bool:
+        return self.owner(model, class_index) == self.index
+
+    def owns_test(self, nodeid: str) -> bool:
+        """An audit test whose classes are not known before it runs goes whole to one
+        shard, by its node id (the same in every job's checkout)."""
+        return zlib.crc32(nodeid.encode("utf-8")) % self.count + 1 == self.index
+
+
+def model_offset(model: str) -> int:
+    """A fixed turn per model, so that class 0 of every model does not land on shard 1:
+    from the model file's name (the same in every job's checkout), not its full path."""
+    name = Path(model).name if model else ""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def shard_from(text: str | None) -> Shard | None:
+    """The parsed setting (``"K/N"`` or None)."""
+    if not text:
+        return None
+    index, count = (int(p) for p in parse_shard(text).split("/"))
+    return Shard(index, count)
 
 
 def model_key(model: Any) -> str:

@@ -220,7 +220,7 @@ def write_results(
     self_contained: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """``write_report``, returning (the path of ``index.html``, the results written)."""
-    from .. import __version__
+    from ..version import __version__
 
     folder.mkdir(parents=True, exist_ok=True)
     results = {

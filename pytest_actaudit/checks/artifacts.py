@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import ArtifactError, CheckNotRun
 from . import edits
-from .errors import ArtifactError, CheckNotRun
 
 Images = NDArray[np.uint8]
 Predict = Callable[[Images], NDArray[np.float64]]
@@ -72,7 +72,7 @@ def as_artifact(artifact: Artifact | Callable[[Images], Images]) -> Artifact:
         return artifact
     if not callable(artifact):
         raise TypeError(
-            f"assert_ignores needs an artifact: one of pytest_actaudit.artifacts' square(), "
+            f"assert_ignores needs an artifact: one of pytest_actaudit.checks.artifacts' square(), "
             f"text(), patch(), band(), frame(), cast(), or a function of uint8 images "
             f"N × H × W × C; got {artifact!r}"
         )

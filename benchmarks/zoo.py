@@ -2,7 +2,7 @@
 share of one class's training images, of several kinds, plus clean models (one of them
 under-trained). It is what the shortcut check is calibrated and measured on
 (``benchmarks/shortcut_zoo.py``); numpy here (marks, casts and frames painted by
-:mod:`pytest_actaudit.artifacts`), TensorFlow only inside :func:`train`.
+:mod:`pytest_actaudit.checks.artifacts`), TensorFlow only inside :func:`train`.
 
 Artifact kinds (sizes relative to the image side ``S``):
 
@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import artifacts
-from . import LABELS
-from .shapes import make_shapes_with_masks
+from pytest_actaudit.checks import artifacts
+from pytest_actaudit.demo import LABELS
+from pytest_actaudit.demo.shapes import make_shapes_with_masks
 
 VERSION = 1  # bump when artifacts or training change: old cached models are not reused
 KINDS: tuple[str, ...] = (
@@ -300,7 +300,7 @@ def build_model(arch: str = "cnn", size: int = SIZE) -> Any:
     ``bn``: conv + batch-norm blocks on [0, 1] inputs, raw logits (no softmax).
     ``vgg``: VGG-style blocks of two convolutions, dropout, no hidden dense layer."""
     if arch == "cnn":
-        from .train import build_model as demo_cnn
+        from pytest_actaudit.demo.train import build_model as demo_cnn
 
         return demo_cnn(size=size)
     import keras
@@ -364,7 +364,7 @@ def train(spec: ZooSpec, folder: pathlib.Path | None = None) -> tuple[pathlib.Pa
         return path, json.loads(info_path.read_text())
     import keras
 
-    from .train import BATCH_SIZE, LEARNING_RATE
+    from pytest_actaudit.demo.train import BATCH_SIZE, LEARNING_RATE
 
     x, y, _ = dataset(spec, spec.train_size, TRAIN_SEED + spec.seed)
     info: dict[str, Any] = {"spec": asdict(spec), "name": spec.name}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ActauditError
+from ..errors import ActauditError
 
 # Per model: what must be equal for two shards' images to be comparable.
 MODEL_KEYS = ("hash", "engine", "input_shape", "input_range", "output_kind")
@@ -97,7 +97,7 @@ def merge_reports(
     out: Path, folders: Sequence[Path], *, self_contained: bool = False
 ) -> tuple[Path, dict[str, Any]]:
     """Write the merged report into ``out``; returns (its index.html, its results)."""
-    from .report.writer import read_results, write_results
+    from .writer import read_results, write_results
 
     if not folders:
         raise ActauditError("nothing to merge: give one or more report folders after OUT")

@@ -66,11 +66,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from ..errors import ActauditError
-from ..model import InputSpec, keras_module
-from . import transforms
-from .maximize import Engine, EngineSettings
-from .targets import SQUASHING
+from pytest_actaudit.engine import transforms
+from pytest_actaudit.engine.loop import Engine, EngineSettings
+from pytest_actaudit.engine.targets import SQUASHING
+from pytest_actaudit.errors import ActauditError
+from pytest_actaudit.model import InputSpec, keras_module
 
 MODES = ("batched", "per_item")
 

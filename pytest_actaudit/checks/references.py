@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ActauditError
+from ..errors import ActauditError
 
 SUFFIXES = {".png", ".jpg", ".jpeg"}
 Classify = Callable[[NDArray[np.uint8]], NDArray[np.int64]]

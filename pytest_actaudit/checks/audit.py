@@ -16,9 +16,9 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import ActauditError, CheckNotRun
 from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
-from .errors import ActauditError, CheckNotRun
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -257,7 +257,7 @@ class ClassAudit:
 
     @_timed("probe_seconds")
     def shortcut_probe(self) -> Any:
-        """Run (once) the shortcut probe: see :mod:`pytest_actaudit.probe`."""
+        """Run (once) the shortcut probe: see :mod:`pytest_actaudit.checks.probe`."""
         if self.probe_result is None:
             from .probe import probe
 
@@ -365,7 +365,7 @@ class ClassAudit:
         max_pull: float = DEFAULT_MAX_PULL,
         max_rise: float = DEFAULT_MAX_RISE,
     ) -> ClassAudit:
-        """A named suspect (:mod:`pytest_actaudit.artifacts`: a square, a text mark, a
+        """A named suspect (:mod:`pytest_actaudit.checks.artifacts`: a square, a text mark, a
         pasted logo, a band, a frame, a cast, or any function of uint8 images N × H × W
         × C) pasted into the trusted references of other classes may turn at most
         ``max_pull`` of them into this class (the share read as this class with it,

@@ -27,7 +27,7 @@ The evidence, and why each control is what it is:
   side): a cast, a background, lighting. A window cannot carry them; the own
   references' colour and low frequencies are the control (colour that *is* the object
   flips others from the real images too).
-* **object-free edit** (:mod:`pytest_actaudit.edits`): not from the maximization images.
+* **object-free edit** (:mod:`pytest_actaudit.checks.edits`): not from the maximization images.
   A bank of simple edits that hold no object (bands, frames, dots, a corner mark, colour
   casts, replaced backgrounds) is screened once per model; the class's best ones are
   applied to the other classes' references. The measure is the share they make the model
@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import CheckNotRun
 from . import edits
-from .errors import CheckNotRun
 
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.float64]]
 Attribute = Callable[[NDArray[np.uint8], int], NDArray[np.float32]]
@@ -546,7 +546,7 @@ def check_references_are_read(
     chance = 1.0 / max(int(read.shape[1]), 2)
     accuracy = int(np.sum(np.argmax(read, axis=1) == labels)) / total
     if accuracy < chance + MIN_REFERENCE_MARGIN * (1.0 - chance):
-        from .errors import ActauditError
+        from ..errors import ActauditError
 
         raise ActauditError(
             f"the model reads only {accuracy:.0%} of the {total} trusted references "

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .report.images import slug
-from .report.writer import atomic_write
+from ..report.images import slug
+from ..report.writer import atomic_write
 
 if TYPE_CHECKING:
     from .audit import ClassAudit
@@ -42,7 +42,7 @@ class BaselineStore:
         return self.folder / model / f"{audit.index:04d}-{slug(audit.label)}"
 
     def write(self, audit: ClassAudit) -> Path:
-        from .report.images import encode_png
+        from ..report.images import encode_png
 
         where = self.path(audit)
         where.mkdir(parents=True, exist_ok=True)

@@ -113,7 +113,7 @@ def markdown(results: Mapping[str, Any], report: str) -> str:
 def write(path: str | Path | None, text: str) -> list[Path]:
     """Write the summary to ``path`` (atomically) and append it to
     ``$GITHUB_STEP_SUMMARY`` when set; returns where it went."""
-    from .report.writer import atomic_write
+    from .writer import atomic_write
 
     written = []
     if path:

@@ -1,0 +1,1 @@
+"""The judging domain: numpy, OpenCV and scikit-image; never the engine."""
