@@ -75,12 +75,12 @@ class Trigger:
         """``images`` (uint8) with the mask trigger applied."""
         m = self.mask[None, :, :, None]
         out = (1.0 - m) * images.astype(np.float32) + m * self.pattern.astype(np.float32)
-        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(np.round(out), 0, 255), np.uint8)
 
     def recoloured(self, images: np.ndarray) -> np.ndarray:
         """``images`` (uint8) with the colour trigger applied."""
         out = self.gain * (images.astype(np.float32) / 255.0) + self.offset
-        return np.clip(np.round(255.0 * out), 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(np.round(255.0 * out), 0, 255), np.uint8)
 
 
 def images_for_targets(
@@ -101,8 +101,10 @@ def images_for_targets(
                 "every reference given is of this class"
             )
         order = rng.permutation(len(pools))
-        picked = [pools[order[i % len(pools)]][(i // len(pools)) % len(pools[order[i % len(pools)]])]
-                  for i in range(per_class)]
+        picked = [
+            pools[order[i % len(pools)]][(i // len(pools)) % len(pools[order[i % len(pools)]])]
+            for i in range(per_class)
+        ]
         out[row] = picked
     return out
 
@@ -242,7 +244,8 @@ class TriggerSearch:
                 both = tf.concat([stamped, recoloured], 0)
                 logp = self._log_probabilities(tf.reshape(both, [2 * t * k, h, w, c]))
                 hits = tf.cast(
-                    tf.argmax(logp, -1, output_type=tf.int32) == tf.tile(tf.argmax(hot, -1, output_type=tf.int32), [2]),
+                    tf.argmax(logp, -1, output_type=tf.int32)
+                    == tf.tile(tf.argmax(hot, -1, output_type=tf.int32), [2]),
                     tf.float32,
                 )
                 ce = -tf.reduce_sum(logp * tf.tile(hot, [2, 1]), -1)
@@ -259,7 +262,15 @@ class TriggerSearch:
             params, m, v = _adam(params, grads, m, v, i, s.learning_rate)
             return i + 1, params, m, v, cost, best, kept
 
-        start = (tf.constant(0), params, zeros, [tf.zeros_like(p) for p in params], cost, best, kept)
+        start = (
+            tf.constant(0),
+            params,
+            zeros,
+            [tf.zeros_like(p) for p in params],
+            cost,
+            best,
+            kept,
+        )
         _, _, _, _, _, best, kept = tf.while_loop(lambda i, *_: i < steps, step, start)
         mask_raw, pattern_raw, gain_raw, offset, rate = kept
         size = [self.spec.height, self.spec.width]
@@ -275,9 +286,12 @@ class TriggerSearch:
         )
 
 
-def _keep(kept: Sequence[tf.Tensor], params: Sequence[tf.Tensor], better: tf.Tensor, rate: tf.Tensor) -> list[tf.Tensor]:
+def _keep(
+    kept: Sequence[tf.Tensor], params: Sequence[tf.Tensor], better: tf.Tensor, rate: tf.Tensor
+) -> list[tf.Tensor]:
     """The parameters (and success rate) of each target's smallest successful edit so
     far: the mask's two tensors follow ``better[0]``, the colour's ``better[1]``."""
+
     def pick(new: tf.Tensor, old: tf.Tensor, flag: tf.Tensor) -> tf.Tensor:
         return tf.where(tf.reshape(flag, [-1] + [1] * (len(new.shape) - 1)), new, old)
 
