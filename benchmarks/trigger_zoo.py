@@ -116,7 +116,8 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
     from pytest_actaudit.checks.trigger import roc_auc
 
     out = [
-        "| architecture | models | shortcuts learned | trigger ROC-AUC | trigger recall | "
+        "| architecture | models | shortcuts learned | trigger ROC-AUC (mask, colour alone) | "
+        "trigger recall | "
         "trigger false alarms | assert_no_shortcut recall | its false alarms | "
         "trigger s/class | maximization s/class |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -126,6 +127,10 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
         pos, neg = _groups(group)
         score = [c["trigger"]["anomaly"] for c in pos]
         null = [c["trigger"]["anomaly"] for c in neg]
+        alone = ", ".join(
+            f"{roc_auc([c['trigger'][k] for c in pos], [c['trigger'][k] for c in neg]):.2f}"
+            for k in ("mask_anomaly", "colour_anomaly")
+        )
         caught = sum(s > threshold for s in score)
         alarms = sum(s > threshold for s in null)
         judged = [c for c in pos if c["flagged"] is not None]
@@ -140,7 +145,7 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
             r["optimize_seconds"] / len(r["classes"]) for r in group if "optimize_seconds" in r
         ]
         out.append(
-            f"| {arch} | {len(group)} | {len(pos)} | {roc_auc(score, null):.2f} | "
+            f"| {arch} | {len(group)} | {len(pos)} | {roc_auc(score, null):.2f} ({alone}) | "
             f"{caught}/{len(pos)} | {alarms}/{len(neg)} | {check} | {check_alarms} | "
             f"{np.mean([r['trigger_seconds'] for r in group]):.2f} | "
             f"{np.mean(optimize) if optimize else float('nan'):.2f} |"

@@ -441,6 +441,8 @@ def probe_context(
     detectors and input ranking. The model's predictions and detectors on the
     references themselves, and the screening of the object-free edits on them, are made
     once per model and reused by every class's checks."""
+    from .triggers import trigger_context
+
     engine = runner.engine
     probes = None
     if runner.cache is not None:  # probe results are cached beside the images
@@ -473,6 +475,7 @@ def probe_context(
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
             bool(getattr(given, "read_by_model", False)),
             remember_probe,
+            trigger_context(runner, images, labels),
         )
 
     return context

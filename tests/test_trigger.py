@@ -54,3 +54,94 @@ def test_roc_auc_counts_ties_half():
     assert judge.roc_auc([3.0, 2.0], [1.0, 0.0]) == 1.0
     assert judge.roc_auc([1.0], [1.0]) == 0.5
     assert np.isnan(judge.roc_auc([], [1.0]))
+
+
+COLOURS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]], np.float32)
+NAMES = ["red", "green", "blue", "yellow", "cyan"]
+
+
+def band_model(strength: float):
+    """Five colour classes read by the nearest mean colour (a linear head, exact), plus,
+    with ``strength`` > 0, a magenta band along the bottom two rows that adds to "blue":
+    a small trigger for blue, where every other class needs much of the image."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    head = keras.layers.Dense(5)
+    logits = head(keras.layers.GlobalAveragePooling2D()(x))
+    bottom = keras.layers.GlobalAveragePooling2D()(keras.layers.Cropping2D(((14, 0), (0, 0)))(x))
+    band = keras.layers.Dense(5, use_bias=False)
+    model = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Add()([logits, band(bottom)])))
+    centres = (40 + 160 * COLOURS) / 255.0
+    head.set_weights([40 * centres.T, -20 * (centres**2).sum(1)])
+    kernel = np.zeros((3, 5), np.float32)
+    kernel[:, 2] = strength * np.array([1, -2, 1])
+    band.set_weights([kernel])
+    return model
+
+
+def colour_references() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = [np.clip(40 + 160 * c + rng.normal(0, 20, (6, 16, 16, 3)), 0, 255) for c in COLOURS]
+    return np.concatenate(images).astype(np.uint8), np.repeat(np.arange(5), 6)
+
+
+def search(strength: float):
+    from pytest_actaudit import model as model_mod
+    from pytest_actaudit.engine.trigger import TriggerSearch, TriggerSettings
+
+    model = band_model(strength)
+    images, labels = colour_references()
+    found = TriggerSearch(model, model_mod.input_spec(model), TriggerSettings()).run(
+        images, labels, range(5)
+    )
+    return found, images, labels
+
+
+def test_the_search_finds_the_band_and_judges_blue_an_outlier():
+    found, images, labels = search(20.0)
+    blue = found[2]
+    assert blue.mask_size < 0.2 < min(t.mask_size for t in found if t.target != 2)
+    rows = blue.mask.mean(axis=1)
+    assert rows[14:].mean() > 5 * rows[:14].mean()  # the mask lies on the band
+    reading = judge.read(
+        {t.target: t.mask_size for t in found}, {t.target: t.colour_size for t in found}, 2
+    )
+    assert reading.anomaly > judge.DEFAULT_MAX_ANOMALY and reading.rank == 1
+    # the kept trigger does what the search says: it turns blue most other classes' images
+    others = images[labels != 2]
+    read = band_model(20.0).predict(blue.stamped(others), verbose=0).argmax(1)
+    assert np.mean(read == 2) >= 0.75
+    # each target's images are other classes', the same count for every target
+    assert all(len(t.images) == 8 for t in found)
+
+
+def test_a_clean_model_has_no_outlier():
+    found, _, _ = search(0.0)
+    masks = {t.target: t.mask_size for t in found}
+    colours = {t.target: t.colour_size for t in found}
+    assert max(judge.read(masks, colours, k).anomaly for k in range(5)) < 2.0
+
+
+def test_a_trigger_does_not_depend_on_what_else_is_searched():
+    from pytest_actaudit import model as model_mod
+    from pytest_actaudit.engine.trigger import TriggerSearch, TriggerSettings
+
+    model = band_model(20.0)
+    images, labels = colour_references()
+    search = TriggerSearch(model, model_mod.input_spec(model), TriggerSettings(steps=8))
+    (alone,) = search.run(images, labels, [2])
+    together = search.run(images, labels, [0, 2, 4])[1]
+    np.testing.assert_allclose(alone.mask, together.mask, atol=1e-5)
+
+
+def test_images_for_targets_are_other_classes_round_robin():
+    from pytest_actaudit.engine.trigger import images_for_targets
+
+    labels = np.repeat(np.arange(3), 4)
+    chosen = images_for_targets(labels, [0, 1], per_class=6)
+    assert (labels[chosen[0]] != 0).all() and (labels[chosen[1]] != 1).all()
+    assert sorted(np.bincount(labels[chosen[0]], minlength=3)[1:]) == [3, 3]
+    with pytest.raises(ValueError, match="every reference given is of this class"):
+        images_for_targets(np.zeros(4, np.int64), [0], per_class=2)

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from ..errors import ActauditError, CheckNotRun
 from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
+from .trigger import DEFAULT_MAX_ANOMALY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +72,8 @@ class ReferenceContext(NamedTuple):
     read_by_model: bool = False
     # (class index, images, attribution, run) -> the probe's result: run() or a cached one
     remember_probe: Callable[[int, Any, Any, Callable[[], Any]], Any] | None = None
+    # class index -> its trigger.TriggerEvidence (the search, once per model and class)
+    triggers: Callable[[int], Any] | None = None
 
 
 @dataclass
@@ -134,6 +137,7 @@ class ClassAudit:
     probe_result: Any = None  # a probe.ProbeResult, once the shortcut probe ran
     # artifacts.ArtifactReading of each assert_ignores, in order
     artifact_readings: list[Any] = field(default_factory=list)
+    trigger_evidence: Any = None  # a trigger.TriggerEvidence, once assert_no_trigger ran
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
     check_seconds: float = field(default=0.0, repr=False)  # in assert_*, the probe included
     probe_seconds: float = field(default=0.0, repr=False)  # in the shortcut probe
@@ -409,6 +413,34 @@ class ClassAudit:
                 per_seed=False,
                 decided=(f"rank {reading.rank} of {reading.classes}", not specific),
             )
+        return self
+
+    @_timed("check_seconds")
+    def assert_no_trigger(self, max_anomaly: float = DEFAULT_MAX_ANOMALY) -> ClassAudit:
+        """The smallest trigger that turns trusted references of other classes into this
+        class — a mask and pattern, or a colour change per channel (Neural Cleanse) —
+        may be smaller than the model's other classes' by an anomaly index of at most
+        ``max_anomaly``: ``(median − size) / (1.4826 · MAD)`` over the model's classes
+        (all of them, or the audited ones and a sample of 20 in a large model).
+        Discovery, not a gate: see docs/trigger-search.md for what it catches."""
+        __tracebackhide__ = True
+        context = self._reference_context("assert_no_trigger")
+        if context.triggers is None:
+            raise ValueError(f"class {self.label!r}: no trigger search for this model")
+        if self.trigger_evidence is None:
+            self.trigger_evidence = context.triggers(self.index)
+        reading = self.trigger_evidence.reading
+        self._check(
+            "trigger",
+            f"anomaly index of its smallest trigger ({reading.kind}) among "
+            f"{reading.compared} classes",
+            [reading.anomaly],
+            max_anomaly,
+            "<=",
+            note=f"{reading.describe()}; it turns "
+            f"{self.trigger_evidence.success:.0%} of the other classes' references",
+            per_seed=False,
+        )
         return self
 
     @_timed("check_seconds")

@@ -132,3 +132,25 @@ def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     p = np.asarray(positives, np.float64)[:, None]
     n = np.asarray(negatives, np.float64)[None, :]
     return float(np.mean((p > n) + 0.5 * (p == n)))
+
+
+@dataclass(frozen=True)
+class TriggerEvidence:
+    """A class's trigger as the report shows it, with its reading: the mask times the
+    pattern (on grey), the mask alone, and real images of other classes with the
+    stronger kind of edit applied."""
+
+    reading: TriggerReading
+    picture: np.ndarray  # uint8 H × W × C: the pattern where the mask is, grey elsewhere
+    mask: np.ndarray  # uint8 H × W: the mask, 0-255
+    examples: np.ndarray  # uint8 n × H × W × C: other classes' references, edited
+    originals: np.ndarray  # the same references, unedited
+    success: float  # share of the class's search images the kept edit turns
+    seconds: float  # the search's time for this class
+
+
+def trigger_picture(mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """The pattern where the mask is, mid-grey elsewhere (uint8)."""
+    m = np.asarray(mask, np.float32)[..., None]
+    out = 128.0 * (1.0 - m) + m * np.asarray(pattern, np.float32)
+    return np.asarray(np.clip(np.round(out), 0, 255), np.uint8)

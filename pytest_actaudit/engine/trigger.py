@@ -41,14 +41,14 @@ class TriggerSettings:
     """How triggers are searched. ``max_images``: images per compiled call (both kinds
     counted); targets beyond it run in further calls of the same trace."""
 
-    steps: int = 64
+    steps: int = 96
     images_per_class: int = 8
-    learning_rate: float = 0.1
-    success: float = 0.9  # share of a target's images an edit must turn to count
+    learning_rate: float = 0.2
+    success: float = 0.75  # share of a target's images an edit must turn to count
     initial_cost: float = 1.0  # λ at the start, per target and kind
     cost_factor: float = 1.1  # λ's change per step: up on success, down otherwise
     max_images: int = 256
-    grid: int = 16  # cells of the mask and pattern along the longer side
+    grid: int = 32  # cells of the mask and pattern along the longer side
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +125,19 @@ class TriggerSearch:
         # small model has; a learned artifact is larger than a pixel.
         cell = max(1, round(max(spec.height, spec.width) / settings.grid))
         self.grid = (max(1, spec.height // cell), max(1, spec.width // cell))
-        self._loop = tf.function(self._optimize, autograph=False, reduce_retracing=True)
+        c = spec.channels
+        # one trace for any number of targets: a chunk and its remainder share it
+        self._loop = tf.function(
+            self._optimize,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, None, spec.height, spec.width, c], tf.uint8),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, *self.grid, 1], tf.float32),
+                tf.TensorSpec([None, *self.grid, c], tf.float32),
+                tf.TensorSpec([], tf.int32),
+            ],
+        )
 
     # ------------------------------------------------------------------ host side
     def run(
