@@ -31,6 +31,17 @@ def test_a_reading_takes_the_stronger_kind_and_places_the_class():
     assert set(reading.to_dict()) >= {"anomaly", "kind", "rank", "compared"}
 
 
+def test_a_kind_is_judged_among_the_classes_it_reached():
+    masks = {0: 0.2, 1: 0.21, 2: 0.22, 3: 0.2}
+    # one class reached by a colour change, the others never: no null to compare with
+    colours = {0: 1.0, 1: 0.4, 2: 1.0, 3: 1.0}
+    assert judge.read(masks, colours, 1).colour_anomaly == 0.0
+    # three reached: the smallest is judged among them; an unreached class is no outlier
+    colours = {0: 0.40, 1: 0.05, 2: 0.41, 3: 1.0}
+    assert judge.read(masks, colours, 1).colour_anomaly > 2
+    assert judge.read(masks, colours, 3).colour_anomaly == 0.0
+
+
 def test_a_reading_needs_three_classes_and_the_same_ones_in_both_kinds():
     with pytest.raises(ValueError, match="at least 3 classes"):
         judge.read({0: 0.1, 1: 0.2}, {0: 0.1, 1: 0.2}, 0)

@@ -20,6 +20,7 @@ import numpy as np
 
 DEFAULT_MAX_ANOMALY = 2.0  # Neural Cleanse's threshold on the anomaly index
 NULL_CLASSES = 20  # classes compared with, beyond the audited ones, in a large model
+UNREACHED = 1.0  # the engine's size for an edit that never turned enough images
 CONSISTENCY = 1.4826  # MAD × this estimates the standard deviation of a normal sample
 
 
@@ -99,7 +100,11 @@ def read(
     mask_sizes: Mapping[int, float], colour_sizes: Mapping[int, float], index: int
 ) -> TriggerReading:
     """The reading of class ``index`` against every class in the two size maps (the
-    same classes in both: the searched ones)."""
+    same classes in both: the searched ones). Each kind is judged among the classes it
+    reached (a size below ``UNREACHED``): a class the edit never turned has no size to
+    compare, and a kind that reached fewer than 3 classes gives no verdict (anomaly 0)
+    — a colour change that turns the images into the one class a washed-out image
+    falls back to is no outlier when no other class can be reached to compare with."""
     if set(mask_sizes) != set(colour_sizes):
         raise ValueError("the mask and colour sizes must cover the same classes")
     if len(mask_sizes) < 3:
@@ -107,8 +112,8 @@ def read(
             f"the trigger's outlier score needs at least 3 classes to compare, got "
             f"{len(mask_sizes)}; search more classes of the model"
         )
-    mask = anomaly_index(mask_sizes, index)
-    colour = anomaly_index(colour_sizes, index)
+    mask = _judged(mask_sizes, index)
+    colour = _judged(colour_sizes, index)
     kind, sizes = ("colour", colour_sizes) if colour > mask else ("mask", mask_sizes)
     rank = 1 + sum(float(v) < float(sizes[index]) for k, v in sizes.items() if k != index)
     return TriggerReading(
@@ -123,6 +128,15 @@ def read(
         compared=len(sizes),
         sizes={"mask": dict(mask_sizes), "colour": dict(colour_sizes)},
     )
+
+
+def _judged(sizes: Mapping[int, float], index: int) -> float:
+    """The anomaly index among the reached classes; 0 when ``index`` was not reached or
+    fewer than 3 were."""
+    reached = {k: float(v) for k, v in sizes.items() if float(v) < UNREACHED}
+    if index not in reached or len(reached) < 3:
+        return 0.0
+    return anomaly_index(reached, index)
 
 
 def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:

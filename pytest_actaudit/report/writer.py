@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +173,25 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
             }
             for k, r in enumerate(readings)
         ]
+    trigger = getattr(audit, "trigger_evidence", None)
+    if trigger is not None:
+        record["trigger"] = trigger_record(trigger, picture)
     record["image_shape"] = list(audit.images.shape[1:])
     return record
+
+
+def trigger_record(evidence: Any, picture: Callable[[str, Any], str]) -> dict[str, Any]:
+    """The trigger search's reading and pictures (``checks.trigger.TriggerEvidence``)."""
+    reading = evidence.reading
+    return {
+        **reading.to_dict(),
+        "describe": reading.describe(),
+        "success": float(evidence.success),
+        "seconds": float(evidence.seconds),
+        "picture": picture("trigger", evidence.picture),
+        "mask": picture("trigger-mask", evidence.mask),
+        "examples": [picture(f"trigger{j}", ex) for j, ex in enumerate(evidence.examples)],
+    }
 
 
 def finalize(
