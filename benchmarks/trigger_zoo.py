@@ -204,11 +204,6 @@ def real_model(settings: Any, null: int) -> dict[str, Any]:
     targets = null_classes(1000, [CARTON], sample=null)
     readings, found, seconds = triggers_of(model, (images, read), targets, settings)
     labels = (EXAMPLE / "labels.txt").read_text(encoding="utf-8").splitlines()
-    began = time.perf_counter()
-    import pytest_actaudit
-
-    pytest_actaudit.maximize(model, [CARTON], seeds=3, labels=labels)
-    optimize = time.perf_counter() - began
     return {
         "model": "efficientnet-lite0",
         "classes": [
@@ -222,7 +217,7 @@ def real_model(settings: Any, null: int) -> dict[str, Any]:
             for r, t in zip(readings, found, strict=True)
         ],
         "trigger_seconds": seconds,
-        "maximize_seconds_one_class": optimize,
+        "references": len(images),
     }
 
 
@@ -240,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=DEFAULT_MAX_ANOMALY)
     args = parser.parse_args(argv)
     if args.real:
-        settings = TriggerSettings(steps=args.steps, max_images=32, images_per_class=8)
+        # 4 images × 2 kinds × 48 steps: a class's image-steps equal its maximization's
+        # (3 seeds × 128 steps), the cost aim
+        settings = TriggerSettings(steps=48, max_images=48, images_per_class=4)
         row = real_model(settings, args.null)
         for c in sorted(row["classes"], key=lambda c: -c["trigger"]["anomaly"]):
             print(

@@ -3,6 +3,9 @@ and the batched search (``engine.trigger``) on a tiny model with a planted band.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -156,3 +159,30 @@ def test_images_for_targets_are_other_classes_round_robin():
     assert sorted(np.bincount(labels[chosen[0]], minlength=3)[1:]) == [3, 3]
     with pytest.raises(ValueError, match="every reference given is of this class"):
         images_for_targets(np.zeros(4, np.int64), [0], per_class=2)
+
+
+def test_assert_no_trigger_fails_blue_and_passes_the_others_in_one_search():
+    import pytest_actaudit
+    from pytest_actaudit import AuditFailure
+    from pytest_actaudit.report.writer import ImageSink, audit_record
+
+    audits = pytest_actaudit.maximize(
+        band_model(20.0), "all", seeds=1, steps=4, labels=NAMES, references=colour_references()
+    )
+    with pytest.raises(AuditFailure, match=r"'blue'.*trigger.*1 of 5 classes by size"):
+        audits[2].assert_no_trigger()
+    searched = audits[2].trigger_evidence.seconds
+    audits[0].assert_no_trigger()  # judged from the same search: nothing searched again
+    assert audits[0].trigger_evidence.seconds == searched
+    assert [c.passed for c in audits[0].checks] == [True]
+    record = audit_record(audits[2], ImageSink(Path(tempfile.mkdtemp())))
+    assert record["trigger"]["rank"] == 1 and record["trigger"]["kind"] == "mask"
+    assert len(record["trigger"]["examples"]) == 3
+
+
+def test_assert_no_trigger_needs_references():
+    import pytest_actaudit
+
+    (audit,) = pytest_actaudit.maximize(band_model(0.0), ["red"], seeds=1, steps=2, labels=NAMES)
+    with pytest.raises(ValueError, match="assert_no_trigger needs reference images"):
+        audit.assert_no_trigger()
