@@ -264,7 +264,7 @@ class Bare:
     def _graph(self, x: Any, targets: Any, steps: Any) -> Any:
         import tensorflow as tf
 
-        from pytest_actaudit.engine.loop import lane_sizes
+        from pytest_actaudit.engine.device import lane_sizes
 
         sizes = lane_sizes(int(x.shape[0]), max(1, min(self.lanes, int(x.shape[0]))))
         if len(sizes) == 1:
@@ -448,6 +448,20 @@ def _measure(job: dict[str, Any], name: str, loaded: tuple) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- ablation
+def _tv(engine: Any, x: Any) -> Any:
+    """The engine's total variation term per image, differentiated by autodiff."""
+    from pytest_actaudit.engine.objective import tv_value
+
+    return tv_value(x, engine.settings.tv_weight)
+
+
+def _norm(engine: Any, y: Any) -> Any:
+    """The engine's norm term per image, differentiated by autodiff."""
+    from pytest_actaudit.engine.objective import norm_value
+
+    return norm_value(y, engine.settings.norm_weight, engine.settings.norm_p)
+
+
 def ablate(job: dict[str, Any]) -> dict[str, Any]:
     """Where the engine's time goes: a replica of ``Engine._optimize_graph`` (pixel
     parametrization) with one part at a time removed or replaced, timed round-robin
@@ -457,6 +471,7 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
 
     from pytest_actaudit.engine import transforms
     from pytest_actaudit.engine.loop import Engine
+    from pytest_actaudit.engine.objective import penalty as engine_penalty
 
     tf.get_logger().setLevel("ERROR")  # "N retracings" notes: many functions on purpose
     model, spec, description = build_model(job["model"])
@@ -482,10 +497,10 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
 
     def fused_penalty_grad(x: Any) -> Any:
         """The engine's written-out gradient of TotalVariation2D(x) + Norm(2x − 1)
-        (``Engine._penalty``, a ``tf.custom_gradient``), alone."""
+        (``objective.penalty``, a ``tf.custom_gradient``), alone."""
         with tf.GradientTape() as tape:
             tape.watch(x)
-            value = tf.reduce_sum(engine._penalty(x))
+            value = tf.reduce_sum(engine_penalty(x, engine.settings))
         return tape.gradient(value, x)
 
     def replica(
@@ -501,10 +516,10 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     moved = transforms.affine(x, params[:, t, :]) if affine else x
-                    score, objective = engine._objective(engine._to_input(moved), targets)
+                    score, objective = engine._objective(engine.scorer.to_input(moved), targets)
                     loss = -tf.reduce_sum(objective)
                     if reg == "autodiff":
-                        loss += tf.reduce_sum(engine._tv(x) + engine._norm(2.0 * x - 1.0))
+                        loss += tf.reduce_sum(_tv(engine, x) + _norm(engine, 2.0 * x - 1.0))
                 grad = tape.gradient(loss, x)
                 if reg == "fused":
                     grad += fused_penalty_grad(x)
@@ -536,7 +551,7 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
     probe = tf.constant(np.random.default_rng(0).uniform(0, 1, init.shape).astype(np.float32))
     with tf.GradientTape() as tape:
         tape.watch(probe)
-        penalty = tf.reduce_sum(engine._tv(probe) + engine._norm(2.0 * probe - 1.0))
+        penalty = tf.reduce_sum(_tv(engine, probe) + _norm(engine, 2.0 * probe - 1.0))
     auto = tape.gradient(penalty, probe).numpy()
     fused = fused_penalty_grad(probe).numpy()
     fused_error = float(np.abs(auto - fused).max() / (np.abs(auto).max() + 1e-30))
@@ -636,19 +651,19 @@ def _components(
     def tv_norm_autodiff(x: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)
-            penalty = tf.reduce_sum(engine._tv(x) + engine._norm(2.0 * x - 1.0))
+            penalty = tf.reduce_sum(_tv(engine, x) + _norm(engine, 2.0 * x - 1.0))
         return tape.gradient(penalty, x)
 
     def tv_autodiff(x: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)
-            penalty = tf.reduce_sum(engine._tv(x))
+            penalty = tf.reduce_sum(_tv(engine, x))
         return tape.gradient(penalty, x)
 
     def norm_autodiff(x: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)
-            penalty = tf.reduce_sum(engine._norm(2.0 * x - 1.0))
+            penalty = tf.reduce_sum(_norm(engine, 2.0 * x - 1.0))
         return tape.gradient(penalty, x)
 
     def affine_fwd_bwd(x: Any) -> Any:

@@ -64,7 +64,7 @@ def main() -> None:
             began = time.perf_counter()
             audits = runner.maximize_many(LABELS, seeds=args.seeds, steps=args.steps)
             seconds = time.perf_counter() - began
-            engine = runner.engine
+            inference = runner.engine.inference
             same_ssim = [a.consistency for a in audits]
             same_feat = [float(np.mean(a.feature_similarity_per_seed)) for a in audits]
             diff_ssim, diff_feat = [], []
@@ -81,12 +81,12 @@ def main() -> None:
                 f"vs different-class {np.mean(diff_feat):.3f}"
             )
             for audit in audits:
-                audit.probe_context = lambda engine=engine: (
+                audit.probe_context = lambda inference=inference: (
                     ref_images,
                     ref_labels,
-                    lambda batch: engine.predict(batch)[1],
-                    engine.attribution,
-                    engine.detectors,
+                    lambda batch: inference.predict(batch)[1],
+                    inference.attribution,
+                    inference.detectors,
                 )
                 probe = audit.shortcut_probe()
                 focus, _, _ = audit.focus_shares(exclude="corners:12")

@@ -117,13 +117,14 @@ def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
 
 
 def _code_digest() -> str:
-    """sha256 of the probe's code (probe.py, edits.py): changing it makes new keys, so a
-    cached probe result never outlives the code that made it."""
+    """sha256 of the probe's code (every module of checks/probe/, and edits.py): changing
+    it makes new keys, so a cached probe result never outlives the code that made it."""
     from .checks import edits, probe
 
     digest = hashlib.sha256()
-    for module in (probe, edits):
-        digest.update(Path(str(module.__file__)).read_bytes())
+    package = Path(str(probe.__file__)).parent
+    for path in [*sorted(package.glob("*.py")), Path(str(edits.__file__))]:
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

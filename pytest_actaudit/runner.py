@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from . import model as model_mod
 from .checks import edits
 from .checks.audit import ClassAudit, ReferenceContext
 from .errors import OptimizationError
+
+if TYPE_CHECKING:
+    from .engine.inference import Inference
 
 
 @dataclass
@@ -52,12 +55,9 @@ class AuditRunner:
     ) -> None:
         import tensorflow as tf
 
-        from .engine.loop import (
-            ENGINE_REVISION,
-            EngineSettings,
-            device_description,
-            engine_for,
-        )
+        from .engine.device import device_description
+        from .engine.loop import ENGINE_REVISION, EngineSettings
+        from .engine.registry import engine_for
 
         model = model_mod.select_output(model, output)  # one classifier output
         self.model = model
@@ -119,7 +119,7 @@ class AuditRunner:
     def classify(self, images: Any) -> Any:
         """The class the model reads in each uint8 image (through the same input range
         and preprocessing as every check): the labels of references without classes."""
-        return np.argmax(self.engine.predict(np.asarray(images, np.uint8))[1], axis=1)
+        return np.argmax(self.engine.inference.predict(np.asarray(images, np.uint8))[1], axis=1)
 
     def resolve(self, target: str | int) -> int:
         return model_mod.resolve_target(target, self.labels)
@@ -140,7 +140,7 @@ class AuditRunner:
         seed_list = list(range(seeds))
         wanted = [*indices, *(i for i in extra if i is not None)]
         self._ensure(self.engine, None, wanted, seed_list, steps)
-        neutral = self.engine.neutral_features()
+        neutral = self.engine.inference.neutral_features()
         return [
             self._make_audit(
                 [self._results[(None, i, s, steps)] for s in seed_list],
@@ -190,7 +190,7 @@ class AuditRunner:
     ) -> list[ClassAudit]:
         """Images that maximize units of a Dense layer or filters of a conv layer
         (averaged over space): one ``ClassAudit`` per unit, labelled ``layer[unit]``."""
-        from .engine.loop import engine_for
+        from .engine.registry import engine_for
         from .errors import ActauditError
 
         if layer not in self._layer_engines:
@@ -395,6 +395,19 @@ def as_references(references: Any, runner: AuditRunner) -> Any:
 
 
 AUTO_INPUT_MARGIN = 0.10  # another setting must read this much more of the references
+# The settings that feed images each way the engine ranks (``InputReading.kind``).
+INPUT_KEYS = {"range": "actaudit_input_range", "preprocess": "actaudit_preprocess"}
+
+
+def ranked_settings(inference: Inference) -> Callable[[Any, Any], list[tuple[str, str, float]]]:
+    """The engine's ranking of the known input ranges and preprocessings on labelled
+    images, in the settings' words: ``[(ini key, value, accuracy)]``, best first."""
+
+    def rank(images: Any, labels: Any) -> list[tuple[str, str, float]]:
+        readings = inference.rank_inputs(images, labels)
+        return [(INPUT_KEYS[r.kind], r.name, r.accuracy) for r in readings]
+
+    return rank
 
 
 def choose_input(
@@ -416,9 +429,9 @@ def choose_input(
         )
         return runner
     images, labels = references
-    predicted = np.argmax(runner.engine.predict(images)[1], axis=1)
+    predicted = np.argmax(runner.engine.inference.predict(images)[1], axis=1)
     current = float(np.mean(predicted == labels))
-    (option, value, accuracy), *_ = runner.engine.rank_inputs(images, labels)
+    (option, value, accuracy), *_ = ranked_settings(runner.engine.inference)(images, labels)
     if accuracy < current + AUTO_INPUT_MARGIN:
         return runner
     chosen = make(
@@ -443,7 +456,7 @@ def probe_context(
     once per model and reused by every class's checks."""
     from .triggers import trigger_context
 
-    engine = runner.engine
+    inference = runner.engine.inference
     probes = None
     if runner.cache is not None:  # probe results are cached beside the images
         from .cache import ProbeCache
@@ -454,7 +467,7 @@ def probe_context(
         given = as_references(references(), runner)  # a bare photo array too
         images, labels = given
         remember = runner.on_references.wrap
-        predict = remember("predict", lambda x: engine.predict(x)[1], images)
+        predict = remember("predict", lambda x: inference.predict(x)[1], images)
         remember_probe = None
         if probes is not None:
             from .cache import array_digest
@@ -469,9 +482,9 @@ def probe_context(
             images,
             labels,
             predict,
-            engine.attribution,
-            remember("detectors", engine.detectors, images),
-            engine.rank_inputs,
+            inference.attribution,
+            remember("detectors", inference.detectors, images),
+            ranked_settings(inference),
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
             bool(getattr(given, "read_by_model", False)),
             remember_probe,

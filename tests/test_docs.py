@@ -3,6 +3,7 @@
 - the site builds with ``mkdocs build --strict`` and no warning;
 - every relative link reaches a file (and its ``#anchor`` a heading);
 - README.md stays at most 10 KB, and its options table lists every option;
+- every docs/*.md page stays at most 15 KB (history lives in git, not in the page);
 - every fenced code block is run or checked by its language, or explicitly marked with
   ``<!-- illustrative: why -->`` on the line before its fence (``text`` blocks are output).
   An unmarked block of any other language fails.
@@ -40,6 +41,7 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
 README_LIMIT = 10 * 1024
+PAGE_LIMIT = 15 * 1024  # a docs page is a reference to read, not a log of rounds
 
 ILLUSTRATIVE = re.compile(r"^\s*<!--\s*illustrative\b(?P<why>.*?)-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
@@ -250,6 +252,29 @@ def test_relative_links_resolve():
 def test_readme_is_at_most_10_kb():
     size = README.stat().st_size
     assert size <= README_LIMIT, f"README.md is {size} bytes; move details to docs/"
+
+
+def pages_over(pages: list[Path], limit: int) -> dict[str, int]:
+    """The pages above ``limit`` bytes, with their sizes."""
+    sizes = {page.name: page.stat().st_size for page in pages}
+    return {name: size for name, size in sizes.items() if size > limit}
+
+
+def test_every_docs_page_is_at_most_15_kb():
+    pages = sorted(DOCS.glob("*.md"))
+    assert pages, "no docs/*.md page found"
+    over = pages_over(pages, PAGE_LIMIT)
+    assert not over, (
+        f"docs pages above {PAGE_LIMIT} bytes: {over}; split them by topic, keep one current "
+        "table per question, and leave earlier rounds to git"
+    )
+
+
+def test_the_page_limit_catches_a_bigger_page(tmp_path):
+    at_limit, above = tmp_path / "at.md", tmp_path / "above.md"
+    at_limit.write_bytes(b"x" * PAGE_LIMIT)
+    above.write_bytes(b"x" * (PAGE_LIMIT + 1))
+    assert pages_over([at_limit, above], PAGE_LIMIT) == {"above.md": PAGE_LIMIT + 1}
 
 
 def test_readme_options_table_lists_every_option(pytest_help):

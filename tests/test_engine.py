@@ -234,7 +234,7 @@ def test_an_image_does_not_depend_on_what_shares_its_batch(parametrization):
 
 
 def test_lane_layout_places_each_seed_by_itself():
-    from pytest_actaudit.engine.loop import lane_layout
+    from pytest_actaudit.engine.device import lane_layout
 
     assert lane_layout([(2, 1), (0, 0), (2, 0), (0, 4)], 3) == [
         [(2, 0), (2, 1), (2, 2)],
@@ -293,15 +293,14 @@ def test_decreasing_direction_for_a_regression_output():
 
 
 @pytest.mark.parametrize("norm_p", [6, 3])
-def test_written_out_regularizer_gradient_equals_autodiff(color_model, norm_p):
+def test_written_out_regularizer_gradient_equals_autodiff(norm_p):
     import tensorflow as tf
     from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
 
-    from pytest_actaudit.engine.loop import Engine, EngineSettings, norm_value, tv_value
-    from pytest_actaudit.model import input_spec
+    from pytest_actaudit.engine.loop import EngineSettings
+    from pytest_actaudit.engine.objective import norm_value, penalty, tv_value
 
     settings = EngineSettings(norm_p=norm_p)
-    engine = Engine(color_model, input_spec(color_model), settings)
     # tf-keras-vis's regularizers are the definition; the engine's own values equal them
     tv = TotalVariation2D(weight=settings.tv_weight)
     norm = Norm(weight=settings.norm_weight, p=norm_p)
@@ -315,7 +314,7 @@ def test_written_out_regularizer_gradient_equals_autodiff(color_model, norm_p):
     upstream = tf.constant([1.0, 0.5, 2.0])
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
-        written = tf.reduce_sum(upstream * engine._penalty(x))
+        written = tf.reduce_sum(upstream * penalty(x, settings))
         autodiff = tf.reduce_sum(upstream * (tv(x) + norm(2.0 * x - 1.0)))
     np.testing.assert_allclose(written.numpy(), autodiff.numpy(), rtol=1e-6)
     np.testing.assert_allclose(
@@ -379,13 +378,14 @@ def test_one_trace_per_batch_size_whatever_the_step_count(color_model):
     engine.run([(0, 0), (1, 1), (2, 2), (0, 3), (1, 4)], steps=4)
     assert engine._lane_fn.experimental_get_tracing_count() == 1
     # the evaluation once for everything: every batch size, and the probe's attribution
-    engine.attribution(np.zeros((7, *engine.spec.shape), np.uint8), 1)
-    assert engine._evaluate.experimental_get_tracing_count() == 1
+    engine.inference.attribution(np.zeros((7, *engine.spec.shape), np.uint8), 1)
+    assert engine.inference.evaluate.experimental_get_tracing_count() == 1
 
 
 def test_the_evaluation_traced_aside_hands_its_error_to_the_caller(color_model, monkeypatch):
     """The first chunk traces the evaluation on a helper thread while the loop runs;
     an error there is raised in the caller's thread, and the next call traces again."""
+    from pytest_actaudit.engine.inference import Inference
     from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
@@ -396,14 +396,14 @@ def test_the_evaluation_traced_aside_hands_its_error_to_the_caller(color_model, 
         threads.append(threading.current_thread().name)
         raise RuntimeError("tracing failed aside")
 
-    monkeypatch.setattr(Engine, "_warm_evaluation", broken)
+    monkeypatch.setattr(Inference, "_warm_evaluation", broken)
     with pytest.raises(RuntimeError, match="tracing failed aside"):
         engine.run([(0, 0)], steps=2)
     assert threads == ["actaudit-trace"]
     monkeypatch.undo()
     (result,) = engine.run([(0, 0)], steps=2)
     assert np.isfinite(result.logit)
-    assert engine._evaluate.experimental_get_tracing_count() == 1
+    assert engine.inference.evaluate.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("parametrization", ["fourier", "pixel"])
@@ -445,7 +445,7 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
             tf.constant(init), targets, tf.constant(params), tf.constant(steps)
         )
         host = np.round(np.nan_to_num(unit.numpy()) * 255.0).astype(np.uint8)
-        logits, probs, attribution, _ = engine._evaluate_graph(tf.constant(host), targets)
+        logits, probs, attribution, _ = engine.inference._evaluate_graph(tf.constant(host), targets)
         np.testing.assert_array_equal(np.stack([r.image for r in results]), host)
         np.testing.assert_allclose([r.logit for r in results], logits.numpy(), rtol=1e-6)
         np.testing.assert_allclose([r.probability for r in results], probs.numpy(), atol=1e-6)
@@ -455,13 +455,13 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
 
 
 def test_a_second_maximize_on_the_same_model_reuses_the_traced_engine(color_model):
-    from pytest_actaudit.engine import loop as engine_mod
+    from pytest_actaudit.engine import registry
 
-    engine_mod.clear_engines()
+    registry.clear_engines()
     first = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=6)
-    (engine,) = engine_mod._engines.values()
+    (engine,) = registry._engines.values()
     second = pytest_actaudit.maximize(color_model, "all", seeds=2, steps=6)
-    assert list(engine_mod._engines.values()) == [engine]
+    assert list(registry._engines.values()) == [engine]
     assert engine._optimize.experimental_get_tracing_count() == 1
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(np.stack(a.images), np.stack(b.images))
@@ -470,20 +470,21 @@ def test_a_second_maximize_on_the_same_model_reuses_the_traced_engine(color_mode
     pytest_actaudit.maximize(model, 0, seeds=1, steps=2)
     model.layers[-1].set_weights([w + 1.0 for w in model.layers[-1].get_weights()])
     pytest_actaudit.maximize(model, 0, seeds=1, steps=2)
-    assert len(engine_mod._engines) == 3
-    for _ in range(engine_mod.KEEP_ENGINES):  # bounded: the oldest go first
+    assert len(registry._engines) == 3
+    for _ in range(registry.KEEP_ENGINES):  # bounded: the oldest go first
         pytest_actaudit.maximize(build_color_model(), 0, seeds=1, steps=2)
-    assert len(engine_mod._engines) == engine_mod.KEEP_ENGINES
-    assert engine not in engine_mod._engines.values()
-    engine_mod.clear_engines()
-    assert not engine_mod._engines
+    assert len(registry._engines) == registry.KEEP_ENGINES
+    assert engine not in registry._engines.values()
+    registry.clear_engines()
+    assert not registry._engines
 
 
 def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkeypatch):
     import keras
 
-    from pytest_actaudit.engine import loop as engine_mod
-    from pytest_actaudit.engine.loop import Engine, EngineSettings, bytes_per_image
+    from pytest_actaudit.engine import device
+    from pytest_actaudit.engine.device import bytes_per_image
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     inputs = keras.Input((8, 8, 3))
@@ -495,10 +496,10 @@ def test_automatic_batch_bound_from_layer_outputs_and_memory(color_model, monkey
     nested = keras.Sequential([keras.Input((8, 8, 3)), model])
     assert bytes_per_image(nested, (8, 8, 3)) >= bytes_per_image(model, (8, 8, 3))
 
-    budget, source = engine_mod.memory_budget("/device:CPU:0")
+    budget, source = device.memory_budget("/device:CPU:0")
     assert budget > 0 and "available" in source
-    assert engine_mod.memory_budget("/device:GPU:0")[0] == engine_mod.GPU_BUDGET
-    monkeypatch.setattr(engine_mod, "memory_budget", lambda device: (10 * 6_000, "test"))
+    assert device.memory_budget("/device:GPU:0")[0] == device.GPU_BUDGET
+    monkeypatch.setattr(device, "memory_budget", lambda device: (10 * 6_000, "test"))
     engine = Engine(color_model, input_spec(color_model), EngineSettings())
     per_image = bytes_per_image(color_model, (16, 12, 3))
     assert engine.max_batch == max(1, 60_000 // per_image)
@@ -548,7 +549,8 @@ def test_multi_output_model_picks_the_classifier_output_by_name(tmp_path):
 def test_mixed_precision_model_float32_images_and_loss_scale():
     import keras
 
-    from pytest_actaudit.engine.loop import FLOAT16_LOSS_SCALE, Engine, EngineSettings
+    from pytest_actaudit.engine.device import FLOAT16_LOSS_SCALE
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -571,7 +573,7 @@ def test_mixed_precision_model_float32_images_and_loss_scale():
 def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
     import keras
 
-    from pytest_actaudit.engine.loop import OPAQUE_BATCH, auto_batch
+    from pytest_actaudit.engine.device import OPAQUE_BATCH, auto_batch
 
     class TFSMLayer(keras.layers.Layer):  # stands in for keras.layers.TFSMLayer
         def call(self, x):
@@ -584,7 +586,8 @@ def test_automatic_batch_bound_of_an_opaque_savedmodel_layer():
 
 
 def test_lanes_give_the_same_images_as_one_loop(color_model):
-    from pytest_actaudit.engine.loop import Engine, EngineSettings, lane_sizes
+    from pytest_actaudit.engine.device import lane_sizes
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
     from pytest_actaudit.model import input_spec
 
     assert lane_sizes(7, 3) == [3, 2, 2] and lane_sizes(4, 2) == [2, 2]
@@ -629,28 +632,28 @@ def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
 
 
 def test_automatic_lanes(monkeypatch):
-    from pytest_actaudit.engine import loop as maximize
+    from pytest_actaudit.engine import device
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
-    many = maximize.AUTO_LANES
-    assert maximize.auto_lanes("/device:GPU:0") == (many, "auto: GPU")
-    monkeypatch.setattr(maximize, "usable_cores", lambda: 1)
-    assert maximize.auto_lanes("/device:CPU:0") == (1, "auto: 1 CPU core")
-    monkeypatch.setattr(maximize, "usable_cores", lambda: 8)
-    assert maximize.auto_lanes("/device:CPU:0") == (many, "auto: 8 CPU cores")
+    many = device.AUTO_LANES
+    assert device.auto_lanes("/device:GPU:0") == (many, "auto: GPU")
+    monkeypatch.setattr(device, "usable_cores", lambda: 1)
+    assert device.auto_lanes("/device:CPU:0") == (1, "auto: 1 CPU core")
+    monkeypatch.setattr(device, "usable_cores", lambda: 8)
+    assert device.auto_lanes("/device:CPU:0") == (many, "auto: 8 CPU cores")
     # pytest-xdist workers share the cores: 2 workers on 2 cores run one lane each.
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
-    monkeypatch.setattr(maximize, "usable_cores", lambda: 2)
-    assert maximize.auto_lanes("/device:CPU:0") == (
+    monkeypatch.setattr(device, "usable_cores", lambda: 2)
+    assert device.auto_lanes("/device:CPU:0") == (
         1,
         "auto: 2 CPU cores shared by 2 xdist workers",
     )
-    monkeypatch.setattr(maximize, "usable_cores", lambda: 4)
-    assert maximize.auto_lanes("/device:CPU:0")[0] == many
+    monkeypatch.setattr(device, "usable_cores", lambda: 4)
+    assert device.auto_lanes("/device:CPU:0")[0] == many
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "not a number")
-    assert maximize.auto_lanes("/device:CPU:0") == (many, "auto: 4 CPU cores")
+    assert device.auto_lanes("/device:CPU:0") == (many, "auto: 4 CPU cores")
     # the width of a lane is the same everywhere: it decides the images
-    assert maximize.auto_lane_width()[0] == maximize.LANE_WIDTH
+    assert device.auto_lane_width()[0] == device.LANE_WIDTH
 
 
 def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
@@ -658,7 +661,7 @@ def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
     keep the first call's graph small, are TensorFlow's own numbers exactly."""
     import tensorflow as tf
 
-    from pytest_actaudit.engine.loop import _logsumexp_others
+    from pytest_actaudit.engine.objective import logsumexp_others
 
     rng = np.random.default_rng(3)
     logits = tf.constant(rng.normal(0, 4, (9, 7)), tf.float32)
@@ -668,7 +671,7 @@ def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
         tape.watch(logits)
         hot = tf.one_hot(targets, 7)
         score = tf.reduce_sum(logits * hot, axis=1)
-        written = tf.reduce_sum(upstream * (score - 0.5 * _logsumexp_others(logits, hot)))
+        written = tf.reduce_sum(upstream * (score - 0.5 * logsumexp_others(logits, hot)))
         ref_score = tf.gather(logits, targets, axis=1, batch_dims=1)
         others = tf.where(hot > 0, -1e9, logits)
         reference = tf.reduce_sum(
@@ -681,19 +684,55 @@ def test_written_out_contrast_is_tensorflows_logsumexp_bit_for_bit():
     )
 
 
-def test_penalty_without_its_value_has_the_same_gradient(color_model):
+def test_penalty_without_its_value_has_the_same_gradient():
     import tensorflow as tf
 
-    from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.model import input_spec
+    from pytest_actaudit.engine.loop import EngineSettings
+    from pytest_actaudit.engine.objective import penalty
 
-    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    settings = EngineSettings()
     x = tf.constant(np.random.default_rng(0).uniform(0, 1, (3, 16, 12, 3)), tf.float32)
     grads = []
     for value in (True, False):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            total = tf.reduce_sum(engine._penalty(x, value=value))
+            total = tf.reduce_sum(penalty(x, settings, value=value))
         grads.append(tape.gradient(total, x).numpy())
         assert (total.numpy() > 0) == value
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_the_engine_ranks_the_input_settings_as_data_and_the_runner_names_them(color_model):
+    """The engine ranks the known input ranges and preprocessings by what it reads right,
+    as (kind, name, accuracy); the settings' ini keys are the runner's words (issue 35)."""
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
+    from pytest_actaudit.model import input_spec
+    from pytest_actaudit.runner import ranked_settings
+
+    engine = Engine(color_model, input_spec(color_model), EngineSettings())
+    images = np.zeros((3, 16, 12, 3), np.uint8)
+    for colour in range(3):
+        images[colour, ..., colour] = 255
+    labels = np.arange(3)
+    readings = engine.inference.rank_inputs(images, labels)
+    assert {(r.kind, r.name) for r in readings} == {
+        ("range", "0-255"),
+        ("range", "0-1"),
+        ("range", "-1-1"),
+        ("preprocess", "caffe"),
+        ("preprocess", "torch"),
+    }
+    accuracies = [r.accuracy for r in readings]
+    assert accuracies == sorted(accuracies, reverse=True) and accuracies[0] == 1.0
+    caffe = next(r for r in readings if r.name == "caffe")
+    assert caffe.accuracy < 1.0  # blue and red swap places
+    named = ranked_settings(engine.inference)(images, labels)
+    assert named == [
+        (
+            {"range": "actaudit_input_range", "preprocess": "actaudit_preprocess"}[r.kind],
+            r.name,
+            r.accuracy,
+        )
+        for r in readings
+    ]
+    assert ("actaudit_preprocess", "caffe", caffe.accuracy) in named

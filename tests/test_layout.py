@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_actaudit"
@@ -49,3 +50,70 @@ def test_the_limits_can_fail(tmp_path: Path) -> None:
     node = tree.body[0]
     assert isinstance(node, ast.FunctionDef) and node.end_lineno is not None
     assert node.end_lineno - node.decorator_list[0].lineno + 1 > MAX_FUNCTION
+
+
+# The commit before the engine's split (issue 35): its images are the ones to keep.
+BEFORE_THE_MOVE = "823588d"
+IMAGES_SCRIPT = """
+import sys
+import numpy as np
+import pytest_actaudit
+from pytest_actaudit import demo
+
+assert pytest_actaudit.__file__.startswith(sys.argv[2]), pytest_actaudit.__file__
+model = pytest_actaudit.load_model(demo.model_path("clean"))
+audits = pytest_actaudit.maximize(
+    model, "all", seeds=2, steps=16, parametrization="fourier", device="cpu"
+)
+np.savez(sys.argv[1], **{a.label: np.asarray(a.images) for a in audits})
+"""
+
+
+def _demo_images(code_root: Path, out: Path) -> dict[str, np.ndarray]:
+    """The clean demo model's images from the package under ``code_root``, in a process
+    of its own (the same environment for the code before and after the move)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(code_root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", IMAGES_SCRIPT, str(out), str(code_root)],
+        env=env,
+        cwd=out.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as saved:
+        return {label: saved[label] for label in saved.files}
+
+
+def test_the_demo_images_are_those_of_the_code_before_the_move(tmp_path: Path) -> None:
+    """Issue 35 moved code without changing a pixel: the clean demo model's images (the
+    default Fourier parametrization, named explicitly) from the code of the commit
+    before the move equal today's, bit for bit."""
+    import subprocess
+
+    repo = PACKAGE.parent
+    found = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "-e", f"{BEFORE_THE_MOVE}^{{commit}}"],
+        capture_output=True,
+    )
+    if found.returncode != 0:
+        pytest.skip(f"commit {BEFORE_THE_MOVE} (before the move) is not in this clone's history")
+    before = tmp_path / "before"
+    before.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", BEFORE_THE_MOVE, "pytest_actaudit"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+    old = _demo_images(before, tmp_path / "before.npz")
+    new = _demo_images(repo, tmp_path / "after.npz")
+    assert sorted(old) == sorted(new) and len(new) == 4
+    for label, images in old.items():
+        assert images.dtype == new[label].dtype == np.uint8, label
+        np.testing.assert_array_equal(new[label], images, err_msg=label)

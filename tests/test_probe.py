@@ -10,7 +10,7 @@ import pytest
 
 import pytest_actaudit
 from pytest_actaudit import AuditFailure
-from pytest_actaudit.checks.probe import paste, salient_window
+from pytest_actaudit.checks.probe.window import paste, salient_window
 from tests.conftest import COLORS, build_color_model
 
 
@@ -256,7 +256,7 @@ def test_detectors_read_the_last_spatial_layer(color_model):
     model = keras.Model(inputs, outputs)
     engine = Engine(model, input_spec(model), EngineSettings())
     images = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
-    maxima, places = engine.detectors(images)
+    maxima, places = engine.inference.detectors(images)
     assert maxima.shape == (3, 5) and places.shape == (3, 5, 2)
     assert places.min() >= 0 and places.max() < 8  # pixel centres of 4 × 4 map cells
     assert set(np.unique(places)) <= {1.0, 3.0, 5.0, 7.0}
@@ -281,19 +281,19 @@ def test_probe_refuses_references_the_model_cannot_read():
 
 
 def test_references_are_read_once_per_model_not_once_per_class(monkeypatch):
-    from pytest_actaudit.engine.loop import Engine
+    from pytest_actaudit.engine.inference import Inference
 
     refs, labels = references()
     seen = []
     for name in ("predict", "detectors"):
-        original = getattr(Engine, name)
+        original = getattr(Inference, name)
 
         def counting(self, images, _original=original, _name=name):
             if len(images) == len(refs) and np.array_equal(images, refs):
                 seen.append(_name)
             return _original(self, images)
 
-        monkeypatch.setattr(Engine, name, counting)
+        monkeypatch.setattr(Inference, name, counting)
     from pytest_actaudit.checks import edits
 
     screens = []
@@ -375,7 +375,8 @@ def test_where_and_pictures_follow_the_deciding_seed() -> None:
 
 
 def test_a_detector_that_is_not_finite_hides_no_other() -> None:
-    from pytest_actaudit.checks.probe import DECISIVE_NOVELTY, detector_novelty
+    from pytest_actaudit.checks.probe import DECISIVE_NOVELTY
+    from pytest_actaudit.checks.probe.unseen import detector_novelty
 
     trusted = np.array([[1.0, 2.0, 1.0], [0.5, np.nan, 1.0]], np.float32)
     fired = np.array([[80.0, 5.0, np.nan], [0.5, 1.0, 1.0]], np.float32)

@@ -61,13 +61,14 @@ GRADIENTS: tuple[tuple[str, str], ...] = (
     ("cyan", "green"), ("cyan", "yellow"), ("blue", "yellow"), ("grey", "green"),
     ("black", "blue"), ("grey", "yellow"), ("white", "yellow"), ("blue", "grey"),
 )  # fmt: skip
-SCREEN_PER_CLASS = 4  # references per class the whole bank is screened on (6 and 10:
-# the same catches on the zoo, the probe 1.6× and 2.2× the optimization's time)
+SCREEN_PER_CLASS = 4  # references per class the whole bank is screened on (more catch
+# no more shortcuts and cost the probe time; docs/shortcuts.md gives the measure)
 SCREEN_MAX = 64  # and at most this many in all (a 1000-class model screens 64 images)
 KEEP = 3  # the best edits per class, measured again on every other-class reference
 NEEDED_KEEP = 2  # and the edits the class's own references most need, measured again
 MARGIN_FACTOR = 2.5  # a reading counts when its margin is ≥ this × the model's median
-# (zoo: 3 missed two partial shortcuts that 2.5 catches; 2 doubled the false alarms)
+# (higher misses partial shortcuts, lower raises false alarms; docs/shortcuts.md gives
+# the measured rates)
 NEEDED_OTHERS = 0.5  # an edit the class needs counts only if it also makes at least this
 # share of other classes' references read as the class (plain readings, no margin)
 BACKGROUND_DISTANCE = 60.0  # a pixel this close (RGB distance) to the border's median
@@ -103,7 +104,7 @@ def bank(height: int, width: int) -> list[Edit]:
     short = min(height, width)
     out: list[Edit] = []
     # three widths, ~3 %, ~5 % and ~8 % of the side: a model that learned a 3 px band
-    # may ignore a 2 px or a 5 px one (measured on the zoo, docs/shortcuts.md)
+    # may ignore a 2 px or a 5 px one (docs/shortcuts.md gives the measure)
     widths = sorted(
         {max(2, round(short / 32)), max(3, round(short / 21)), max(4, round(short / 12))}
     )
@@ -217,7 +218,7 @@ def background_mask(images: NDArray[np.float32]) -> NDArray[np.float32]:
 
 def grey_images(images: Images) -> NDArray[np.bool_]:
     """Per image: a grey picture in a colour model's input (its R, G and B equal), such
-    as a grayscale reference converted for a colour model (``probe.unfit_for_edits``)."""
+    as a grayscale reference converted for a colour model (``probe.unfit_for_margins``)."""
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         return np.zeros(len(images), bool)
     flat = images.reshape(len(images), -1, 3)

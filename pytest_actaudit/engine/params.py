@@ -12,7 +12,8 @@ smooth structures over pixel noise. Both are traceable TF, on the device.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,28 @@ from . import transforms
 # lucid's colour correlation (square root of the ImageNet colour covariance, by SVD)
 COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
 COLOR = COLOR_SQRT / np.max(np.linalg.norm(COLOR_SQRT, axis=0))
+
+
+class ViewSettings(Protocol):
+    """The settings a step's view reads (``EngineSettings`` has them)."""
+
+    @property
+    def rotate_every(self) -> int: ...
+    @property
+    def degrees(self) -> float: ...
+    @property
+    def scale(self) -> float: ...
+
+
+class PixelSettings(Protocol):
+    """The settings of the pixel parametrization (``EngineSettings`` has them)."""
+
+    @property
+    def init_noise(self) -> float: ...
+    @property
+    def blur_every(self) -> int: ...
+    @property
+    def blur_sigma(self) -> float: ...
 
 
 class PixelParam:
@@ -43,6 +66,15 @@ class PixelParam:
 
     def to_unit(self, x: tf.Tensor) -> tf.Tensor:
         return x
+
+    def view(
+        self, x: tf.Tensor, transform: tf.Tensor, t: tf.Tensor, settings: ViewSettings
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(image, what the model sees at step ``t``) of the parameters ``x``, with this
+        step's transform (B×4: dx, dy, angle, zoom): the whole affine view every step
+        (there is no cheap exact shift of a pixel image)."""
+        unit = self.to_unit(x)
+        return unit, transforms.affine(unit, transform)
 
     def after_step(self, x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
         x = tf.clip_by_value(x, 0.0, 1.0)
@@ -99,12 +131,33 @@ class FourierParam:
             shift = tf.zeros([tf.shape(x)[0], 2])
         return tf.sigmoid(self._linear(x, shift))
 
+    def view(
+        self, x: tf.Tensor, transform: tf.Tensor, t: tf.Tensor, settings: ViewSettings
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(image, what the model sees at step ``t``) of the parameters ``x``, with this
+        step's transform (B×4: dx, dy, angle, zoom). The jitter is a phase shift of the
+        spectrum (exact, sub-pixel, almost free); rotation and zoom, a resampling op
+        forward and backward that costs a noticeable part of a small model's step, come
+        every ``rotate_every`` steps."""
+        s = settings
+        unit = self.to_unit(x, shift=transform[:, :2])
+        if s.rotate_every <= 0 or (s.degrees == 0 and s.scale == 0):
+            return unit, unit
+        turn = tf.concat([tf.zeros_like(transform[:, :2]), transform[:, 2:]], axis=1)
+        moved = tf.cond(
+            t % s.rotate_every == 0, lambda: transforms.affine(unit, turn), lambda: unit
+        )
+        return unit, moved
+
     @tf.custom_gradient  # type: ignore[untyped-decorator]
-    def _linear(self, x: tf.Tensor, shift: tf.Tensor) -> Any:
+    def _linear(
+        self, x: tf.Tensor, shift: tf.Tensor
+    ) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[tf.Tensor, None]]]:
         """Spectrum → pre-sigmoid image B×H×W×C: phase shift, inverse real FFT,
         colour mix, channels last. Its adjoint is written out (real FFT, colour
         transpose, phase back): autodiff through complex/real/imag, the FFT's
-        registered gradient and an einsum cost ~3× the forward FFT (benchmarks)."""
+        registered gradient and an einsum cost several times the forward FFT
+        (docs/engine-speed.md, where the time goes)."""
         height, width, channels = self.shape
         angle = (self.fy[None] * shift[:, 1, None, None] + self.fx[None] * shift[:, 0, None, None])[
             :, None
@@ -127,7 +180,7 @@ class FourierParam:
 
     def _mix(self, image: tf.Tensor, *, transpose: bool) -> tf.Tensor:
         """Decorrelated → RGB colour (or back, for the adjoint) on B×H×W×C images: one
-        (pixels × 3) · (3 × 3) matmul, measured 1.6× faster than an einsum on planes."""
+        (pixels × 3) · (3 × 3) matmul, measured faster than an einsum on planes."""
         if self.color is None:
             return image
         flat = tf.reshape(image, [-1, self.shape[2]])
@@ -138,7 +191,9 @@ class FourierParam:
         return x
 
 
-def make_param(kind: str, shape: tuple[int, int, int], settings: Any) -> PixelParam | FourierParam:
+def make_param(
+    kind: str, shape: tuple[int, int, int], settings: PixelSettings
+) -> PixelParam | FourierParam:
     if kind == "pixel":
         return PixelParam(
             shape,

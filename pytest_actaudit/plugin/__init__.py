@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if settings.enabled and settings.device.startswith("gpu"):
         # Checked before any test runs (this imports TensorFlow, only for gpu requests).
-        from ..engine.loop import device_name
+        from ..engine.device import device_name
 
         try:
             device_name(settings.device)

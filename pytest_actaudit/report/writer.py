@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ActauditWarning
 from .images import encode_jpeg, encode_png, energy, heatmap_overlay, mean_image, slug
@@ -51,7 +52,7 @@ def _umask() -> int:
     return mask
 
 
-def _stretch(diff: Any) -> Any:
+def _stretch(diff: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Absolute difference, brightened so small drifts are visible (×4, capped)."""
     return np.minimum(diff.astype(np.uint16) * 4, 255).astype(np.uint8)
 
@@ -69,7 +70,13 @@ class ImageSink:
         self.contents: dict[str, str] = {}  # content digest -> path written
 
     def save(
-        self, key: tuple[Any, ...], label: str, kind: str, image: Any, *, lossy: bool = False
+        self,
+        key: tuple[object, ...],
+        label: str,
+        kind: str,
+        image: ArrayLike,
+        *,
+        lossy: bool = False,
     ) -> str:
         digest = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
         if digest not in self.written:
@@ -118,69 +125,81 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
             for s, b, d in zip(audit.seeds, audit.baseline_images, diffs, strict=True)
         ]
 
-    def picture(name: str, image: Any) -> str:
+    def picture(name: str, image: NDArray[np.uint8]) -> str:
         return str(sink.save((*base, "probe", name, image.tobytes()), label, name, image))
 
-    probe = audit.probe_result
-    if probe is not None:
-        top = probe.strongest
-        record["probe"] = {
-            "strongest": top.kind,
-            "where": top.describe(),
-            "flip_rates": [float(v) for v in top.flip_rates],
-            "control_rate": float(top.control_rate),
-            "class_accuracy": probe.class_accuracy,
-            "references_of_class": probe.references_of_class,
-            "references_of_others": probe.references_of_others,
-            "component": picture("probe-part", top.component)
-            if top.component is not None
-            else None,
-            "examples": [picture(f"probe{k}", ex) for k, ex in enumerate(top.examples)],
-            # one per example where the evidence names them; the card's default otherwise
-            "example_captions": list(top.example_captions),
-            "flipped": top.flipped,
-            "control_what": top.control_what,
-            "evidence": [
-                {
-                    "kind": e.kind,
-                    "where": e.describe(),
-                    "flip_rates": [float(v) for v in e.flip_rates],
-                    "control_rate": float(e.control_rate),
-                    "excess": float(e.score),
-                }
-                for e in probe.evidence
-            ],
-        }
-    readings = audit.artifact_readings
-    if readings:
-        record["suspects"] = [
-            {
-                "description": r.description,
-                "pull": float(r.pull),
-                "read": float(r.read),
-                "before": float(r.before),
-                "clearly": float(r.clearly),
-                "own_without": None if r.own == 0 else float(r.own_without),
-                "own_with": None if r.own == 0 else float(r.own_with),
-                "own": int(r.own),
-                "others": int(r.others),
-                "rise": float(r.rise),
-                "control_rise": float(r.control_rise),
-                "control": r.control,
-                "rank": int(r.rank),
-                "classes": int(r.classes),
-                "examples": [picture(f"suspect{k}-{j}", ex) for j, ex in enumerate(r.examples[:2])],
-            }
-            for k, r in enumerate(readings)
-        ]
+    if audit.probe_result is not None:
+        record["probe"] = _probe_record(audit.probe_result, picture)
+    if audit.artifact_readings:
+        record["suspects"] = _suspects_record(audit.artifact_readings, picture)
     trigger = getattr(audit, "trigger_evidence", None)
     if trigger is not None:
-        record["trigger"] = trigger_record(trigger, picture)
+        record["trigger"] = _trigger_record(trigger, picture)
     record["image_shape"] = list(audit.images.shape[1:])
     return record
 
 
-def trigger_record(evidence: Any, picture: Callable[[str, Any], str]) -> dict[str, Any]:
+# (a picture's name, its pixels) -> its path in the report
+Picture = Callable[[str, NDArray[np.uint8]], str]
+
+
+def _probe_record(probe: Any, picture: Picture) -> dict[str, object]:
+    """The shortcut probe's part of a record: its strongest evidence, pictured, and every
+    evidence's numbers (``probe``: a checks.probe.ProbeResult)."""
+    top = probe.strongest
+    return {
+        "strongest": top.kind,
+        "where": top.describe(),
+        "flip_rates": [float(v) for v in top.flip_rates],
+        "control_rate": float(top.control_rate),
+        "class_accuracy": probe.class_accuracy,
+        "references_of_class": probe.references_of_class,
+        "references_of_others": probe.references_of_others,
+        "component": picture("probe-part", top.component) if top.component is not None else None,
+        "examples": [picture(f"probe{k}", ex) for k, ex in enumerate(top.examples)],
+        # one per example where the evidence names them; the card's default otherwise
+        "example_captions": list(top.example_captions),
+        "flipped": top.flipped,
+        "control_what": top.control_what,
+        "evidence": [
+            {
+                "kind": e.kind,
+                "where": e.describe(),
+                "flip_rates": [float(v) for v in e.flip_rates],
+                "control_rate": float(e.control_rate),
+                "excess": float(e.score),
+            }
+            for e in probe.evidence
+        ],
+    }
+
+
+def _suspects_record(readings: Sequence[Any], picture: Picture) -> list[dict[str, object]]:
+    """The named suspects' part of a record (``readings``: checks.artifacts'
+    ArtifactReading, one per suspect), with two pictures each."""
+    return [
+        {
+            "description": r.description,
+            "pull": float(r.pull),
+            "read": float(r.read),
+            "before": float(r.before),
+            "clearly": float(r.clearly),
+            "own_without": None if r.own == 0 else float(r.own_without),
+            "own_with": None if r.own == 0 else float(r.own_with),
+            "own": int(r.own),
+            "others": int(r.others),
+            "rise": float(r.rise),
+            "control_rise": float(r.control_rise),
+            "control": r.control,
+            "rank": int(r.rank),
+            "classes": int(r.classes),
+            "examples": [picture(f"suspect{k}-{j}", ex) for j, ex in enumerate(r.examples[:2])],
+        }
+        for k, r in enumerate(readings)
+    ]
+
+
+def _trigger_record(evidence: Any, picture: Picture) -> dict[str, object]:
     """The trigger search's reading and pictures (``checks.trigger.TriggerEvidence``)."""
     reading = evidence.reading
     return {
