@@ -122,8 +122,9 @@ def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa
     shutil.copyfile(report_dir / "index.html", alone)
     page, errors, requests = open_page(browser, alone)
     assert errors == [] and requests == [alone.as_uri()]
+    # 23 images, and the trigger's five (mask × pattern, mask, three examples)
     assert page.eval_on_selector_all(
-        "img", "els => els.length === 23 && els.every(e => e.naturalWidth > 0)"
+        "img", "els => els.length === 28 && els.every(e => e.naturalWidth > 0)"
     )
     page.close()
 
