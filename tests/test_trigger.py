@@ -186,3 +186,49 @@ def test_assert_no_trigger_needs_references():
     (audit,) = pytest_actaudit.maximize(band_model(0.0), ["red"], seeds=1, steps=2, labels=NAMES)
     with pytest.raises(ValueError, match="assert_no_trigger needs reference images"):
         audit.assert_no_trigger()
+
+
+def test_a_class_asked_later_is_searched_alone_and_judged_against_the_same_null():
+    from types import SimpleNamespace
+
+    from pytest_actaudit.triggers import TriggerMemo
+
+    searched: list[list[int]] = []
+
+    small: set[int] = set()  # classes with a small trigger, chosen below
+
+    def size(k: int) -> float:  # every class about 0.2 of the image, the small ones 0.02
+        return 0.02 if k in small else 0.2 + 0.001 * k
+
+    class Search:
+        def run(self, images, labels, classes):
+            searched.append(list(classes))
+            return [
+                SimpleNamespace(
+                    target=k,
+                    mask_size=size(k),
+                    colour_size=1.0,
+                    mask=np.zeros((4, 4)),
+                    pattern=np.zeros((4, 4, 3), np.uint8),
+                    mask_success=0.9,
+                    colour_success=0.0,
+                    seconds=0.1,
+                    images=np.zeros((2, 4, 4, 3), np.uint8),
+                    stamped=lambda x: x,
+                    recoloured=lambda x: x,
+                )
+                for k in classes
+            ]
+
+    memo = TriggerMemo(Search(), np.zeros((8, 4, 4, 3)), np.repeat(np.arange(4), 2), 40)
+    first = memo.evidence(0, audited=[1])
+    # one batch: the class, the audited one and a sample of 20 of the 38 others
+    assert searched[0][:2] == [0, 1] and len(searched[0]) == 2 + judge.NULL_CLASSES
+    late, outlier = [k for k in range(40) if k not in searched[0]][:2]
+    memo.evidence(late, audited=[])
+    assert searched[1] == [late]  # alone
+    assert memo.evidence(late, audited=[]).reading.compared == first.reading.compared + 1
+    assert len(searched) == 2  # asked again: nothing searched
+    small.add(outlier)
+    reading = memo.evidence(outlier, audited=[]).reading
+    assert reading.rank == 1 and reading.anomaly > 2 and reading.compared == 23
