@@ -45,6 +45,14 @@ def test_a_kind_is_judged_among_the_classes_it_reached():
     assert judge.read(masks, colours, 3).colour_anomaly == 0.0
 
 
+def test_an_unreached_class_is_described_as_such():
+    reading = judge.read({0: 1.0, 1: 0.2, 2: 0.3}, {0: 1.0, 1: 1.0, 2: 1.0}, 0)
+    assert reading.describe() == (
+        "no mask edit turned enough of the other classes' references into it, "
+        "anomaly index 0.00"
+    )
+
+
 def test_a_reading_needs_three_classes_and_the_same_ones_in_both_kinds():
     with pytest.raises(ValueError, match="at least 3 classes"):
         judge.read({0: 0.1, 1: 0.2}, {0: 0.1, 1: 0.2}, 0)

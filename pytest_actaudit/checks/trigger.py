@@ -85,6 +85,11 @@ class TriggerReading:
     def describe(self) -> str:
         """One sentence for a failure message or the report."""
         size = self.mask_size if self.kind == "mask" else self.colour_size
+        if size >= UNREACHED:
+            return (
+                f"no {self.kind} edit turned enough of the other classes' references into "
+                f"it, anomaly index {self.anomaly:.2f}"
+            )
         what = (
             f"a mask covering {size:.1%} of the image"
             if self.kind == "mask"
