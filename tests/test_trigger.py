@@ -48,8 +48,7 @@ def test_a_kind_is_judged_among_the_classes_it_reached():
 def test_an_unreached_class_is_described_as_such():
     reading = judge.read({0: 1.0, 1: 0.2, 2: 0.3}, {0: 1.0, 1: 1.0, 2: 1.0}, 0)
     assert reading.describe() == (
-        "no mask edit turned enough of the other classes' references into it, "
-        "anomaly index 0.00"
+        "no mask edit turned enough of the other classes' references into it, anomaly index 0.00"
     )
 
 
