@@ -424,23 +424,9 @@ class ClassAudit:
         (all of them, or the audited ones and a sample of 20 in a large model).
         Discovery, not a gate: see docs/trigger-search.md for what it catches."""
         __tracebackhide__ = True
-        context = self._reference_context("assert_no_trigger")
-        if context.triggers is None:
-            raise ValueError(f"class {self.label!r}: no trigger search for this model")
-        if self.trigger_evidence is None:
-            self.trigger_evidence = context.triggers(self.index)
-        reading = self.trigger_evidence.reading
-        self._check(
-            "trigger",
-            f"anomaly index of its smallest trigger ({reading.kind}) among "
-            f"{reading.compared} classes",
-            [reading.anomaly],
-            max_anomaly,
-            "<=",
-            note=f"{reading.describe()}; it turns "
-            f"{self.trigger_evidence.success:.0%} of the other classes' references",
-            per_seed=False,
-        )
+        from .trigger import check
+
+        check(self, max_anomaly)
         return self
 
     @_timed("check_seconds")

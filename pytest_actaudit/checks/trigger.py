@@ -173,3 +173,26 @@ def trigger_picture(mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     m = np.asarray(mask, np.float32)[..., None]
     out = 128.0 * (1.0 - m) + m * np.asarray(pattern, np.float32)
     return np.asarray(np.clip(np.round(out), 0, 255), np.uint8)
+
+
+def check(audit: Any, max_anomaly: float) -> None:
+    """``ClassAudit.assert_no_trigger``'s work: the class's trigger evidence (searched once
+    per model, through the references' context) recorded as a check of ``audit``."""
+    __tracebackhide__ = True
+    context = audit._reference_context("assert_no_trigger")
+    if context.triggers is None:
+        raise ValueError(f"class {audit.label!r}: no trigger search for this model")
+    if audit.trigger_evidence is None:
+        audit.trigger_evidence = context.triggers(audit.index)
+    reading = audit.trigger_evidence.reading
+    audit._check(
+        "trigger",
+        f"anomaly index of its smallest trigger ({reading.kind}) among "
+        f"{reading.compared} classes",
+        [reading.anomaly],
+        max_anomaly,
+        "<=",
+        note=f"{reading.describe()}; it turns "
+        f"{audit.trigger_evidence.success:.0%} of the other classes' references",
+        per_seed=False,
+    )
