@@ -187,8 +187,7 @@ def check(audit: Any, max_anomaly: float) -> None:
     reading = audit.trigger_evidence.reading
     audit._check(
         "trigger",
-        f"anomaly index of its smallest trigger ({reading.kind}) among "
-        f"{reading.compared} classes",
+        f"anomaly index of its smallest trigger ({reading.kind}) among {reading.compared} classes",
         [reading.anomaly],
         max_anomaly,
         "<=",
