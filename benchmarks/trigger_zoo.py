@@ -232,12 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", action="store_true", help="the real ImageNet model instead")
     parser.add_argument("--null", type=int, default=20, help="sampled classes (--real)")
     parser.add_argument("--steps", type=int, default=TriggerSettings.steps)
+    parser.add_argument("--real-steps", type=int, default=48, help="steps (--real)")
+    parser.add_argument("--images", type=int, default=4, help="images per class (--real)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_MAX_ANOMALY)
     args = parser.parse_args(argv)
     if args.real:
-        # 4 images × 2 kinds × 48 steps: a class's image-steps equal its maximization's
-        # (3 seeds × 128 steps), the cost aim
-        settings = TriggerSettings(steps=48, max_images=48, images_per_class=4)
+        # by default 4 images × 2 kinds × 48 steps: a class's image-steps equal its
+        # maximization's (3 seeds × 128 steps), the cost aim
+        settings = TriggerSettings(
+            steps=args.real_steps, max_images=48, images_per_class=args.images
+        )
         row = real_model(settings, args.null)
         for c in sorted(row["classes"], key=lambda c: -c["trigger"]["anomaly"]):
             print(
