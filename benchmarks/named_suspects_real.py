@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
     read = np.argmax(predict(images), axis=1)
     rows = []
-    print(f"{args.variant}: {len(images)} photo views; the suspects' classes by rise over "
-          "their controls (nats), top-1 pull\n")
+    print(
+        f"{args.variant}: {len(images)} photo views; the suspects' classes by rise over "
+        "their controls (nats), top-1 pull\n"
+    )
     for name, suspect in suspects(size).items():
         # measured as assert_ignores measures it: every class's rise over the control
         carton = artifacts.measure(478, suspect, images, read, predict)
@@ -87,13 +89,22 @@ def main(argv: list[str] | None = None) -> int:
             {"class": labels[k], "index": int(k), "specific": float(specific[k])}
             for k in order[: args.top]
         ]
-        rows.append({"suspect": name, "top": top, "carton_rank": carton.rank,
-                     "carton_specific": carton.specific_rise, "carton_pull": carton.pull})
+        rows.append(
+            {
+                "suspect": name,
+                "top": top,
+                "carton_rank": carton.rank,
+                "carton_specific": carton.specific_rise,
+                "carton_pull": carton.pull,
+            }
+        )
         shown = ", ".join(f"{t['class']} {t['specific']:+.2f}" for t in top)
         print(f"{name:<24} {shown}")
-        print(f"{'':<24} carton: rank {carton.rank}, {carton.specific_rise:+.2f} "
-              f"(rise {carton.rise:+.2f}, control {carton.control_rise:+.2f}), "
-              f"pull {carton.pull:.2f}")
+        print(
+            f"{'':<24} carton: rank {carton.rank}, {carton.specific_rise:+.2f} "
+            f"(rise {carton.rise:+.2f}, control {carton.control_rise:+.2f}), "
+            f"pull {carton.pull:.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0

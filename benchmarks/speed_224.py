@@ -54,7 +54,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
 
     import pytest_actaudit
     from benchmarks import bench_engine as bench
-    from pytest_actaudit.model import input_spec
+    from pytest_actaudit.model.inputs import input_spec
 
     model = pytest_actaudit.load_model(lite.make_model("lite0"))
     labels = lite.LABELS.read_text(encoding="utf-8").splitlines()

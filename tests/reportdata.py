@@ -31,12 +31,17 @@ def sample_audits() -> list[ClassAudit]:
             model_name="models/shapes.keras",
             nodeid=f"test_x.py::test_audit[{label}]",
             # a named suspect's references (a passing check, with a hostile description)
-            on_references=suspect_context(rng) if index == 0 else None,
+            on_references=(
+                suspect_context(rng) if index == 0 else trigger_context(rng) if index == 1 else None
+            ),
         )
         with contextlib.suppress(AuditFailure):
             audit.assert_activation(min_probability=0.9)
         if index == 0:
             audit.assert_ignores(Artifact(f"{HOSTILE} stamp", _stamp), max_pull=1.0)
+        if index == 1:  # a trigger far smaller than the model's other classes' (failing)
+            with contextlib.suppress(AuditFailure):
+                audit.assert_no_trigger()
         audits.append(audit)
     return audits
 
@@ -61,6 +66,38 @@ def suspect_context(rng):
         return p
 
     return ReferenceContext(references, labels, predict)
+
+
+def trigger_context(rng):
+    """A trigger search's answer for class 1 of four: a 2% mask where the others need
+    20-22% of the image (anomaly index far above 2)."""
+    from pytest_actaudit.checks import trigger
+
+    references = rng.integers(0, 256, (6, 24, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    mask = np.zeros((24, 32), np.float32)
+    mask[20:, 26:] = 1.0
+    pattern = np.zeros((24, 32, 3), np.uint8)
+    pattern[..., 0] = 255
+    reading = trigger.read(
+        {0: 0.20, 1: 0.02, 2: 0.21, 3: 0.22}, {0: 0.3, 1: 0.3, 2: 0.31, 3: 0.29}, 1
+    )
+    others = references[labels != 1][:3]
+    stamped = np.where(mask[None, ..., None] > 0, pattern, others).astype(np.uint8)
+    evidence = trigger.TriggerEvidence(
+        reading,
+        trigger.trigger_picture(mask, pattern),
+        (255 * mask).astype(np.uint8),
+        stamped,
+        others,
+        0.88,
+        0.4,
+    )
+
+    def predict(x):
+        return np.full((len(x), 3), 1 / 3)
+
+    return ReferenceContext(references, labels, predict, triggers=lambda index: evidence)
 
 
 RUN = {

@@ -100,6 +100,16 @@ def test_report_loads_offline_and_filters(browser, report_dir):  # noqa: F811
     assert "Named suspect: <img src=x onerror=alert(1)> stamp." in suspect.inner_text()
     assert "read 100% of them as circle (0% without it" in suspect.inner_text()
     assert suspect.locator("img").count() == 2
+    # the trigger search: its sentence, the mask × pattern, the mask and three examples,
+    # every picture visible and loaded
+    trigger = page.locator("article.card[data-label=square] .trigger")
+    text = trigger.inner_text()
+    assert "1 of 4 classes by size, anomaly index" in text and "covers 2" in text
+    pictures = trigger.locator("img")
+    assert pictures.count() == 5
+    assert all(pictures.nth(k).is_visible() for k in range(5))
+    assert trigger.locator("figcaption").first.inner_text() == "mask × pattern"
+    trigger.screenshot(path=str(ARTIFACTS / "report-trigger.png"))
     page.close()
 
 
@@ -112,8 +122,9 @@ def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa
     shutil.copyfile(report_dir / "index.html", alone)
     page, errors, requests = open_page(browser, alone)
     assert errors == [] and requests == [alone.as_uri()]
+    # 23 images, and the trigger's five (mask × pattern, mask, three examples)
     assert page.eval_on_selector_all(
-        "img", "els => els.length === 23 && els.every(e => e.naturalWidth > 0)"
+        "img", "els => els.length === 28 && els.every(e => e.naturalWidth > 0)"
     )
     page.close()
 

@@ -66,8 +66,10 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
 
 def _synthetic_state_dict(variant: str = "lite0") -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    sd = {k: rng.normal(0, 0.1, shape).astype(np.float32)
-          for k, shape in lite.expected_shapes(variant).items()}
+    sd = {
+        k: rng.normal(0, 0.1, shape).astype(np.float32)
+        for k, shape in lite.expected_shapes(variant).items()
+    }
     for key in sd:
         if key.endswith("running_var"):
             sd[key] = np.abs(sd[key]) + 1.0
@@ -113,12 +115,22 @@ def test_the_example_runs_end_to_end_and_catches_the_watermark(weights, pytester
     import json
     import shutil
 
-    for name in ("conftest.py", "efficientnet_lite.py", "labels.txt", "pytest.ini",
-                 "test_imagenet.py"):
+    for name in (
+        "conftest.py",
+        "efficientnet_lite.py",
+        "labels.txt",
+        "pytest.ini",
+        "test_imagenet.py",
+    ):
         shutil.copy(EXAMPLE / name, pytester.path / name)
     result = pytester.runpytest_subprocess(
-        "--actaudit", "--actaudit-seeds", "1", "--actaudit-steps", "16",
-        "-k", "goldfish or carton",
+        "--actaudit",
+        "--actaudit-seeds",
+        "1",
+        "--actaudit-steps",
+        "16",
+        "-k",
+        "goldfish or carton",
     )
     result.assert_outcomes(passed=3, xfailed=1)
     report = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
@@ -171,8 +183,11 @@ def test_a_state_dict_missing_a_key_or_with_an_extra_one_is_refused():
     with pytest.raises(lite.ImagenetModelError, match=r"key '_fc.bias' is missing"):
         lite.numpy_forward(sd, np.zeros((1, 224, 224, 3)), "lite0")
     # Lite1 has more blocks than Lite0: from its fourth block on, the kernels differ
-    with pytest.raises(lite.ImagenetModelError, match=r"'_blocks.3._depthwise_conv.weight' "
-                       r"has shape \(144, 1, 3, 3\), expected \(144, 1, 5, 5\)"):
+    with pytest.raises(
+        lite.ImagenetModelError,
+        match=r"'_blocks.3._depthwise_conv.weight' "
+        r"has shape \(144, 1, 3, 3\), expected \(144, 1, 5, 5\)",
+    ):
         lite.check_state_dict(_synthetic_state_dict("lite1"), "lite0")
     extra = {**_synthetic_state_dict(), "_se.weight": np.zeros(3)}
     with pytest.raises(lite.ImagenetModelError, match=r"unexpected key '_se.weight' \(shape"):
@@ -311,8 +326,11 @@ def _pickled_state(monkeypatch, flat: np.ndarray, legacy: bool) -> bytes:
             return ("storage", storage_type, "0", "cpu", flat.size)
 
     state = collections.OrderedDict(
-        [("a", Tensor(0, (3, 4), (4, 1))), ("a_t", Tensor(0, (4, 3), (1, 4))),
-         ("tail", Tensor(10, (2,), (1,)))]
+        [
+            ("a", Tensor(0, (3, 4), (4, 1))),
+            ("a_t", Tensor(0, (4, 3), (1, 4))),
+            ("tail", Tensor(10, (2,), (1,))),
+        ]
     )
     buffer = io.BytesIO()
     Saver(buffer, protocol=2).dump(state)

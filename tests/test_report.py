@@ -44,8 +44,8 @@ def test_self_contained_inlines_every_image(report_dir):  # noqa: F811
     cli_main(["report", str(report_dir), "--self-contained"])
     html = (report_dir / "index.html").read_text()
     # per card: 3 seeds + mean (PNG) + heat map (JPEG); per class in the grid: mean + heat
-    # map; the circle's named suspect: 2 examples
-    assert html.count('src="data:image/png;base64,') == 3 * 4 + 3 + 2
+    # map; the circle's named suspect: 2 examples; the square's trigger: 5 pictures
+    assert html.count('src="data:image/png;base64,') == 3 * 4 + 3 + 2 + 5
     assert html.count('src="data:image/jpeg;base64,') == 3 + 3
     assert 'src="images/' not in html
 
@@ -105,8 +105,9 @@ def test_images_are_stored_at_their_size_lossless_and_once(tmp_path):
     one = audit_record(audit, sink)
     assert one["mean_image"] == one["images"][0]
     assert one["images"] == record["images"][:1]  # the same pixels: the same file
-    # 3 seeds, mean and heat map, then only the one-seed heat map is new
-    assert len(list((tmp_path / "images").iterdir())) == 3 + 1 + 1 + 1
+    # 3 seeds, mean, heat map and the trigger's 5 pictures, then only the one-seed heat
+    # map is new (the trigger's pictures are the same pixels: not written again)
+    assert len(list((tmp_path / "images").iterdir())) == 3 + 1 + 1 + 5 + 1
 
 
 def test_a_huge_self_contained_page_says_so(report_dir, monkeypatch):  # noqa: F811

@@ -20,12 +20,14 @@ from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
 from .model_calls import ReferenceContext, ReferenceSource
 from .on_references import context_of, read_suspect, run_probe, shortcut_terms
+from .trigger import DEFAULT_MAX_ANOMALY
 from .verdict import AuditFailure, CheckRecord, Verdict, judge, timed
 
 if TYPE_CHECKING:
     from .artifacts import Artifact, ArtifactReading
     from .baseline import BaselineStore
     from .probe import ProbeResult
+    from .trigger import TriggerEvidence
 
 __all__ = ["AuditFailure", "CheckRecord", "ClassAudit", "ReferenceContext", "ReferenceSource"]
 
@@ -39,11 +41,8 @@ DEFAULT_MAX_FLIP_RATE = 0.5
 @dataclass
 class ClassAudit:
     """Class-maximization images of one target, from several seeds, and their checks.
-
-    ``images`` is uint8 seeds × H × W × C as the model sees it (after clipping to its
-    input range and quantization); ``logits`` and ``probabilities`` are measured on
-    exactly those images, one per seed, for the target class.
-    """
+    ``images``: uint8 seeds × H × W × C as the model sees them (clipped to its input range,
+    quantized); ``logits`` and ``probabilities`` of the target, per seed, measured on them."""
 
     label: str
     index: int
@@ -66,8 +65,8 @@ class ClassAudit:
     checks: list[CheckRecord] = field(default_factory=list)
     baseline_images: NDArray[np.uint8] | None = None  # set by assert_matches_baseline
     probe_result: ProbeResult | None = None  # once the shortcut probe ran
-    # artifacts.ArtifactReading of each assert_ignores, in order
-    artifact_readings: list[ArtifactReading] = field(default_factory=list)
+    artifact_readings: list[ArtifactReading] = field(default_factory=list)  # assert_ignores
+    trigger_evidence: TriggerEvidence | None = None  # once assert_no_trigger ran
     _consistency: NDArray[np.float64] | None = field(default=None, repr=False)
     check_seconds: float = field(default=0.0, repr=False)  # in assert_*, the probe included
     probe_seconds: float = field(default=0.0, repr=False)  # in the shortcut probe
@@ -225,16 +224,11 @@ class ClassAudit:
         max_pull: float = DEFAULT_MAX_PULL,
         max_rise: float = DEFAULT_MAX_RISE,
     ) -> ClassAudit:
-        """A named suspect (:mod:`pytest_actaudit.checks.artifacts`: a square, a text mark, a
-        pasted logo, a band, a frame, a cast, or any function of uint8 images N × H × W
-        × C) pasted into the trusted references of other classes may turn at most
-        ``max_pull`` of them into this class (the share read as this class with it,
-        minus without it). On a model with many classes, where a real shortcut rarely
-        wins top-1, it also may not be specific to the class: raise the class's
-        log-probability more than ``max_rise`` nats over the same edit without its
-        content (the artifact's control) while the class ranks in the top 1% of all
-        classes by that rise. The message adds how clearly they are read and what the
-        artifact does to this class's own references, when any read as it."""
+        """A named suspect (``artifacts.square``, ``text``, ``patch``, …, or any function of
+        uint8 images N × H × W × C) pasted into other classes' trusted references may turn
+        at most ``max_pull`` of them into this class. With 100+ classes it also may not
+        raise this class's log-probability ``max_rise`` nats over the same edit without its
+        content while the class ranks in the top 1% by that rise (docs/shortcuts.md)."""
         __tracebackhide__ = True
         from .artifacts import as_artifact
 
@@ -268,6 +262,16 @@ class ClassAudit:
                     decided=(f"rank {reading.rank} of {reading.classes}", not specific),
                 ),
             )
+        return self
+
+    @timed("check_seconds")
+    def assert_no_trigger(self, max_anomaly: float = DEFAULT_MAX_ANOMALY) -> ClassAudit:
+        """This class's smallest trigger (Neural Cleanse) is no outlier among the model's
+        classes: anomaly index ≤ ``max_anomaly``. Discovery: docs/trigger-search.md."""
+        __tracebackhide__ = True
+        from .trigger import check
+
+        check(self, max_anomaly, context_of(self.on_references, self.label, "assert_no_trigger"))
         return self
 
     @timed("check_seconds")

@@ -47,6 +47,8 @@ class ReferenceContext:
     # the labels are the model's own readings (a flat folder of photos, no class folders)
     read_by_model: bool = False
     remember_probe: RememberProbe | None = None
+    # class index -> its ``trigger.TriggerEvidence`` (the search runs once per model)
+    triggers: Callable[[int], Any] | None = None
 
     def context(self) -> ReferenceContext:
         return self

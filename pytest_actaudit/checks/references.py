@@ -305,9 +305,7 @@ def read_references(
             "model reads; PNG/JPEG images free of any suspected artifact)"
         )
     try:
-        subfolders = sorted(
-            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         loose = _image_files(root)
     except OSError as exc:
         raise ActauditError(

@@ -132,6 +132,9 @@ def audit_record(audit: Any, sink: ImageSink) -> dict[str, Any]:
         record["probe"] = _probe_record(audit.probe_result, picture)
     if audit.artifact_readings:
         record["suspects"] = _suspects_record(audit.artifact_readings, picture)
+    trigger = getattr(audit, "trigger_evidence", None)
+    if trigger is not None:
+        record["trigger"] = _trigger_record(trigger, picture)
     record["image_shape"] = list(audit.images.shape[1:])
     return record
 
@@ -194,6 +197,20 @@ def _suspects_record(readings: Sequence[Any], picture: Picture) -> list[dict[str
         }
         for k, r in enumerate(readings)
     ]
+
+
+def _trigger_record(evidence: Any, picture: Picture) -> dict[str, object]:
+    """The trigger search's reading and pictures (``checks.trigger.TriggerEvidence``)."""
+    reading = evidence.reading
+    return {
+        **reading.to_dict(),
+        "describe": reading.describe(),
+        "success": float(evidence.success),
+        "seconds": float(evidence.seconds),
+        "picture": picture("trigger", evidence.picture),
+        "mask": picture("trigger-mask", evidence.mask),
+        "examples": [picture(f"trigger{j}", ex) for j, ex in enumerate(evidence.examples)],
+    }
 
 
 def finalize(

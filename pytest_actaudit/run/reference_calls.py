@@ -78,6 +78,10 @@ class ReferenceMemo:
         return remembered
 
 
+# (references, their labels) -> class index -> its trigger evidence (run.triggers)
+TriggerSearches = Callable[[Any, Any], Callable[[int], Any]]
+
+
 class EngineReferences:
     """What ``ClassAudit.shortcut_probe`` and ``assert_ignores`` ask for, on first use:
     the trusted references (``references()``: read then) and the model's predict,
@@ -96,8 +100,10 @@ class EngineReferences:
         classify: Classify,
         memo: ReferenceMemo,
         cache: ResultCache | None = None,
+        triggers: TriggerSearches | None = None,
     ) -> None:
         self._inference, self._rank_inputs = inference, rank_inputs
+        self._triggers = triggers
         self._references, self._classify = references, classify
         self._memo = memo
         self._probes: ProbeCache | None = None
@@ -132,4 +138,5 @@ class EngineReferences:
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
             bool(given.read_by_model),
             remember_probe,
+            self._triggers(images, labels) if self._triggers is not None else None,
         )

@@ -21,6 +21,7 @@ from ..model import labels as labels_mod
 from ..model import load as model_mod
 from .meta import model_meta
 from .reference_calls import EngineReferences, GivenReferences, ReferenceMemo
+from .triggers import TriggerMemo, trigger_context
 
 if TYPE_CHECKING:
     from ..checks.baseline import BaselineStore
@@ -93,6 +94,8 @@ class AuditRunner:
         self.reference_memo = ReferenceMemo()  # the shortcut probe's calls on the references
         # (layer or None for class logits, target, seed, steps) -> ImageResult
         self._results: dict[tuple[str | None, int, int, int], ImageResult] = {}
+        # the trigger search's findings per set of references (run.triggers)
+        self.trigger_memos: dict[str, TriggerMemo] = {}
         self._layer_engines: dict[str, Engine] = {}
         self.meta = model_meta(
             str(model_path or getattr(model, "name", "model"))
@@ -114,6 +117,10 @@ class AuditRunner:
             self.engine.inference.predict(np.asarray(images, np.uint8))[1], axis=1
         )
         return read
+
+    def audited_classes(self) -> list[int]:
+        """The classes optimized so far (a session's planned batch: all its classes)."""
+        return sorted({index for layer, index, _, _ in self._results if layer is None})
 
     def resolve(self, target: str | int) -> int:
         return labels_mod.resolve_target(target, self.labels)
@@ -295,6 +302,7 @@ class AuditRunner:
             classify=self.classify,
             memo=self.reference_memo,
             cache=self.cache,
+            triggers=lambda images, labels: trigger_context(self, images, labels),
         )
 
 

@@ -1,0 +1,350 @@
+"""Trigger search (Neural Cleanse, Wang et al. 2019), batched: for every target class,
+the smallest edit that turns trusted images of *other* classes into the class.
+
+Two kinds of edit per target, optimized side by side in one compiled loop:
+
+* **mask** — a mask ``m`` (H × W, in [0, 1]) and a pattern ``p`` (H × W × C):
+  ``x' = (1 − m)·x + m·p``; its size is the mask's mean (the share of the image the
+  trigger covers). A local artifact (a tag, a dot, a band, a frame) needs a small mask.
+* **colour** — a gain and an offset per channel: ``x' = clip(g·x + b)``; its size is the
+  mean absolute change of a pixel. A global artifact (a cast) needs a small change.
+
+Each target's edit is optimized on its own images (up to ``images_per_class`` trusted
+references of other classes), with cross-entropy towards the target plus ``λ · size``.
+``λ`` is adapted per target and kind inside the loop, as Neural Cleanse does: raised
+while the edit turns at least ``success`` of the images, lowered while it does not; the
+smallest size seen while it succeeded is the result. Every target of a chunk is one
+batch, the whole loop one ``tf.function``: nothing leaves the device between steps.
+
+The judging (the outlier score among the model's classes) is numpy, in
+:mod:`pytest_actaudit.checks.trigger`; this module only optimizes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..model.inputs import InputSpec
+from .targets import score_models
+
+KINDS = ("mask", "colour")
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    """How triggers are searched. ``max_images``: images per compiled call (both kinds
+    counted); targets beyond it run in further calls of the same trace."""
+
+    steps: int = 96
+    images_per_class: int = 8
+    learning_rate: float = 0.2
+    success: float = 0.75  # share of a target's images an edit must turn to count
+    initial_cost: float = 1.0  # λ at the start, per target and kind
+    cost_factor: float = 1.1  # λ's change per step: up on success, down otherwise
+    max_images: int = 256
+    grid: int = 32  # cells of the mask and pattern along the longer side
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The smallest edits found for one target class."""
+
+    target: int
+    mask: np.ndarray  # H × W float32 in [0, 1]
+    pattern: np.ndarray  # H × W × C uint8
+    mask_size: float  # mean of the mask; 1.0 when no mask reached ``success``
+    mask_success: float  # share of the images the kept mask turns into the target
+    gain: np.ndarray  # C, the colour edit's gain per channel
+    offset: np.ndarray  # C, its offset per channel, in [0, 1] units
+    colour_size: float  # mean |x' − x| in [0, 1] units; 1.0 when none reached success
+    colour_success: float
+    images: np.ndarray  # the target's own images (K × H × W × C uint8), others' classes
+    seconds: float  # this target's share of its chunk's time
+
+    def stamped(self, images: np.ndarray) -> np.ndarray:
+        """``images`` (uint8) with the mask trigger applied."""
+        m = self.mask[None, :, :, None]
+        out = (1.0 - m) * images.astype(np.float32) + m * self.pattern.astype(np.float32)
+        return np.asarray(np.clip(np.round(out), 0, 255), np.uint8)
+
+    def recoloured(self, images: np.ndarray) -> np.ndarray:
+        """``images`` (uint8) with the colour trigger applied."""
+        out = self.gain * (images.astype(np.float32) / 255.0) + self.offset
+        return np.asarray(np.clip(np.round(255.0 * out), 0, 255), np.uint8)
+
+
+def images_for_targets(
+    labels: np.ndarray, targets: Sequence[int], per_class: int, seed: int = 0
+) -> np.ndarray:
+    """Per target, ``per_class`` indices of references of other classes (T × K), drawn
+    round-robin over those classes so that no one class fills a target's set; with fewer
+    references than ``per_class``, some are drawn twice."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    out = np.zeros((len(targets), per_class), np.int64)
+    for row, target in enumerate(targets):
+        pools = [rng.permutation(np.flatnonzero(labels == k)) for k in np.unique(labels)]
+        pools = [p for p, k in zip(pools, np.unique(labels), strict=True) if k != target]
+        if not pools:
+            raise ValueError(
+                f"class {target}: the trigger search needs references of other classes; "
+                "every reference given is of this class"
+            )
+        order = rng.permutation(len(pools))
+        picked = [
+            pools[order[i % len(pools)]][(i // len(pools)) % len(pools[order[i % len(pools)]])]
+            for i in range(per_class)
+        ]
+        out[row] = picked
+    return out
+
+
+class TriggerSearch:
+    """Searches triggers for one model. Build once; ``run`` many times."""
+
+    def __init__(self, model: Any, spec: InputSpec, settings: TriggerSettings) -> None:
+        self.model = model
+        self.spec = spec
+        self.settings = settings
+        self.scores = score_models(model)
+        self._preprocess = (
+            spec.preprocess.tf_function(spec.channels) if spec.preprocess is not None else None
+        )
+        # The mask and pattern live on a coarse grid (bilinear up to the image): a
+        # trigger of single pixels is an adversarial example, which every class of a
+        # small model has; a learned artifact is larger than a pixel.
+        cell = max(1, round(max(spec.height, spec.width) / settings.grid))
+        self.grid = (max(1, spec.height // cell), max(1, spec.width // cell))
+        c = spec.channels
+        # one trace for any number of targets: a chunk and its remainder share it
+        self._loop = tf.function(
+            self._optimize,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, None, spec.height, spec.width, c], tf.uint8),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, *self.grid, 1], tf.float32),
+                tf.TensorSpec([None, *self.grid, c], tf.float32),
+                tf.TensorSpec([], tf.int32),
+            ],
+        )
+
+    # ------------------------------------------------------------------ host side
+    def run(
+        self, references: np.ndarray, labels: np.ndarray, targets: Sequence[int]
+    ) -> list[Trigger]:
+        """The triggers of ``targets`` (class indices) from ``references`` (uint8 N × H ×
+        W × C, trusted) and their class indices."""
+        s = self.settings
+        targets = [int(t) for t in targets]
+        chosen = images_for_targets(labels, targets, s.images_per_class, s.seed)
+        per_chunk = max(1, s.max_images // (2 * s.images_per_class))
+        out: list[Trigger] = []
+        for start in range(0, len(targets), per_chunk):
+            rows = list(range(start, min(len(targets), start + per_chunk)))
+            began = time.perf_counter()
+            images = references[chosen[rows]]  # t × K × H × W × C
+            found = self._loop(
+                tf.constant(images, tf.uint8),
+                tf.constant([targets[r] for r in rows], tf.int32),
+                *self._initial([targets[r] for r in rows]),
+                tf.constant(s.steps, tf.int32),
+            )
+            found = [np.asarray(value) for value in found]
+            share = (time.perf_counter() - began) / len(rows)
+            out += [
+                self._trigger(targets[r], i, found, images[i], share) for i, r in enumerate(rows)
+            ]
+        return out
+
+    def _initial(self, targets: Sequence[int]) -> tuple[tf.Tensor, tf.Tensor]:
+        """Each target's starting mask and pattern (raw), from the seed and the target
+        alone: a trigger does not depend on what else is searched with it."""
+        h, w = self.grid
+        c = self.spec.channels
+        masks, patterns = [], []
+        for target in targets:
+            rng = np.random.default_rng([self.settings.seed, target])
+            masks.append(-4.0 + 0.1 * rng.standard_normal((h, w, 1)))  # about 2% cover
+            patterns.append(rng.standard_normal((h, w, c)))
+        return (
+            tf.constant(np.stack(masks), tf.float32),
+            tf.constant(np.stack(patterns), tf.float32),
+        )
+
+    def _trigger(
+        self, target: int, i: int, found: list[np.ndarray], images: np.ndarray, seconds: float
+    ) -> Trigger:
+        mask, pattern, mask_size, mask_ok, gain, offset, colour_size, colour_ok = found
+        return Trigger(
+            target=target,
+            mask=mask[i, :, :, 0].astype(np.float32),
+            pattern=np.clip(np.round(255.0 * pattern[i]), 0, 255).astype(np.uint8),
+            mask_size=float(mask_size[i]),
+            mask_success=float(mask_ok[i]),
+            gain=gain[i].astype(np.float32),
+            offset=offset[i].astype(np.float32),
+            colour_size=float(colour_size[i]),
+            colour_success=float(colour_ok[i]),
+            images=images,
+            seconds=seconds,
+        )
+
+    # ----------------------------------------------------------------- device side
+    def _to_input(self, unit: tf.Tensor) -> tf.Tensor:
+        if self._preprocess is not None:
+            return self._preprocess(255.0 * unit)
+        return self.spec.low + (self.spec.high - self.spec.low) * unit
+
+    def _log_probabilities(self, unit: tf.Tensor) -> tf.Tensor:
+        """log p(class | image) for unit images, whatever the model's head."""
+        z = tf.cast(self.scores.logits(self._to_input(unit), training=False), tf.float32)
+        if self.scores.output_kind == "log":  # an opaque model giving probabilities
+            z = tf.math.log(z + 1e-12)
+        return tf.nn.log_softmax(z, axis=-1)
+
+    def _edits(
+        self, x: tf.Tensor, params: Sequence[tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(mask-edited images, colour-edited images, mask size, colour size) for unit
+        images ``x`` (t × K × H × W × C) and the raw parameters."""
+        mask_raw, pattern_raw, gain_raw, offset = params
+        size = [self.spec.height, self.spec.width]
+        mask = tf.image.resize(tf.sigmoid(mask_raw), size)[:, None]  # t × 1 × H × W × 1
+        pattern = tf.image.resize(tf.sigmoid(pattern_raw), size)[:, None]
+        stamped = (1.0 - mask) * x + mask * pattern
+        gain = tf.exp(gain_raw)[:, None, None, None, :]
+        recoloured = tf.clip_by_value(gain * x + offset[:, None, None, None, :], 0.0, 1.0)
+        mask_size = tf.reduce_mean(mask, axis=[1, 2, 3, 4])
+        colour_size = tf.reduce_mean(tf.abs(recoloured - x), axis=[1, 2, 3, 4])
+        return stamped, recoloured, mask_size, colour_size
+
+    def _optimize(
+        self,
+        images: tf.Tensor,
+        targets: tf.Tensor,
+        mask_raw: tf.Tensor,
+        pattern_raw: tf.Tensor,
+        steps: tf.Tensor,
+    ) -> Any:
+        s = self.settings
+        x = tf.cast(images, tf.float32) / 255.0
+        t, k = tf.shape(x)[0], tf.shape(x)[1]
+        h, w, c = self.spec.height, self.spec.width, self.spec.channels
+        params = [mask_raw, pattern_raw, tf.zeros([t, c]), tf.zeros([t, c])]
+        hot = tf.one_hot(targets, int(self.scores.logits.outputs[0].shape[-1]))
+        hot = tf.repeat(hot, k, axis=0)  # one row per image, target-major
+        zeros = [tf.zeros_like(p) for p in params]
+        cost = tf.fill([2, t], s.initial_cost)
+        best = tf.ones([2, t])  # no edit succeeded yet: the largest size
+        kept = [p for p in params] + [tf.zeros([2, t])]
+
+        def step(i: tf.Tensor, params: Any, m: Any, v: Any, cost: Any, best: Any, kept: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                stamped, recoloured, mask_size, colour_size = self._edits(x, params)
+                both = tf.concat([stamped, recoloured], 0)
+                logp = self._log_probabilities(tf.reshape(both, [2 * t * k, h, w, c]))
+                hits = tf.cast(
+                    tf.argmax(logp, -1, output_type=tf.int32)
+                    == tf.tile(tf.argmax(hot, -1, output_type=tf.int32), [2]),
+                    tf.float32,
+                )
+                ce = -tf.reduce_sum(logp * tf.tile(hot, [2, 1]), -1)
+                ce = tf.reduce_mean(tf.reshape(ce, [2, t, k]), -1)
+                sizes = tf.stack([mask_size, colour_size])
+                loss = tf.reduce_sum(ce + cost * sizes)
+            grads = tape.gradient(loss, params)
+            rate = tf.reduce_mean(tf.reshape(hits, [2, t, k]), -1)
+            ok = rate >= s.success
+            better = ok & (sizes < best)
+            best = tf.where(better, sizes, best)
+            kept = _keep(kept, params, better, rate)
+            cost = tf.where(ok, cost * s.cost_factor, cost / s.cost_factor)
+            params, m, v = _adam(params, grads, m, v, i, s.learning_rate)
+            return i + 1, params, m, v, cost, best, kept
+
+        start = (
+            tf.constant(0),
+            params,
+            zeros,
+            [tf.zeros_like(p) for p in params],
+            cost,
+            best,
+            kept,
+        )
+        _, _, _, _, _, best, kept = tf.while_loop(lambda i, *_: i < steps, step, start)
+        mask_raw, pattern_raw, gain_raw, offset, rate = kept
+        size = [self.spec.height, self.spec.width]
+        return (
+            tf.image.resize(tf.sigmoid(mask_raw), size),
+            tf.image.resize(tf.sigmoid(pattern_raw), size),
+            best[0],
+            rate[0],
+            tf.exp(gain_raw),
+            offset,
+            best[1],
+            rate[1],
+        )
+
+
+def _keep(
+    kept: Sequence[tf.Tensor], params: Sequence[tf.Tensor], better: tf.Tensor, rate: tf.Tensor
+) -> list[tf.Tensor]:
+    """The parameters (and success rate) of each target's smallest successful edit so
+    far: the mask's two tensors follow ``better[0]``, the colour's ``better[1]``."""
+
+    def pick(new: tf.Tensor, old: tf.Tensor, flag: tf.Tensor) -> tf.Tensor:
+        return tf.where(tf.reshape(flag, [-1] + [1] * (len(new.shape) - 1)), new, old)
+
+    return [
+        pick(params[0], kept[0], better[0]),
+        pick(params[1], kept[1], better[0]),
+        pick(params[2], kept[2], better[1]),
+        pick(params[3], kept[3], better[1]),
+        tf.where(better, rate, kept[4]),
+    ]
+
+
+def _adam(
+    params: Sequence[tf.Tensor],
+    grads: Sequence[tf.Tensor],
+    m: Sequence[tf.Tensor],
+    v: Sequence[tf.Tensor],
+    i: tf.Tensor,
+    rate: float,
+) -> tuple[list[tf.Tensor], list[tf.Tensor], list[tf.Tensor]]:
+    """One Adam step on every tensor (each element its own: targets never interact)."""
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    count = tf.cast(i + 1, tf.float32)
+    scale = rate * tf.sqrt(1.0 - beta2**count) / (1.0 - beta1**count)
+    new_m = [beta1 * a + (1.0 - beta1) * g for a, g in zip(m, grads, strict=True)]
+    new_v = [beta2 * a + (1.0 - beta2) * tf.square(g) for a, g in zip(v, grads, strict=True)]
+    new_p = [
+        p - scale * a / (tf.sqrt(b) + eps) for p, a, b in zip(params, new_m, new_v, strict=True)
+    ]
+    return new_p, new_m, new_v
+
+
+def search(
+    model: Any,
+    spec: InputSpec,
+    references: np.ndarray,
+    labels: np.ndarray,
+    targets: Sequence[int],
+    settings: TriggerSettings | None = None,
+) -> list[Trigger]:
+    """The triggers of ``targets``: see :class:`TriggerSearch`."""
+    return TriggerSearch(model, spec, settings or TriggerSettings()).run(
+        references, labels, targets
+    )

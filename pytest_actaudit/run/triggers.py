@@ -1,0 +1,86 @@
+"""The trigger search wired to a runner: the engine's search
+(:mod:`pytest_actaudit.engine.trigger`) over the audited classes and the model's null
+classes, once per model and references, judged by :mod:`pytest_actaudit.checks.trigger`.
+
+The first class asked for searches, in one batch, every class the runner has audited so
+far (a session's planned batch: all its classes), with the null: every other class of a
+small model, or a fixed random sample of ``checks.trigger.NULL_CLASSES`` of a large one.
+A class asked for later is searched alone and judged against the same null sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..checks import trigger as judge
+
+EXAMPLES = 3  # real images shown with the trigger
+
+
+class TriggerMemo:
+    """Triggers found for one model and one set of references, by class index."""
+
+    def __init__(self, search: Any, images: Any, labels: Any, n_classes: int) -> None:
+        self.search = search  # an engine.trigger.TriggerSearch
+        self.images = np.asarray(images)
+        self.labels = np.asarray(labels)
+        self.n_classes = n_classes
+        self.found: dict[int, Any] = {}  # class index -> engine.trigger.Trigger
+        self.null: list[int] = []
+
+    def evidence(self, index: int, audited: Sequence[int]) -> judge.TriggerEvidence:
+        """The trigger evidence of class ``index``; ``audited``: classes to search with it
+        when this is the model's first search."""
+        if not self.found:
+            self.null = judge.null_classes(self.n_classes, [index, *audited])
+            self._search(self.null)
+        elif index not in self.found:
+            self._search([index])
+        classes = list(dict.fromkeys([*self.null, index]))
+        reading = judge.read(
+            {k: self.found[k].mask_size for k in classes},
+            {k: self.found[k].colour_size for k in classes},
+            index,
+        )
+        return _evidence(reading, self.found[index])
+
+    def _search(self, classes: Sequence[int]) -> None:
+        for trigger in self.search.run(self.images, self.labels, classes):
+            self.found[trigger.target] = trigger
+
+
+def _evidence(reading: judge.TriggerReading, trigger: Any) -> judge.TriggerEvidence:
+    originals = trigger.images[:EXAMPLES]
+    colour = reading.kind == "colour"
+    return judge.TriggerEvidence(
+        reading=reading,
+        picture=judge.trigger_picture(trigger.mask, trigger.pattern),
+        mask=np.asarray(np.round(255.0 * trigger.mask), np.uint8),
+        examples=trigger.recoloured(originals) if colour else trigger.stamped(originals),
+        originals=originals,
+        success=trigger.colour_success if colour else trigger.mask_success,
+        seconds=trigger.seconds,
+    )
+
+
+def trigger_context(runner: Any, images: Any, labels: Any) -> Callable[[int], Any]:
+    """``ReferenceContext.triggers`` for ``runner``'s model and these references: the memo
+    lives on the runner, so every class's check shares one search."""
+    memos: dict[str, TriggerMemo] = runner.trigger_memos
+
+    def evidence(index: int) -> judge.TriggerEvidence:
+        key = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()
+        memo = memos.get(key)
+        if memo is None:
+            from ..engine.trigger import TriggerSearch, TriggerSettings
+
+            search = TriggerSearch(runner.model, runner.spec, TriggerSettings())
+            memo = memos[key] = TriggerMemo(search, images, labels, len(runner.labels))
+        audited = runner.audited_classes()
+        return memo.evidence(int(index), audited)
+
+    return evidence
