@@ -140,3 +140,21 @@ def test_the_wheel_ships_every_tracked_example_file_and_nothing_a_run_wrote() ->
     assert all(
         included[f] == "pytest_actaudit/demo/example/" + f.removeprefix("examples/") for f in listed
     )
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md's tree matches the package: every module of the flat folders
+    is named in it, and every sub-package by its folder."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = page.split("```text", 1)[1].split("```", 1)[0]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) > 2 or parts[0] in ("report", "demo"):  # named by their folder
+            name = parts[0] + "/" if len(parts) > 1 else path.name
+            name = (parts[1] + "/") if len(parts) > 2 else name
+        else:
+            name = path.name
+        if name != "__init__.py" and name not in tree:
+            missing.append("/".join(parts))
+    assert not missing, f"docs/architecture.md's tree does not name: {missing}"
