@@ -53,9 +53,9 @@ def the_specs(seeds: tuple[int, ...]) -> list[Any]:
 
 def triggers_of(model: Any, references: Any, targets: list[int], settings: Any) -> Any:
     """(the readings per target, the triggers, seconds per class) of one model."""
-    from pytest_actaudit.model import inputs as model_mod
     from pytest_actaudit.checks import trigger as judge
     from pytest_actaudit.engine.trigger import TriggerSearch
+    from pytest_actaudit.model import inputs as model_mod
 
     images, labels = references
     search = TriggerSearch(model, model_mod.input_spec(model), settings)

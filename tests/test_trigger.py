@@ -109,8 +109,8 @@ def colour_references() -> tuple[np.ndarray, np.ndarray]:
 
 
 def search(strength: float):
-    from pytest_actaudit.model import inputs as model_mod
     from pytest_actaudit.engine.trigger import TriggerSearch, TriggerSettings
+    from pytest_actaudit.model import inputs as model_mod
 
     model = band_model(strength)
     images, labels = colour_references()
@@ -146,8 +146,8 @@ def test_a_clean_model_has_no_outlier():
 
 
 def test_a_trigger_does_not_depend_on_what_else_is_searched():
-    from pytest_actaudit.model import inputs as model_mod
     from pytest_actaudit.engine.trigger import TriggerSearch, TriggerSettings
+    from pytest_actaudit.model import inputs as model_mod
 
     model = band_model(20.0)
     images, labels = colour_references()
