@@ -34,18 +34,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-# run as a script: the repository root on the path, for `benchmarks.*` (the zoo, the reference)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent.parent
+# run as a script: the repository root on the path, for `benchmarks.*`
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ("bare", "project", "tkv_batched")
 MODELS = ("cnn48", "mobilenet8")
 SEEDS = 3
@@ -141,20 +138,9 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
 # ======================================================================== parent side
 def run_worker(job: dict[str, Any]) -> dict[str, Any]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(ROOT),
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-            return result
-    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
-    return {**job, "error": f"worker exited {proc.returncode}:\n{tail}"}
+    from benchmarks.worker import run_worker as run_in_new_process
+
+    return run_in_new_process(__file__, job, ROOT, tail=12)
 
 
 def measure_all(models: Any, steps: int, rounds: int) -> list[dict[str, Any]]:

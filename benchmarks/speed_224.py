@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +34,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+# run as a script: the repository root on the path, for `benchmarks.*`
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 SEEDS = 3
 JOBS = "bare:pixel:128,barexla:pixel:128,project:fourier:128,tkv:pixel:128"
 
@@ -102,20 +103,9 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(ROOT),
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-            return result
-    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-    return {**job, "error": f"worker exited {proc.returncode}:\n{tail}"}
+    from benchmarks.worker import run_worker as run_in_new_process
+
+    return run_in_new_process(__file__, job, ROOT, tail=8)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from . import transforms
 from .transforms import COLOR
 
 # The default magnitude: log mean |rfft2| of natural photos in lucid's decorrelated colour
@@ -306,16 +307,7 @@ class MacoParam:
         # output pixel p samples the image at box · R · (p − c) + c + d
         a2 = cx - cos * cx + sin * cy + dx
         b2 = cy - sin * cx - cos * cy + dy
-        zeros = tf.zeros_like(cos)
-        matrix = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
-        crop = tf.raw_ops.ImageProjectiveTransformV3(
-            images=unit,
-            transforms=matrix,
-            output_shape=shape[1:3],
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="WRAP",
-        )
+        crop = transforms.project(unit, (cos, -sin, a2, sin, cos, b2), "WRAP")
         return unit, crop + self.noise * _hash_noise(shape, dx)
 
 

@@ -48,15 +48,21 @@ def affine(images: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
     b0, b1 = sin, cos
     a2 = cx - a0 * cx - a1 * cy + dx
     b2 = cy - b0 * cx - b1 * cy + dy
-    zeros = tf.zeros_like(a0)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return project(images, (a0, a1, a2, b0, b1, b2), "REFLECT")
+
+
+def project(images: tf.Tensor, rows: tuple[tf.Tensor, ...], fill_mode: str) -> tf.Tensor:
+    """Output pixel (x, y) of each image samples it, bilinearly, at (a0·x + a1·y + a2,
+    b0·x + b1·y + b2), ``rows`` = (a0, a1, a2, b0, b1, b2) per image: one op; outside the
+    image as ``fill_mode`` says (REFLECT, WRAP, …)."""
+    zeros = tf.zeros_like(rows[0])
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
-        transforms=transforms,
-        output_shape=shape[1:3],
+        transforms=tf.stack([*rows, zeros, zeros], axis=1),
+        output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
         interpolation="BILINEAR",
-        fill_mode="REFLECT",
+        fill_mode=fill_mode,
     )
 
 
