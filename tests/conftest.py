@@ -7,6 +7,8 @@ image for "red" must be red. No training, so it is exact and instant.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,4 +47,12 @@ def color_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = folder / "color.keras"
     build_color_model().save(path)
     (folder / "labels.txt").write_text("\n".join(COLORS) + "\n")
+    return path
+
+
+def saved_in_a_fresh_process(folder: Path, name: str, code: str) -> Path:
+    """``folder/name``, written by ``code`` (a script with ``{path!r}`` where the file goes)
+    in a fresh Python: a model built the way a user's own process builds it."""
+    path = folder / name
+    subprocess.run([sys.executable, "-c", code.format(path=str(path))], check=True)
     return path

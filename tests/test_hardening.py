@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pytest_actaudit import ActauditError
 from pytest_actaudit import settings as s
 from pytest_actaudit.model.labels import read_labels
+from tests.conftest import saved_in_a_fresh_process
 
 LAMBDA_MODEL = """
 import keras
@@ -27,9 +28,7 @@ keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save({path!r
 
 @pytest.fixture(scope="module")
 def lambda_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lambda") / "lambda.keras"
-    subprocess.run([sys.executable, "-c", LAMBDA_MODEL.format(path=str(path))], check=True)
-    return path
+    return saved_in_a_fresh_process(tmp_path_factory.mktemp("lambda"), "lambda.keras", LAMBDA_MODEL)
 
 
 def test_lambda_model_is_refused_in_safe_mode_with_the_opt_in(pytester, lambda_model):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import saved_in_a_fresh_process
+
 AUDIT_TEST = """
 import pytest
 
@@ -518,9 +520,7 @@ keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save({path!r
 
 @pytest.fixture(scope="module")
 def no_rescaling_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("plain") / "plain.keras"
-    subprocess.run([sys.executable, "-c", NO_RESCALING.format(path=str(path))], check=True)
-    return path
+    return saved_in_a_fresh_process(tmp_path_factory.mktemp("plain"), "plain.keras", NO_RESCALING)
 
 
 def test_zero_code_run_header_says_the_assumed_input_range_without_tensorflow_noise(
