@@ -128,6 +128,10 @@ class EngineReferences:
             def remember_probe(index: int, seeds: Any, attribution: Any, run: Any) -> Any:
                 return cache.remember(held(images), index, seeds, attribution, run)
 
+        triggers = None
+        if self._triggers is not None:  # one search per references array, as the calls
+            search = self._triggers
+            triggers = remember("triggers", lambda x: search(x, labels), images)(images)
         return ReferenceContext(
             images,
             labels,
@@ -138,5 +142,5 @@ class EngineReferences:
             remember("edits", lambda x: edits.screen(x, labels, predict), images),
             bool(given.read_by_model),
             remember_probe,
-            self._triggers(images, labels) if self._triggers is not None else None,
+            triggers,
         )

@@ -21,7 +21,7 @@ from ..model import labels as labels_mod
 from ..model import load as model_mod
 from .meta import model_meta
 from .reference_calls import EngineReferences, GivenReferences, ReferenceMemo
-from .triggers import TriggerMemo, trigger_context
+from .triggers import trigger_context
 
 if TYPE_CHECKING:
     from ..checks.baseline import BaselineStore
@@ -94,8 +94,6 @@ class AuditRunner:
         self.reference_memo = ReferenceMemo()  # the shortcut probe's calls on the references
         # (layer or None for class logits, target, seed, steps) -> ImageResult
         self._results: dict[tuple[str | None, int, int, int], ImageResult] = {}
-        # the trigger search's findings per set of references (run.triggers)
-        self.trigger_memos: dict[str, TriggerMemo] = {}
         self._layer_engines: dict[str, Engine] = {}
         self.meta = model_meta(
             str(model_path or getattr(model, "name", "model"))

@@ -10,7 +10,6 @@ A class asked for later is searched alone and judged against the same null sizes
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,19 +67,18 @@ def _evidence(reading: judge.TriggerReading, trigger: Any) -> judge.TriggerEvide
 
 
 def trigger_context(runner: Any, images: Any, labels: Any) -> Callable[[int], Any]:
-    """``ReferenceContext.triggers`` for ``runner``'s model and these references: the memo
-    lives on the runner, so every class's check shares one search."""
-    memos: dict[str, TriggerMemo] = runner.trigger_memos
+    """``ReferenceContext.triggers`` for ``runner``'s model and these references: one
+    search, made on the first class's check and shared by every later one (the runner's
+    ``ReferenceMemo`` keeps this per references array, as it keeps the model's calls)."""
+    memo: TriggerMemo | None = None
 
     def evidence(index: int) -> judge.TriggerEvidence:
-        key = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()
-        memo = memos.get(key)
+        nonlocal memo
         if memo is None:
             from ..engine.trigger import TriggerSearch, TriggerSettings
 
             search = TriggerSearch(runner.model, runner.spec, TriggerSettings())
-            memo = memos[key] = TriggerMemo(search, images, labels, len(runner.labels))
-        audited = runner.audited_classes()
-        return memo.evidence(int(index), audited)
+            memo = TriggerMemo(search, images, labels, len(runner.labels))
+        return memo.evidence(int(index), runner.audited_classes())
 
     return evidence
