@@ -5,7 +5,7 @@ classes, once per model and references, judged by :mod:`pytest_actaudit.checks.t
 The first class asked for searches, in one batch, every class the runner has audited so
 far (a session's planned batch: all its classes), with the null: every other class of a
 small model, or a fixed random sample of ``checks.trigger.NULL_CLASSES`` of a large one.
-A class asked for later is searched alone and judged against the same null sizes.
+A class asked for later is searched alone and judged against the same null.
 """
 
 from __future__ import annotations
@@ -40,11 +40,8 @@ class TriggerMemo:
         elif index not in self.found:
             self._search([index])
         classes = list(dict.fromkeys([*self.null, index]))
-        reading = judge.read(
-            {k: self.found[k].mask_size for k in classes},
-            {k: self.found[k].colour_size for k in classes},
-            index,
-        )
+        edits = {k: judge.Edit(self.found[k].mask_size, self.found[k].held_out) for k in classes}
+        reading = judge.read(edits, index)
         return _evidence(reading, self.found[index])
 
     def _search(self, classes: Sequence[int]) -> None:
@@ -54,14 +51,13 @@ class TriggerMemo:
 
 def _evidence(reading: judge.TriggerReading, trigger: Any) -> judge.TriggerEvidence:
     originals = trigger.images[:EXAMPLES]
-    colour = reading.kind == "colour"
     return judge.TriggerEvidence(
         reading=reading,
         picture=judge.trigger_picture(trigger.mask, trigger.pattern),
         mask=np.asarray(np.round(255.0 * trigger.mask), np.uint8),
-        examples=trigger.recoloured(originals) if colour else trigger.stamped(originals),
+        examples=trigger.stamped(originals),
         originals=originals,
-        success=trigger.colour_success if colour else trigger.mask_success,
+        success=trigger.success,
         seconds=trigger.seconds,
     )
 
