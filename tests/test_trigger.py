@@ -241,3 +241,46 @@ def test_a_class_asked_later_is_searched_alone_and_judged_against_the_same_null(
     general.add(outlier)
     reading = memo.evidence(outlier, audited=[]).reading
     assert reading.rank == 1 and reading.lift > 0.6 and reading.compared == 23
+
+
+def test_a_rerun_with_the_cache_searches_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    from pytest_actaudit.engine.trigger import Trigger, TriggerSettings
+    from pytest_actaudit.run.triggers import TriggerCache, TriggerMemo
+
+    searched: list[list[int]] = []
+
+    class Search:
+        def run(self, images, labels, classes):
+            searched.append(list(classes))
+            return [
+                Trigger(
+                    target=k,
+                    mask=np.full((4, 4), 0.1 * k, np.float32),
+                    pattern=np.zeros((4, 4, 3), np.uint8),
+                    mask_size=0.05,
+                    success=0.9,
+                    held_out=0.9 if k == 2 else 0.2,
+                    images=np.zeros((2, 4, 4, 3), np.uint8),
+                    seconds=0.1,
+                )
+                for k in classes
+            ]
+
+    images, labels = np.zeros((8, 4, 4, 3), np.uint8), np.repeat(np.arange(4), 2)
+    results = SimpleNamespace(folder=tmp_path, prefix="model-a")
+
+    def memo(prefix: str = "model-a", settings=TriggerSettings()):
+        results.prefix = prefix
+        cache = TriggerCache(results, settings, images, labels)
+        return TriggerMemo(Search(), images, labels, 4, cache)
+
+    first = memo().evidence(2, audited=[])
+    again = memo().evidence(2, audited=[])
+    assert searched == [[2, 0, 1, 3]]  # the rerun searched nothing
+    assert again.reading == first.reading and again.reading.lift > judge.DEFAULT_MAX_LIFT
+    np.testing.assert_array_equal(again.mask, first.mask)
+    memo(settings=TriggerSettings(steps=8)).evidence(2, audited=[])  # other settings
+    memo("model-b").evidence(2, audited=[])  # another model
+    assert len(searched) == 3

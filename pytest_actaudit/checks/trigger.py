@@ -25,7 +25,7 @@ import numpy as np
 from .model_calls import ReferenceContext
 from .verdict import Verdict
 
-DEFAULT_MAX_LIFT = 0.25
+DEFAULT_MAX_LIFT = 0.35
 NULL_CLASSES = 20  # classes compared with, beyond the audited ones, in a large model
 UNREACHED = 1.0  # the engine's size for an edit that never turned enough images
 
