@@ -271,9 +271,9 @@ def test_a_rerun_with_the_cache_searches_nothing(tmp_path):
     images, labels = np.zeros((8, 4, 4, 3), np.uint8), np.repeat(np.arange(4), 2)
     results = SimpleNamespace(folder=tmp_path, prefix="model-a")
 
-    def memo(prefix: str = "model-a", settings=TriggerSettings()):
+    def memo(prefix: str = "model-a", settings=None):
         results.prefix = prefix
-        cache = TriggerCache(results, settings, images, labels)
+        cache = TriggerCache(results, settings or TriggerSettings(), images, labels)
         return TriggerMemo(Search(), images, labels, 4, cache)
 
     first = memo().evidence(2, audited=[])
