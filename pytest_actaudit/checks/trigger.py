@@ -10,8 +10,7 @@ others, while a learned artifact turns most images it is pasted into. The score,
 **lift**, is the share of held-out references of other classes the class's kept trigger
 turns into it, minus the median share over the model's other compared classes (all of
 them, or a random sample of ``NULL_CLASSES`` for a model with many): the null is the
-model in hand. Two kinds of edit are judged apart (a mask and pattern; a colour change
-per channel) and the larger lift counts.
+model in hand.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from .verdict import Verdict
 
 DEFAULT_MAX_LIFT = 0.35
 NULL_CLASSES = 20  # classes compared with, beyond the audited ones, in a large model
-UNREACHED = 1.0  # the engine's size for an edit that never turned enough images
+UNREACHED = 1.0  # the engine's size for a trigger that never turned enough images
 
 
 class Edit(NamedTuple):
@@ -58,7 +57,7 @@ def null_classes(
 
 def lift(held_out: Mapping[int, float], index: int) -> float:
     """Class ``index``'s held-out success minus the median of the other classes' in
-    ``held_out`` (every compared class, itself included)."""
+    ``held_out`` (the compared classes, ``index`` among them)."""
     if index not in held_out:
         raise ValueError(f"class {index} has no trigger among {sorted(held_out)}")
     others = [float(v) for k, v in held_out.items() if k != index]

@@ -38,9 +38,9 @@ class TriggerSettings:
 
     steps: int = 96
     images_per_class: int = 8
-    held_out: int = 48  # further images per class, never fitted: the kept edits' test
+    held_out: int = 48  # further images per class, never fitted: the kept trigger's test
     learning_rate: float = 0.2
-    success: float = 0.75  # share of a target's images an edit must turn to count
+    success: float = 0.75  # share of a target's fitted images a trigger must turn to count
     initial_cost: float = 1.0  # λ at the start, per target
     cost_factor: float = 1.1  # λ's change per step: up on success, down otherwise
     max_images: int = 256
