@@ -390,8 +390,9 @@ def test_example_workflow_is_valid_and_its_commands_run(tmp_path):
     )
     assert done.returncode in (0, 1), done.stderr
     results = json.loads((repo / "actaudit-report" / "results.json").read_text())
-    # 2 models × 4 classes, each in one shard, and the named tag's two triangle audits
-    assert len(results["audits"]) == 10
+    # 2 models × 4 classes, each in one shard, the named tag's two triangle audits and the
+    # trigger example's circle and triangle
+    assert len(results["audits"]) == 12
     assert (repo / "actaudit-summary.md").read_text().startswith("## actaudit:")
     assert done.returncode == (1 if any(a["status"] != "passed" for a in results["audits"]) else 0)
 
