@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from .maco import MacoParam
 
 
-
 class ViewSettings(Protocol):
     """The settings a step's view reads (``EngineSettings`` has them)."""
 
