@@ -4,7 +4,8 @@ process, with the quality each run's images reach.
 
     python benchmarks/speed_224.py [--classes goldfish] [--jobs project:fourier:128,...]
 
-A job is ``contender:param:steps[:lr]``. Contenders, on the classes × 3 seeds:
+A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
+``EngineSettings`` field, e.g. ``stop_change=0``). Contenders, on the classes × 3 seeds:
 
 * ``bare``      the bare compiled loop (``bench_engine.Bare``: forward, backward, plain
                 update, nothing else), from the engine's pixel starts;
@@ -76,7 +77,11 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         targets = tf.constant(np.array([t for t, _ in plan], np.int32))
         images = _quantize(bare.run(init, targets, steps), spec.low, spec.high)
     elif name == "project":
-        extra = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
+        from pytest_actaudit.engine.loop import EngineSettings
+
+        extra: dict[str, Any] = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
+        for key, value in job.get("fields", {}).items():
+            extra[key] = type(getattr(EngineSettings(), key))(value)
         audits = pytest_actaudit.maximize(
             model, classes, seeds=SEEDS, steps=steps, parametrization=param, **extra
         )
@@ -99,6 +104,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         "cold": round(cold, 2),
         "p": [round(float(v), 4) for v in p[np.arange(len(p)), owner]],
         "top1": float(np.mean(jp.argmax(axis=1) == owner)),
+        "stopped": [a.stopped_steps for a in audits] if name == "project" else [],
     }
 
 
@@ -122,12 +128,15 @@ def main() -> None:
     results = []
     for r in range(args.rounds):
         for spec in args.jobs.split(","):
-            contender, param, steps, *lr = spec.split(":")
+            contender, param, steps, *rest = spec.split(":")
+            lr = [item for item in rest if "=" not in item]
+            fields = dict(item.split("=", 1) for item in rest if "=" in item)
             job = {
                 "contender": contender,
                 "param": param,
                 "steps": int(steps),
                 "lr": lr[0] if lr else "",
+                "fields": fields,
                 "classes": args.classes.split(","),
                 "round": r,
             }

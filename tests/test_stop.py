@@ -140,3 +140,27 @@ def test_the_stop_steps_reach_the_audit_and_its_record(color_model):
         assert len(audit.stopped_steps) == 3 and max(audit.stopped_steps) <= 40
         assert audit.to_record()["stopped_steps"] == audit.stopped_steps
     assert min(min(a.stopped_steps) for a in audits) < 40
+
+
+def test_the_defaults_images_differ_from_the_rule_off_only_by_the_stop(monkeypatch):
+    """The default settings on the demo model: each seed's image is the image of the same
+    settings with the rule off, run to the seed's stop step (every step's transform drawn
+    as for the full run, so that the shorter run is the longer one's beginning)."""
+    from pytest_actaudit import demo
+    from pytest_actaudit.engine import transforms
+
+    draw = transforms.draw_params
+    monkeypatch.setattr(
+        transforms, "draw_params", lambda seed, steps, **kw: draw(seed, 64, **kw)[:steps]
+    )
+    model = pytest_actaudit.load_model(demo.model_path("clean"))
+    plan = [(1, s) for s in range(3)]
+    default = run(model, plan, 64)
+    stops = sorted({r.stopped_step for r in default.values()})
+    assert stops[0] < 64, stops  # the default rule fired on this model
+    for cap in stops:
+        off = run(model, plan, cap, stop_change=0.0)
+        for pair, r in default.items():
+            if r.stopped_step == cap:
+                np.testing.assert_array_equal(r.image, off[pair].image, err_msg=str(pair))
+                np.testing.assert_array_equal(r.curve[:cap], off[pair].curve)

@@ -47,7 +47,7 @@ from .targets import layer_scores, score_models
 class EngineSettings:
     """How images are optimized. Part of the cache key and of the report header."""
 
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1  # with the stop rule, chosen by docs/image-quality.md's table
     tv_weight: float = 2.0
     norm_weight: float = 0.5
     norm_p: int = 6
@@ -71,9 +71,10 @@ class EngineSettings:
     device: str = "auto"
     # Steps to quality (engine/lane.py, docs/image-quality.md): every ``stop_every`` steps
     # an image is done once its probability reached ``stop_probability`` and its last
-    # interval changed it less than ``stop_change`` of its change so far; 0 turns it off.
-    stop_probability: float = 0.0
-    stop_change: float = 0.0
+    # interval changed it less than ``stop_change`` of its change so far; the step count
+    # is then a cap. stop_change=0 turns the rule off.
+    stop_probability: float = 0.9
+    stop_change: float = 0.3
     stop_every: int = 16
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +98,7 @@ class ImageResult:
 
 
 # Bumped whenever a change alters the images for the same settings (cache key).
-ENGINE_REVISION = 3
+ENGINE_REVISION = 4
 
 
 class Engine:
