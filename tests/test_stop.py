@@ -15,6 +15,7 @@ from tests.test_engine import untrained_cnn
 # so a run capped at step t is the first t steps of a longer one.
 STILL = {"jitter": 0.0, "degrees": 0.0, "scale": 0.0}
 RULE = {"stop_probability": 0.9, "stop_change": 0.3, "stop_every": 4}
+OFF = {"stop_change": 0.0}  # the rule off (the default has it on)
 
 
 def run(model, plan, steps, **settings):
@@ -37,7 +38,7 @@ def test_a_stopped_image_is_the_image_of_a_run_capped_at_its_stop_step(
     steps = {r.stopped_step for r in stopped.values()}
     assert min(steps) < 40, steps  # the rule fired
     for cap in sorted(steps - {40}):
-        capped = run(color_model, plan, cap, parametrization=parametrization, **STILL)
+        capped = run(color_model, plan, cap, parametrization=parametrization, **STILL, **OFF)
         for pair, r in stopped.items():
             if r.stopped_step != cap:
                 continue
@@ -70,7 +71,7 @@ def test_a_rule_that_never_fires_gives_the_images_of_no_rule_bit_for_bit():
     """The frozen rows' masks and the checks change nothing until an image is done."""
     model = untrained_cnn()
     plan = [(k, s) for k in range(2) for s in range(3)]
-    plain = run(model, plan, 40)
+    plain = run(model, plan, 40, **OFF)
     never = run(model, plan, 40, stop_probability=0.9, stop_change=1e-12, stop_every=4)
     for pair, r in plain.items():
         np.testing.assert_array_equal(never[pair].image, r.image)
@@ -88,7 +89,7 @@ def test_outputs_without_a_probability_never_stop():
     assert not lane.stops(
         EngineSettings(stop_probability=0.9, stop_change=0.5, direction=-1), "linear"
     )
-    assert not lane.stops(EngineSettings(stop_probability=0.9), "softmax")
+    assert not lane.stops(EngineSettings(stop_probability=0.9, **OFF), "softmax")
 
 
 def test_the_probability_level_is_computed_from_the_outputs_each_kind_gives():
@@ -123,7 +124,7 @@ def test_nan_is_reported_the_same_with_the_rule_on():
     model = keras.Model(inputs, outputs)
     model.layers[-1].set_weights([np.array([[-5.0, 5.0]], "float32"), np.zeros(2, "float32")])
     plan = [(0, 0), (1, 0)]
-    plain = run(model, plan, 40, lanes=2, lane_width=1, parametrization="pixel")
+    plain = run(model, plan, 40, lanes=2, lane_width=1, parametrization="pixel", **OFF)
     ruled = run(model, plan, 40, lanes=2, lane_width=1, parametrization="pixel", **RULE)
     assert plain[(0, 0)].failed_step >= 0
     assert ruled[(0, 0)].failed_step == plain[(0, 0)].failed_step
@@ -159,7 +160,7 @@ def test_the_defaults_images_differ_from_the_rule_off_only_by_the_stop(monkeypat
     stops = sorted({r.stopped_step for r in default.values()})
     assert stops[0] < 64, stops  # the default rule fired on this model
     for cap in stops:
-        off = run(model, plan, cap, stop_change=0.0)
+        off = run(model, plan, cap, **OFF)
         for pair, r in default.items():
             if r.stopped_step == cap:
                 np.testing.assert_array_equal(r.image, off[pair].image, err_msg=str(pair))

@@ -52,8 +52,7 @@ class ClassAudit:
     seeds: list[int]
     steps: int
     curves: NDArray[np.float64]  # seeds × steps: target logit during optimization
-    # per seed, the step its image was done at (the engine's stop rule); steps: all run
-    stopped_steps: list[int] = field(default_factory=list)
+    stopped_steps: list[int] = field(default_factory=list)  # per seed: the stop rule's step
     attribution: NDArray[np.float32] | None = None  # seeds × H × W, gradient × input
     # seeds × D penultimate features minus those of a mid-grey image
     features: NDArray[np.float64] | None = None
@@ -334,8 +333,7 @@ class ClassAudit:
             ),
             # 4 significant digits draw the same curve: results.json half the size
             "curves": [[float(f"{v:.4g}") for v in curve] for curve in self.curves],
-            "stopped_steps": [int(v) for v in self.stopped_steps]
-            or [int(self.steps)] * len(self.seeds),
+            "stopped_steps": [int(v) for v in self.stopped_steps or [self.steps] * len(self.seeds)],
             "checks": [c.to_dict() for c in self.checks],
             "passed": self.passed,
             "settings": dict(self.settings),
