@@ -11,7 +11,9 @@ A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
                 update, nothing else), from the engine's pixel starts;
 * ``barexla``   the same loop compiled with XLA (``jit_compile=True``);
 * ``project``   ``pytest_actaudit.maximize`` as a user calls it (``param`` is its
-                parametrization, ``lr`` its learning rate when given);
+                parametrization, ``lr`` its learning rate when given), so with the
+                stop rule: ``steps`` is a cap, and ``:stop_change=0`` runs every step
+                (equal steps with the bare loop);
 * ``tkv``       tf-keras-vis ``ActivationMaximization``, one batched call
                 (``tfkv_reference.Reference``, pixel parametrization).
 
@@ -157,7 +159,9 @@ def summary(results: list[dict[str, Any]]) -> str:
     for found in results:
         if "error" not in found:
             key = f"{found['contender']}:{found['param']}:{found['steps']}"
-            jobs.setdefault(key + (f":{found['lr']}" if found["lr"] else ""), []).append(found)
+            key += f":{found['lr']}" if found["lr"] else ""
+            key += "".join(f":{k}={v}" for k, v in sorted(found.get("fields", {}).items()))
+            jobs.setdefault(key, []).append(found)
     medians = {
         key: (
             float(np.median([f["cold"] for f in runs])),
