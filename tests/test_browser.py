@@ -124,7 +124,7 @@ def test_a_reviewer_sees_where_each_seed_stopped(browser, report_dir):  # noqa: 
     assert caption.is_visible() and "stopped at 8/10/12 of 12" in caption.inner_text()
     dots = circle.locator("svg.curve circle.stop")
     assert dots.count() == 2 and all(dots.nth(k).is_visible() for k in range(2))
-    assert dots.nth(0).locator("title").text_content() == "seed 1 stopped at step 8"
+    assert dots.nth(0).locator("title").text_content() == "seed 0 stopped at step 8"
     box = circle.locator("svg.curve").bounding_box()
     first = dots.nth(0).bounding_box()
     assert box and first and first["x"] < box["x"] + box["width"] * 0.8  # at 8 of 12 steps

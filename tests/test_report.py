@@ -150,7 +150,8 @@ def test_where_each_seed_stopped_is_in_results_the_curve_and_the_card(report_dir
     assert html.count("stopped at 8/10/12 of 12") == 1 and "stopped at 12/12/12" not in html
     assert "each seed stops once p ≥ 0.9" in html
     svg = str(svg_curve([[0.0, 1.0, 2.0, 2.0, 2.0], [0.0, 1.0, 2.0, 3.0, 4.0]], [2, 5]))
-    assert svg.count("<circle") == 1 and "seed 1 stopped at step 2" in svg
+    assert svg.count("<circle") == 1 and "seed 0 stopped at step 2" in svg
+    assert "seed 7 stopped" in str(svg_curve([[0.0, 1.0, 2.0]], [1], [7]))
     first = svg.split('points="')[1].split('"')[0]
     assert len(first.split()) == 3  # drawn to its stop, not along the held value
     assert stops_text(None, 12) == stops_text([12, 12], 12) == ""

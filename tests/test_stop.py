@@ -152,13 +152,13 @@ def test_the_defaults_images_differ_from_the_rule_off_only_by_the_stop(monkeypat
 
     draw = transforms.draw_params
     monkeypatch.setattr(
-        transforms, "draw_params", lambda seed, steps, **kw: draw(seed, 64, **kw)[:steps]
+        transforms, "draw_params", lambda seed, steps, **kw: draw(seed, 96, **kw)[:steps]
     )
     model = pytest_actaudit.load_model(demo.model_path("clean"))
     plan = [(1, s) for s in range(3)]
-    default = run(model, plan, 64)
+    default = run(model, plan, 96)
     stops = sorted({r.stopped_step for r in default.values()})
-    assert stops[0] < 64, stops  # the default rule fired on this model
+    assert stops[0] < 96, stops  # the default rule fired on this model
     for cap in stops:
         off = run(model, plan, cap, **OFF)
         for pair, r in default.items():

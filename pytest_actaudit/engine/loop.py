@@ -47,7 +47,7 @@ from .targets import layer_scores, score_models
 class EngineSettings:
     """How images are optimized. Part of the cache key and of the report header."""
 
-    learning_rate: float = 0.1  # with the stop rule, chosen by docs/image-quality.md's table
+    learning_rate: float = 0.05
     tv_weight: float = 2.0
     norm_weight: float = 0.5
     norm_p: int = 6

@@ -24,12 +24,14 @@ def templates_dir() -> Path:
 def svg_curve(
     curves: Sequence[Sequence[float]],
     stops: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
     width: int = 240,
     height: int = 64,
 ) -> Markup:
     """Inline SVG: one polyline per seed, the target score over the steps. A seed that
     the stop rule ended early (``stops``: each seed's stop step) is drawn to its stop
-    and marked there with a dot; the x axis spans every step, so where it stopped shows."""
+    and marked there with a dot (its title names the seed, from ``seeds``); the x axis
+    spans every step, so where it stopped shows."""
     finite = [v for c in curves for v in c if math.isfinite(v)]
     if not finite:
         return Markup("")
@@ -54,7 +56,8 @@ def svg_curve(
             x, y = xy(stop, curve[stop])
             lines.append(
                 f'<circle class="stop seed{k % 6}" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
-                f"<title>seed {k + 1} stopped at step {stop}</title></circle>"
+                f"<title>seed {seeds[k] if seeds and k < len(seeds) else k} stopped at step "
+                f"{stop}</title></circle>"
             )
             ended.append(stop)
     label = f"target logit over steps, from {low:.3g} to {high:.3g}"
