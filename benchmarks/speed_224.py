@@ -11,9 +11,9 @@ A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
                 update, nothing else), from the engine's pixel starts;
 * ``barexla``   the same loop compiled with XLA (``jit_compile=True``);
 * ``project``   ``pytest_actaudit.maximize`` as a user calls it (``param`` is its
-                parametrization, ``lr`` its learning rate when given), so with the
-                stop rule: ``steps`` is a cap, and ``:stop_change=0`` runs every step
-                (equal steps with the bare loop);
+                parametrization, ``lr`` its learning rate when given);
+                ``:stop_change=0.3`` turns the stop rule on (``steps`` is then a cap,
+                not equal steps with the bare loop);
 * ``tkv``       tf-keras-vis ``ActivationMaximization``, one batched call
                 (``tfkv_reference.Reference``, pixel parametrization).
 
