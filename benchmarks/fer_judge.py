@@ -11,77 +11,29 @@ layer (the features) and 7 sigmoid outputs.
 
 from __future__ import annotations
 
-import collections
-import pickle
-import struct
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "facial-emotion-recognition==0.3.4"
 MEMBER = "facial_emotion_recognition-0.3.4/facial_emotion_recognition/model/model.pkl"
 CACHE = Path.home() / ".cache" / "pytest-actaudit" / "fer_judge"
 FEATURES = "features"
-_STORAGES = {"FloatStorage": np.float32, "LongStorage": np.int64, "DoubleStorage": np.float64}
-
-
-class _Storage:
-    def __init__(self, dtype: Any) -> None:
-        self.dtype = np.dtype(dtype)
-        self.data = np.empty(0, self.dtype)
-
-
-class _Tensor:
-    def __init__(self, storage: _Storage, offset: int, size: tuple[int, ...], stride: Any) -> None:
-        self.storage, self.offset, self.size, self.stride = storage, offset, size, tuple(stride)
-
-    def numpy(self) -> np.ndarray:
-        data, item = self.storage.data, self.storage.dtype.itemsize
-        strides = [s * item for s in self.stride]
-        return np.lib.stride_tricks.as_strided(data[self.offset :], self.size, strides).copy()
-
-
-class _Unpickler(pickle.Unpickler):
-    """PyTorch's legacy (pre-zip) format: tensors rebuilt over storages read afterwards."""
-
-    def __init__(self, f: BinaryIO, storages: dict[str, _Storage]) -> None:
-        super().__init__(f, encoding="latin1")
-        self.storages = storages
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "torch._utils" and name.startswith("_rebuild_tensor"):
-            return lambda storage, offset, size, stride, *_: _Tensor(
-                storage, offset, tuple(size), stride
-            )
-        if module == "torch" and name in _STORAGES:
-            return _STORAGES[name]
-        if module == "collections" and name == "OrderedDict":
-            return collections.OrderedDict
-        if module.startswith("torch"):  # the optimizer's state and the like: not needed
-            return lambda *args, **kwargs: None
-        return super().find_class(module, name)
-
-    def persistent_load(self, pid: Any) -> _Storage:
-        _, dtype, key, *_ = pid
-        return self.storages.setdefault(key, _Storage(dtype))
 
 
 def read_state(path: Path) -> dict[str, np.ndarray]:
-    """The network's weights by PyTorch name, from a legacy ``torch.save`` file."""
-    with path.open("rb") as f:
-        for _ in range(3):  # magic number, protocol version, system info
-            pickle.load(f, encoding="latin1")
-        storages: dict[str, _Storage] = {}
-        saved = _Unpickler(f, storages).load()
-        for key in pickle.load(f, encoding="latin1"):
-            storage = storages[key]
-            (count,) = struct.unpack("<q", f.read(8))
-            storage.data = np.frombuffer(f.read(count * storage.dtype.itemsize), storage.dtype)
-    return {name: t.numpy() for name, t in saved["network"].items()}
+    """The network's weights by PyTorch name: the ``network`` entry of the package's
+    checkpoint, read by the ImageNet example's PyTorch reader (no torch needed)."""
+    sys.path.insert(0, str(ROOT / "examples" / "imagenet"))
+    import efficientnet_lite
+
+    state: dict[str, np.ndarray] = efficientnet_lite.read_state_dict(path, entry="network")
+    return state
 
 
 def weights_file() -> Path:

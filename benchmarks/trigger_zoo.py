@@ -1,15 +1,15 @@
-"""The trigger search (Neural Cleanse's outlier score, ``pytest_actaudit.checks.trigger``)
-measured on the shortcut zoo's three architectures and on the real ImageNet model, beside
-today's ``assert_no_shortcut`` on the same models.
+"""The trigger search (its held-out lift, ``pytest_actaudit.checks.trigger``) measured on
+the shortcut zoo's three architectures and on the real ImageNet model, beside today's
+``assert_no_shortcut`` on the same models.
 
-Per zoo model: every class's trigger (mask and colour edit) from the trusted references
-(``zoo.references(20)``), its anomaly index among the model's 4 classes, and the
-automatic check's verdict (``shortcut_zoo.audit_model``: ``maximize(..., seeds=3)`` at
-default steps, then ``assert_no_shortcut()``). Positives: the planted class of a model
-that learned its artifact (pull ≥ 0.5); negatives: every class of a clean model and the
-unplanted classes of the others. Per architecture: ROC-AUC of the anomaly index, recall
-and false alarms at the threshold beside the automatic check's, cost per class beside the
-class's own maximization.
+Per zoo model: every class's trigger from the trusted references (``zoo.references(20)``),
+its lift among the model's 4 classes, and the automatic check's verdict
+(``shortcut_zoo.audit_model``: ``maximize(..., seeds=3)`` at default steps, then
+``assert_no_shortcut()``; ``--compare-from OLD.json`` takes those from an earlier run's
+rows instead). Positives: the planted class of a model that learned its artifact (pull
+≥ 0.5); negatives: every class of a clean model and the unplanted classes of the others.
+Per architecture: ROC-AUC of the lift, recall and false alarms at the threshold beside
+the automatic check's, cost per class beside the class's own maximization.
 
     python benchmarks/trigger_zoo.py --json trigger.json [--cached] [--real]
 
@@ -62,20 +62,25 @@ def triggers_of(model: Any, references: Any, targets: list[int], settings: Any) 
     began = time.perf_counter()
     found = search.run(images, labels, targets)
     seconds = (time.perf_counter() - began) / len(targets)
-    masks = {t.target: t.mask_size for t in found}
-    colours = {t.target: t.colour_size for t in found}
-    return [judge.read(masks, colours, t) for t in targets], found, seconds
+    edits = {t.target: judge.Edit(t.mask_size, t.held_out) for t in found}
+    return [judge.read(edits, t) for t in targets], found, seconds
 
 
-def zoo_model(spec: Any, references: Any, settings: Any, compare: bool) -> dict[str, Any]:
-    """One zoo model's row: the automatic check's (when ``compare``) and the triggers'."""
+def zoo_model(
+    spec: Any, references: Any, settings: Any, compare: bool, earlier: dict[str, Any]
+) -> dict[str, Any]:
+    """One zoo model's row: the automatic check's (when ``compare``; from ``earlier``,
+    an earlier run's row, when given) and the triggers'."""
     import keras
 
     from benchmarks import shortcut_zoo
 
     zoo = zoo_module()
     path, info = zoo.train(spec)
-    if compare:
+    if earlier:
+        row = {k: v for k, v in earlier.items() if k != "trigger_seconds"}
+        row["classes"] = [{k: v for k, v in c.items() if k != "trigger"} for c in row["classes"]]
+    elif compare:
         row = shortcut_zoo.audit_model(spec, references)
     else:
         row = {
@@ -92,8 +97,7 @@ def zoo_model(spec: Any, references: Any, settings: Any, compare: bool) -> dict[
     row["trigger_seconds"] = seconds
     for c, reading, t in zip(row["classes"], readings, found, strict=True):
         c["trigger"] = reading.to_dict()
-        c["trigger"]["mask_success"] = t.mask_success
-        c["trigger"]["colour_success"] = t.colour_success
+        c["trigger"]["success"] = t.success
     keras.backend.clear_session()
     return row
 
@@ -101,14 +105,15 @@ def zoo_model(spec: Any, references: Any, settings: Any, compare: bool) -> dict[
 def rejudge(rows: list[dict[str, Any]]) -> None:
     """Each class's reading again from the stored sizes, with today's judge: a change
     of the outlier score needs no model run."""
-    from pytest_actaudit.checks.trigger import read
+    from pytest_actaudit.checks.trigger import Edit, read
 
     for row in rows:
         classes = [c for c in row["classes"] if "trigger" in c]
-        masks = {k: c["trigger"]["mask_size"] for k, c in enumerate(classes)}
-        colours = {k: c["trigger"]["colour_size"] for k, c in enumerate(classes)}
+        edits = {
+            k: Edit(c["trigger"]["size"], c["trigger"]["held_out"]) for k, c in enumerate(classes)
+        }
         for k, c in enumerate(classes):
-            c["trigger"].update(read(masks, colours, k).to_dict())
+            c["trigger"].update(read(edits, k).to_dict())
 
 
 def _groups(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -124,13 +129,12 @@ def _groups(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 
 
 def table(rows: list[dict[str, Any]], threshold: float) -> str:
-    """Per architecture: ROC-AUC, recall and false alarms of the trigger's anomaly index
+    """Per architecture: ROC-AUC, recall and false alarms of the trigger's lift
     and of assert_no_shortcut; cost per class."""
     from pytest_actaudit.checks.trigger import roc_auc
 
     out = [
-        "| architecture | models | shortcuts learned | trigger ROC-AUC (mask, colour alone) | "
-        "trigger recall | "
+        "| architecture | models | shortcuts learned | trigger ROC-AUC | trigger recall | "
         "trigger false alarms | assert_no_shortcut recall | its false alarms | "
         "trigger s/class | maximization s/class |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -138,12 +142,8 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
     for arch in dict.fromkeys(r.get("arch", "cnn") for r in rows):
         group = [r for r in rows if r.get("arch", "cnn") == arch]
         pos, neg = _groups(group)
-        score = [c["trigger"]["anomaly"] for c in pos]
-        null = [c["trigger"]["anomaly"] for c in neg]
-        alone = ", ".join(
-            f"{roc_auc([c['trigger'][k] for c in pos], [c['trigger'][k] for c in neg]):.2f}"
-            for k in ("mask_anomaly", "colour_anomaly")
-        )
+        score = [c["trigger"]["lift"] for c in pos]
+        null = [c["trigger"]["lift"] for c in neg]
         caught = sum(s > threshold for s in score)
         alarms = sum(s > threshold for s in null)
         judged = [c for c in pos if c["flagged"] is not None]
@@ -158,7 +158,7 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
             r["optimize_seconds"] / len(r["classes"]) for r in group if "optimize_seconds" in r
         ]
         out.append(
-            f"| {arch} | {len(group)} | {len(pos)} | {roc_auc(score, null):.2f} ({alone}) | "
+            f"| {arch} | {len(group)} | {len(pos)} | {roc_auc(score, null):.2f} | "
             f"{caught}/{len(pos)} | {alarms}/{len(neg)} | {check} | {check_alarms} | "
             f"{np.mean([r['trigger_seconds'] for r in group]):.2f} | "
             f"{np.mean(optimize) if optimize else float('nan'):.2f} |"
@@ -167,9 +167,9 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
 
 
 def per_kind(rows: list[dict[str, Any]], threshold: float) -> str:
-    """The planted class's anomaly index per model (learned shortcuts only)."""
+    """The planted class's lift per model (learned shortcuts only)."""
     out = [
-        "| model | pull | anomaly (kind, rank) | flagged by trigger | by assert_no_shortcut |",
+        "| model | pull | lift (held out, rank) | flagged by trigger | by assert_no_shortcut |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
@@ -178,8 +178,8 @@ def per_kind(rows: list[dict[str, Any]], threshold: float) -> str:
         c = next(c for c in row["classes"] if c["planted"])
         t = c["trigger"]
         out.append(
-            f"| {row['model']} | {row['pull']:.2f} | {t['anomaly']:.2f} ({t['kind']}, "
-            f"{t['rank']} of {t['compared']}) | {'yes' if t['anomaly'] > threshold else 'no'} | "
+            f"| {row['model']} | {row['pull']:.2f} | {t['lift']:+.2f} ({t['held_out']:.2f}, "
+            f"{t['rank']} of {t['compared']}) | {'yes' if t['lift'] > threshold else 'no'} | "
             f"{'–' if c['flagged'] is None else 'yes' if c['flagged'] else 'no'} |"
         )
     return "\n".join(out)
@@ -211,8 +211,7 @@ def real_model(settings: Any, null: int) -> dict[str, Any]:
                 "class": labels[r.index],
                 "index": r.index,
                 "trigger": r.to_dict(),
-                "mask_success": t.mask_success,
-                "colour_success": t.colour_success,
+                "success": t.success,
             }
             for r, t in zip(readings, found, strict=True)
         ],
@@ -222,32 +221,35 @@ def real_model(settings: Any, null: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pytest_actaudit.checks.trigger import DEFAULT_MAX_ANOMALY
+    from pytest_actaudit.checks.trigger import DEFAULT_MAX_LIFT
     from pytest_actaudit.engine.trigger import TriggerSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="write every class's numbers here (and resume from it)")
     parser.add_argument("--cached", action="store_true", help="only models already trained")
     parser.add_argument("--no-compare", action="store_true", help="skip assert_no_shortcut")
+    parser.add_argument("--compare-from", help="assert_no_shortcut's verdicts from this JSON")
     parser.add_argument("--real", action="store_true", help="the real ImageNet model instead")
     parser.add_argument("--null", type=int, default=20, help="sampled classes (--real)")
     parser.add_argument("--steps", type=int, default=TriggerSettings.steps)
     parser.add_argument("--real-steps", type=int, default=48, help="steps (--real)")
     parser.add_argument("--images", type=int, default=4, help="images per class (--real)")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_MAX_ANOMALY)
+    parser.add_argument("--held-out", type=int, default=16, help="held-out images (--real)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_MAX_LIFT)
     args = parser.parse_args(argv)
     if args.real:
-        # by default 4 images × 2 kinds × 48 steps: a class's image-steps equal its
-        # maximization's (3 seeds × 128 steps), the cost aim
         settings = TriggerSettings(
-            steps=args.real_steps, max_images=48, images_per_class=args.images
+            steps=args.real_steps,
+            max_images=48,
+            images_per_class=args.images,
+            held_out=args.held_out,
         )
         row = real_model(settings, args.null)
-        for c in sorted(row["classes"], key=lambda c: -c["trigger"]["anomaly"]):
+        for c in sorted(row["classes"], key=lambda c: -c["trigger"]["lift"]):
             print(
-                f"{c['class']:<24} anomaly {c['trigger']['anomaly']:.2f} "
-                f"({c['trigger']['kind']}, rank {c['trigger']['rank']}) "
-                f"mask {c['trigger']['mask_size']:.4f} colour {c['trigger']['colour_size']:.4f}"
+                f"{c['class']:<24} lift {c['trigger']['lift']:+.2f} "
+                f"(held out {c['trigger']['held_out']:.2f}, rank {c['trigger']['rank']}) "
+                f"mask {c['trigger']['size']:.4f}"
             )
         if args.json:
             Path(args.json).write_text(json.dumps(row, indent=1), encoding="utf-8")
@@ -261,16 +263,22 @@ def main(argv: list[str] | None = None) -> int:
     done: dict[str, Any] = {}
     if args.json and Path(args.json).exists():
         done = {r["model"]: r for r in json.loads(Path(args.json).read_text(encoding="utf-8"))}
+    earlier: dict[str, Any] = {}
+    if args.compare_from:
+        rows = json.loads(Path(args.compare_from).read_text(encoding="utf-8"))
+        earlier = {r["model"]: r for r in rows}
     refs = {size: zoo.references(20, size) for size in {s.size for s in specs}}
     rows = []
     for spec in specs:
-        row = done.get(spec.name) or zoo_model(spec, refs[spec.size], settings, not args.no_compare)
+        row = done.get(spec.name) or zoo_model(
+            spec, refs[spec.size], settings, not args.no_compare, earlier.get(spec.name, {})
+        )
         rows.append(row)
-        planted = [c["trigger"]["anomaly"] for c in row["classes"] if c["planted"]]
+        planted = [c["trigger"]["lift"] for c in row["classes"] if c["planted"]]
         print(
-            f"{spec.name:<26} pull {row['pull']:.2f} planted anomaly "
+            f"{spec.name:<26} pull {row['pull']:.2f} planted lift "
             f"{planted[0] if planted else '-'} all "
-            f"{[round(c['trigger']['anomaly'], 2) for c in row['classes']]}",
+            f"{[round(c['trigger']['lift'], 2) for c in row['classes']]}",
             flush=True,
         )
         if args.json:

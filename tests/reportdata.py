@@ -71,8 +71,8 @@ def suspect_context(rng):
 
 
 def trigger_context(rng):
-    """A trigger search's answer for class 1 of four: a 2% mask where the others need
-    20-22% of the image (anomaly index far above 2)."""
+    """A trigger search's answer for class 1 of four: a 2% mask that turns 95% of
+    held-out images, where the others' triggers turn 30-40% (lift far above 0.25)."""
     from pytest_actaudit.checks import trigger
 
     references = rng.integers(0, 256, (6, 24, 32, 3), dtype=np.uint8)
@@ -81,9 +81,9 @@ def trigger_context(rng):
     mask[20:, 26:] = 1.0
     pattern = np.zeros((24, 32, 3), np.uint8)
     pattern[..., 0] = 255
-    reading = trigger.read(
-        {0: 0.20, 1: 0.02, 2: 0.21, 3: 0.22}, {0: 0.3, 1: 0.3, 2: 0.31, 3: 0.29}, 1
-    )
+    sizes = {0: 0.20, 1: 0.02, 2: 0.21, 3: 0.22}
+    held = {0: 0.3, 1: 0.95, 2: 0.4, 3: 0.35}
+    reading = trigger.read({k: trigger.Edit(sizes[k], held[k]) for k in sizes}, 1)
     others = references[labels != 1][:3]
     stamped = np.where(mask[None, ..., None] > 0, pattern, others).astype(np.uint8)
     evidence = trigger.TriggerEvidence(

@@ -104,7 +104,7 @@ def test_report_loads_offline_and_filters(browser, report_dir):  # noqa: F811
     # every picture visible and loaded
     trigger = page.locator("article.card[data-label=square] .trigger")
     text = trigger.inner_text()
-    assert "1 of 4 classes by size, anomaly index" in text and "covers 2" in text
+    assert "turns 95% of held-out ones" in text and "1 of 4" in text and "(2.0%" in text
     pictures = trigger.locator("img")
     assert pictures.count() == 5
     assert all(pictures.nth(k).is_visible() for k in range(5))

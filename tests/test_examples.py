@@ -23,15 +23,23 @@ def test_demo_command_writes_the_project_and_refuses_to_overwrite(tmp_path, caps
 
 
 def test_without_the_flag_the_audits_are_skipped(demo_project):
-    demo_project.runpytest_inprocess().assert_outcomes(passed=1, skipped=10)
+    demo_project.runpytest_inprocess().assert_outcomes(passed=1, skipped=12)
 
 
 def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
     result = demo_project.runpytest_inprocess("--actaudit", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=9, xfailed=2)
+    result.assert_outcomes(passed=10, xfailed=3)
     report = demo_project.path / "actaudit-report"
     audits = json.loads((report / "results.json").read_text())["audits"]
-    assert len(audits) == 10
+    assert len(audits) == 12
+    triggers = [a for a in audits if "test_no_small_trigger" in a["nodeid"]]
+    for audit in triggers:  # the trigger search: the shortcut triangle fails, the circle not
+        (check,) = audit["checks"]
+        caught = audit["label"] == "triangle"
+        assert check["passed"] is not caught and (audit["trigger"]["rank"] == 1 or not caught)
+        assert (audit["trigger"]["lift"] > 0.35) is caught, audit["trigger"]
+        assert all((report / p).is_file() for p in audit["trigger"]["examples"])
+    audits = [a for a in audits if a not in triggers]
     named = [a for a in audits if "test_unchanged_by_a_corner_tag" in a["nodeid"]]
     assert len(named) == 2
     for audit in named:  # the named tag: the shortcut triangle fails it, the clean one not

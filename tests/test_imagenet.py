@@ -297,9 +297,10 @@ def _fake_torch(monkeypatch) -> tuple[type, object]:
     return FloatStorage, _rebuild_tensor_v2
 
 
-def _pickled_state(monkeypatch, flat: np.ndarray, legacy: bool) -> bytes:
+def _pickled_state(monkeypatch, flat: np.ndarray, legacy: bool, around: str = "") -> bytes:
     """A state dict of three tensors sharing one storage (one transposed, one offset),
-    pickled with the opcodes torch.save writes."""
+    pickled with the opcodes torch.save writes; with ``around``, as that entry of a
+    checkpoint dict that also holds plain values."""
     import collections
     import io
 
@@ -333,7 +334,7 @@ def _pickled_state(monkeypatch, flat: np.ndarray, legacy: bool) -> bytes:
         ]
     )
     buffer = io.BytesIO()
-    Saver(buffer, protocol=2).dump(state)
+    Saver(buffer, protocol=2).dump({around: state, "epochs": 40} if around else state)
     monkeypatch.delitem(sys.modules, "torch")  # reading needs no torch
     monkeypatch.delitem(sys.modules, "torch._utils")
     return buffer.getvalue()
@@ -360,6 +361,21 @@ def test_the_legacy_format_is_read_with_strides_and_shared_storage(tmp_path, mon
     truncated.write_bytes(data[:-8])
     with pytest.raises(lite.ImagenetModelError, match="truncated"):
         lite.read_state_dict(truncated)
+
+
+def test_a_state_dict_inside_a_checkpoint_is_read_by_its_entry(tmp_path, monkeypatch):
+    flat = np.arange(12, dtype="<f4")
+    header = [lite.TORCH_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}]
+    data = b"".join(pickle.dumps(part, protocol=2) for part in header)
+    data += _pickled_state(monkeypatch, flat, legacy=True, around="network")
+    data += pickle.dumps(["140"], protocol=2) + np.int64(flat.size).tobytes() + flat.tobytes()
+    path = tmp_path / "checkpoint.pth"
+    path.write_bytes(data)
+    _check_tiny(lite.read_state_dict(path, entry="network"), flat)
+    with pytest.raises(lite.ImagenetModelError, match="has no entry 'model'"):
+        lite.read_state_dict(path, entry="model")
+    with pytest.raises(lite.ImagenetModelError, match="not a dict of tensors"):
+        lite.read_state_dict(path)
 
 
 def test_the_zip_format_is_read_too(tmp_path, monkeypatch):

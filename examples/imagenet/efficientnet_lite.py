@@ -274,10 +274,11 @@ class _Unpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def read_state_dict(path: str | os.PathLike[str], entry: str = "") -> dict[str, np.ndarray]:
     """A PyTorch ``state_dict`` file (legacy format, or the zip format of torch >= 1.6) as
-    numpy arrays, without torch. Only an ordered dict of tensors is read; a file with any
-    other Python object is refused."""
+    numpy arrays, without torch. Only dicts of tensors and plain values are read; a file
+    with any other Python object is refused. ``entry``: the state dict is that key of a
+    dict saved around it (a checkpoint such as ``{"network": state_dict, "epochs": 40}``)."""
     path = Path(path)
     if not path.is_file():
         raise ImagenetModelError(f"state dict file {str(path)!r} not found")
@@ -296,6 +297,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ImagenetModelError(
             f"{str(path)!r} is not a readable PyTorch state dict ({exc}); {fix}"
         ) from None
+    if entry:
+        if not (isinstance(result, dict) and entry in result):
+            raise ImagenetModelError(f"{str(path)!r} has no entry {entry!r}; {fix}")
+        result = result[entry]
     if not isinstance(result, dict) or not all(isinstance(v, _Tensor) for v in result.values()):
         raise ImagenetModelError(
             f"{str(path)!r} holds a {type(result).__name__}, not a dict of tensors; {fix}"

@@ -20,7 +20,7 @@ from . import metrics
 from .artifacts import DEFAULT_MAX_PULL, DEFAULT_MAX_RISE
 from .model_calls import ReferenceContext, ReferenceSource
 from .on_references import context_of, read_suspect, run_probe, shortcut_terms
-from .trigger import DEFAULT_MAX_ANOMALY
+from .trigger import DEFAULT_MAX_LIFT
 from .verdict import AuditFailure, CheckRecord, Verdict, judge, timed
 
 if TYPE_CHECKING:
@@ -266,13 +266,14 @@ class ClassAudit:
         return self
 
     @timed("check_seconds")
-    def assert_no_trigger(self, max_anomaly: float = DEFAULT_MAX_ANOMALY) -> ClassAudit:
-        """This class's smallest trigger (Neural Cleanse) is no outlier among the model's
-        classes: anomaly index ≤ ``max_anomaly``. Discovery: docs/trigger-search.md."""
+    def assert_no_trigger(self, max_lift: float = DEFAULT_MAX_LIFT) -> ClassAudit:
+        """This class's smallest trigger turns held-out images of other classes into it at
+        most ``max_lift`` more often than the model's other classes' triggers turn theirs
+        (median). Discovery: docs/trigger-search.md."""
         __tracebackhide__ = True
         from .trigger import check
 
-        check(self, max_anomaly, context_of(self.on_references, self.label, "assert_no_trigger"))
+        check(self, max_lift, context_of(self.on_references, self.label, "assert_no_trigger"))
         return self
 
     @timed("check_seconds")

@@ -1,22 +1,19 @@
 """Trigger search (Neural Cleanse, Wang et al. 2019), batched: for every target class,
-the smallest edit that turns trusted images of *other* classes into the class.
+the smallest mask ``m`` (H × W, in [0, 1]) and pattern ``p`` (H × W × C) such that
+``x' = (1 − m)·x + m·p`` turns trusted images of *other* classes into the class; its size
+is the mask's mean (the share of the image the trigger covers).
 
-Two kinds of edit per target, optimized side by side in one compiled loop:
-
-* **mask** — a mask ``m`` (H × W, in [0, 1]) and a pattern ``p`` (H × W × C):
-  ``x' = (1 − m)·x + m·p``; its size is the mask's mean (the share of the image the
-  trigger covers). A local artifact (a tag, a dot, a band, a frame) needs a small mask.
-* **colour** — a gain and an offset per channel: ``x' = clip(g·x + b)``; its size is the
-  mean absolute change of a pixel. A global artifact (a cast) needs a small change.
-
-Each target's edit is optimized on its own images (up to ``images_per_class`` trusted
+Each target's trigger is fitted to its own images (``images_per_class`` trusted
 references of other classes), with cross-entropy towards the target plus ``λ · size``.
-``λ`` is adapted per target and kind inside the loop, as Neural Cleanse does: raised
-while the edit turns at least ``success`` of the images, lowered while it does not; the
-smallest size seen while it succeeded is the result. Every target of a chunk is one
-batch, the whole loop one ``tf.function``: nothing leaves the device between steps.
+``λ`` is adapted per target inside the loop, as Neural Cleanse does: raised while the
+trigger turns at least ``success`` of the images, lowered while it does not; the
+smallest trigger seen while it succeeded is kept. The kept trigger is then pasted into
+``held_out`` further references of other classes, never fitted to: the share it turns
+is its test (a learned artifact works on them; an adversarial patch fitted to a few
+images mostly does not). Every target of a chunk is one batch, the whole loop and the
+test one ``tf.function``: nothing leaves the device between steps.
 
-The judging (the outlier score among the model's classes) is numpy, in
+The judging (the score among the model's classes) is numpy, in
 :mod:`pytest_actaudit.checks.trigger`; this module only optimizes.
 """
 
@@ -33,19 +30,18 @@ import tensorflow as tf
 from ..model.inputs import InputSpec
 from .targets import score_models
 
-KINDS = ("mask", "colour")
-
 
 @dataclass(frozen=True)
 class TriggerSettings:
-    """How triggers are searched. ``max_images``: images per compiled call (both kinds
-    counted); targets beyond it run in further calls of the same trace."""
+    """How triggers are searched. ``max_images``: images per compiled call (fitted and
+    held out); targets beyond it run in further calls of the same trace."""
 
     steps: int = 96
     images_per_class: int = 8
+    held_out: int = 48  # further images per class, never fitted: the kept trigger's test
     learning_rate: float = 0.2
-    success: float = 0.75  # share of a target's images an edit must turn to count
-    initial_cost: float = 1.0  # λ at the start, per target and kind
+    success: float = 0.75  # share of a target's fitted images a trigger must turn to count
+    initial_cost: float = 1.0  # λ at the start, per target
     cost_factor: float = 1.1  # λ's change per step: up on success, down otherwise
     max_images: int = 256
     grid: int = 32  # cells of the mask and pattern along the longer side
@@ -57,17 +53,14 @@ class TriggerSettings:
 
 @dataclass(frozen=True)
 class Trigger:
-    """The smallest edits found for one target class."""
+    """The smallest trigger found for one target class."""
 
     target: int
     mask: np.ndarray  # H × W float32 in [0, 1]
     pattern: np.ndarray  # H × W × C uint8
     mask_size: float  # mean of the mask; 1.0 when no mask reached ``success``
-    mask_success: float  # share of the images the kept mask turns into the target
-    gain: np.ndarray  # C, the colour edit's gain per channel
-    offset: np.ndarray  # C, its offset per channel, in [0, 1] units
-    colour_size: float  # mean |x' − x| in [0, 1] units; 1.0 when none reached success
-    colour_success: float
+    success: float  # share of the images it was fitted to that the kept mask turns
+    held_out: float  # share of the held-out images the kept mask turns
     images: np.ndarray  # the target's own images (K × H × W × C uint8), others' classes
     seconds: float  # this target's share of its chunk's time
 
@@ -77,18 +70,14 @@ class Trigger:
         out = (1.0 - m) * images.astype(np.float32) + m * self.pattern.astype(np.float32)
         return np.asarray(np.clip(np.round(out), 0, 255), np.uint8)
 
-    def recoloured(self, images: np.ndarray) -> np.ndarray:
-        """``images`` (uint8) with the colour trigger applied."""
-        out = self.gain * (images.astype(np.float32) / 255.0) + self.offset
-        return np.asarray(np.clip(np.round(255.0 * out), 0, 255), np.uint8)
-
 
 def images_for_targets(
     labels: np.ndarray, targets: Sequence[int], per_class: int, seed: int = 0
 ) -> np.ndarray:
     """Per target, ``per_class`` indices of references of other classes (T × K), drawn
     round-robin over those classes so that no one class fills a target's set; with fewer
-    references than ``per_class``, some are drawn twice."""
+    references than ``per_class``, some are drawn twice (so a held-out image may be one
+    the trigger was fitted to when references are few)."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     out = np.zeros((len(targets), per_class), np.int64)
@@ -147,13 +136,13 @@ class TriggerSearch:
         W × C, trusted) and their class indices."""
         s = self.settings
         targets = [int(t) for t in targets]
-        chosen = images_for_targets(labels, targets, s.images_per_class, s.seed)
-        per_chunk = max(1, s.max_images // (2 * s.images_per_class))
+        chosen = images_for_targets(labels, targets, s.images_per_class + s.held_out, s.seed)
+        per_chunk = max(1, s.max_images // (s.images_per_class + s.held_out))
         out: list[Trigger] = []
         for start in range(0, len(targets), per_chunk):
             rows = list(range(start, min(len(targets), start + per_chunk)))
             began = time.perf_counter()
-            images = references[chosen[rows]]  # t × K × H × W × C
+            images = references[chosen[rows]]  # t × (K + M) × H × W × C
             found = self._loop(
                 tf.constant(images, tf.uint8),
                 tf.constant([targets[r] for r in rows], tf.int32),
@@ -163,7 +152,8 @@ class TriggerSearch:
             found = [np.asarray(value) for value in found]
             share = (time.perf_counter() - began) / len(rows)
             out += [
-                self._trigger(targets[r], i, found, images[i], share) for i, r in enumerate(rows)
+                self._trigger(targets[r], i, found, images[i, : s.images_per_class], share)
+                for i, r in enumerate(rows)
             ]
         return out
 
@@ -185,17 +175,14 @@ class TriggerSearch:
     def _trigger(
         self, target: int, i: int, found: list[np.ndarray], images: np.ndarray, seconds: float
     ) -> Trigger:
-        mask, pattern, mask_size, mask_ok, gain, offset, colour_size, colour_ok = found
+        mask, pattern, mask_size, mask_ok, held = found
         return Trigger(
             target=target,
             mask=mask[i, :, :, 0].astype(np.float32),
             pattern=np.clip(np.round(255.0 * pattern[i]), 0, 255).astype(np.uint8),
             mask_size=float(mask_size[i]),
-            mask_success=float(mask_ok[i]),
-            gain=gain[i].astype(np.float32),
-            offset=offset[i].astype(np.float32),
-            colour_size=float(colour_size[i]),
-            colour_success=float(colour_ok[i]),
+            success=float(mask_ok[i]),
+            held_out=float(held[i]),
             images=images,
             seconds=seconds,
         )
@@ -213,21 +200,23 @@ class TriggerSearch:
             z = tf.math.log(z + 1e-12)
         return tf.nn.log_softmax(z, axis=-1)
 
-    def _edits(
-        self, x: tf.Tensor, params: Sequence[tf.Tensor]
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(mask-edited images, colour-edited images, mask size, colour size) for unit
-        images ``x`` (t × K × H × W × C) and the raw parameters."""
-        mask_raw, pattern_raw, gain_raw, offset = params
+    def _stamped(self, x: tf.Tensor, params: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """(images with the trigger, its size) for unit images ``x`` (t × K × H × W × C)
+        and the raw mask and pattern."""
+        mask_raw, pattern_raw = params
         size = [self.spec.height, self.spec.width]
         mask = tf.image.resize(tf.sigmoid(mask_raw), size)[:, None]  # t × 1 × H × W × 1
         pattern = tf.image.resize(tf.sigmoid(pattern_raw), size)[:, None]
-        stamped = (1.0 - mask) * x + mask * pattern
-        gain = tf.exp(gain_raw)[:, None, None, None, :]
-        recoloured = tf.clip_by_value(gain * x + offset[:, None, None, None, :], 0.0, 1.0)
-        mask_size = tf.reduce_mean(mask, axis=[1, 2, 3, 4])
-        colour_size = tf.reduce_mean(tf.abs(recoloured - x), axis=[1, 2, 3, 4])
-        return stamped, recoloured, mask_size, colour_size
+        return (1.0 - mask) * x + mask * pattern, tf.reduce_mean(mask, axis=[1, 2, 3, 4])
+
+    def _hits(self, stamped: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(log p(target), whether it is the top class) per image, t × K each."""
+        h, w, c = self.spec.height, self.spec.width, self.spec.channels
+        t, k = tf.shape(stamped)[0], tf.shape(stamped)[1]
+        logp = self._log_probabilities(tf.reshape(stamped, [t * k, h, w, c]))
+        logp = tf.reshape(logp, [t, k, -1])
+        top = tf.argmax(logp, -1, output_type=tf.int32) == targets[:, None]
+        return tf.gather(logp, targets, axis=2, batch_dims=1), tf.cast(top, tf.float32)
 
     def _optimize(
         self,
@@ -239,81 +228,47 @@ class TriggerSearch:
     ) -> Any:
         s = self.settings
         x = tf.cast(images, tf.float32) / 255.0
-        t, k = tf.shape(x)[0], tf.shape(x)[1]
-        h, w, c = self.spec.height, self.spec.width, self.spec.channels
-        params = [mask_raw, pattern_raw, tf.zeros([t, c]), tf.zeros([t, c])]
-        hot = tf.one_hot(targets, int(self.scores.logits.outputs[0].shape[-1]))
-        hot = tf.repeat(hot, k, axis=0)  # one row per image, target-major
-        zeros = [tf.zeros_like(p) for p in params]
-        cost = tf.fill([2, t], s.initial_cost)
-        best = tf.ones([2, t])  # no edit succeeded yet: the largest size
-        kept = [p for p in params] + [tf.zeros([2, t])]
+        x, test = x[:, : s.images_per_class], x[:, s.images_per_class :]
+        t = tf.shape(x)[0]
+        params = [mask_raw, pattern_raw]
+        cost = tf.fill([t], s.initial_cost)
+        best = tf.ones([t])  # no trigger succeeded yet: the largest size
+        kept = [*params, tf.zeros([t])]
 
         def step(i: tf.Tensor, params: Any, m: Any, v: Any, cost: Any, best: Any, kept: Any) -> Any:
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                stamped, recoloured, mask_size, colour_size = self._edits(x, params)
-                both = tf.concat([stamped, recoloured], 0)
-                logp = self._log_probabilities(tf.reshape(both, [2 * t * k, h, w, c]))
-                hits = tf.cast(
-                    tf.argmax(logp, -1, output_type=tf.int32)
-                    == tf.tile(tf.argmax(hot, -1, output_type=tf.int32), [2]),
-                    tf.float32,
-                )
-                ce = -tf.reduce_sum(logp * tf.tile(hot, [2, 1]), -1)
-                ce = tf.reduce_mean(tf.reshape(ce, [2, t, k]), -1)
-                sizes = tf.stack([mask_size, colour_size])
-                loss = tf.reduce_sum(ce + cost * sizes)
+                stamped, size = self._stamped(x, params)
+                logp, hits = self._hits(stamped, targets)
+                loss = tf.reduce_sum(-tf.reduce_mean(logp, -1) + cost * size)
             grads = tape.gradient(loss, params)
-            rate = tf.reduce_mean(tf.reshape(hits, [2, t, k]), -1)
+            rate = tf.reduce_mean(hits, -1)
             ok = rate >= s.success
-            better = ok & (sizes < best)
-            best = tf.where(better, sizes, best)
-            kept = _keep(kept, params, better, rate)
+            better = ok & (size < best)
+            best = tf.where(better, size, best)
+            flag = better[:, None, None, None]
+            kept = [
+                tf.where(flag, params[0], kept[0]),
+                tf.where(flag, params[1], kept[1]),
+                tf.where(better, rate, kept[2]),
+            ]
             cost = tf.where(ok, cost * s.cost_factor, cost / s.cost_factor)
             params, m, v = _adam(params, grads, m, v, i, s.learning_rate)
             return i + 1, params, m, v, cost, best, kept
 
-        start = (
-            tf.constant(0),
-            params,
-            zeros,
-            [tf.zeros_like(p) for p in params],
-            cost,
-            best,
-            kept,
-        )
+        zeros = [tf.zeros_like(p) for p in params]
+        start = (tf.constant(0), params, zeros, zeros, cost, best, kept)
         _, _, _, _, _, best, kept = tf.while_loop(lambda i, *_: i < steps, step, start)
-        mask_raw, pattern_raw, gain_raw, offset, rate = kept
+        # the kept trigger on the held-out images: nothing was fitted to them
+        held = tf.reduce_mean(self._hits(self._stamped(test, kept[:2])[0], targets)[1], -1)
         size = [self.spec.height, self.spec.width]
         return (
-            tf.image.resize(tf.sigmoid(mask_raw), size),
-            tf.image.resize(tf.sigmoid(pattern_raw), size),
-            best[0],
-            rate[0],
-            tf.exp(gain_raw),
-            offset,
-            best[1],
-            rate[1],
+            tf.image.resize(tf.sigmoid(kept[0]), size),
+            tf.image.resize(tf.sigmoid(kept[1]), size),
+            best,
+            kept[2],
+            held,
         )
-
-
-def _keep(
-    kept: Sequence[tf.Tensor], params: Sequence[tf.Tensor], better: tf.Tensor, rate: tf.Tensor
-) -> list[tf.Tensor]:
-    """The parameters (and success rate) of each target's smallest successful edit so
-    far: the mask's two tensors follow ``better[0]``, the colour's ``better[1]``."""
-
-    def pick(new: tf.Tensor, old: tf.Tensor, flag: tf.Tensor) -> tf.Tensor:
-        return tf.where(tf.reshape(flag, [-1] + [1] * (len(new.shape) - 1)), new, old)
-
-    return [
-        pick(params[0], kept[0], better[0]),
-        pick(params[1], kept[1], better[0]),
-        pick(params[2], kept[2], better[1]),
-        pick(params[3], kept[3], better[1]),
-        tf.where(better, rate, kept[4]),
-    ]
 
 
 def _adam(

@@ -5,12 +5,18 @@ classes, once per model and references, judged by :mod:`pytest_actaudit.checks.t
 The first class asked for searches, in one batch, every class the runner has audited so
 far (a session's planned batch: all its classes), with the null: every other class of a
 small model, or a fixed random sample of ``checks.trigger.NULL_CLASSES`` of a large one.
-A class asked for later is searched alone and judged against the same null sizes.
+A class asked for later is searched alone and judged against the same null. With the
+runner's result cache, each class's trigger is kept beside the images (key: the image
+cache's prefix, the search's code and settings, the references' content, the class): a
+rerun on an unchanged model and references searches nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,14 +26,63 @@ from ..checks import trigger as judge
 EXAMPLES = 3  # real images shown with the trigger
 
 
+FIELDS = ("mask", "pattern", "mask_size", "success", "held_out", "images", "seconds")
+
+
+class TriggerCache:
+    """Each class's trigger as one ``.npz`` beside the cached images; an entry that
+    cannot be read is searched again, never trusted."""
+
+    def __init__(self, results: Any, settings: Any, images: Any, labels: Any) -> None:
+        from ..engine import trigger as engine
+        from .cache import array_digest
+
+        code = hashlib.sha256(Path(str(engine.__file__)).read_bytes()).hexdigest()
+        self.folder = Path(results.folder) / "trigger"
+        self.prefix = (
+            f"{results.prefix}|{code}|{json.dumps(settings.to_dict(), sort_keys=True)}|"
+            f"{array_digest(images, labels)}"
+        )
+
+    def _path(self, index: int) -> Path:
+        digest = hashlib.sha256(f"{self.prefix}|{index}".encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.npz"
+
+    def get(self, index: int) -> Any:
+        from ..engine.trigger import Trigger
+
+        path = self._path(index)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                values = {name: data[name] for name in FIELDS}
+        except FileNotFoundError:
+            return None
+        except Exception:  # truncated, corrupt or of another layout: search again
+            path.unlink(missing_ok=True)
+            return None
+        scalars = {k: float(values[k]) for k in ("mask_size", "success", "held_out", "seconds")}
+        return Trigger(
+            target=index, mask=values["mask"], pattern=values["pattern"],
+            images=values["images"], **scalars,
+        )  # fmt: skip
+
+    def put(self, trigger: Any) -> None:
+        from .cache import _write_npz
+
+        _write_npz(self._path(trigger.target), {k: getattr(trigger, k) for k in FIELDS})
+
+
 class TriggerMemo:
     """Triggers found for one model and one set of references, by class index."""
 
-    def __init__(self, search: Any, images: Any, labels: Any, n_classes: int) -> None:
+    def __init__(
+        self, search: Any, images: Any, labels: Any, n_classes: int, cache: Any = None
+    ) -> None:
         self.search = search  # an engine.trigger.TriggerSearch
         self.images = np.asarray(images)
         self.labels = np.asarray(labels)
         self.n_classes = n_classes
+        self.cache: TriggerCache | None = cache
         self.found: dict[int, Any] = {}  # class index -> engine.trigger.Trigger
         self.null: list[int] = []
 
@@ -40,28 +95,35 @@ class TriggerMemo:
         elif index not in self.found:
             self._search([index])
         classes = list(dict.fromkeys([*self.null, index]))
-        reading = judge.read(
-            {k: self.found[k].mask_size for k in classes},
-            {k: self.found[k].colour_size for k in classes},
-            index,
-        )
+        edits = {k: judge.Edit(self.found[k].mask_size, self.found[k].held_out) for k in classes}
+        reading = judge.read(edits, index)
         return _evidence(reading, self.found[index])
 
     def _search(self, classes: Sequence[int]) -> None:
-        for trigger in self.search.run(self.images, self.labels, classes):
+        missing = []
+        for k in classes:
+            kept = self.cache.get(k) if self.cache is not None else None
+            if kept is None:
+                missing.append(k)
+            else:
+                self.found[k] = kept
+        if not missing:
+            return
+        for trigger in self.search.run(self.images, self.labels, missing):
             self.found[trigger.target] = trigger
+            if self.cache is not None:
+                self.cache.put(trigger)
 
 
 def _evidence(reading: judge.TriggerReading, trigger: Any) -> judge.TriggerEvidence:
     originals = trigger.images[:EXAMPLES]
-    colour = reading.kind == "colour"
     return judge.TriggerEvidence(
         reading=reading,
         picture=judge.trigger_picture(trigger.mask, trigger.pattern),
         mask=np.asarray(np.round(255.0 * trigger.mask), np.uint8),
-        examples=trigger.recoloured(originals) if colour else trigger.stamped(originals),
+        examples=trigger.stamped(originals),
         originals=originals,
-        success=trigger.colour_success if colour else trigger.mask_success,
+        success=trigger.success,
         seconds=trigger.seconds,
     )
 
@@ -77,8 +139,12 @@ def trigger_context(runner: Any, images: Any, labels: Any) -> Callable[[int], An
         if memo is None:
             from ..engine.trigger import TriggerSearch, TriggerSettings
 
-            search = TriggerSearch(runner.model, runner.spec, TriggerSettings())
-            memo = TriggerMemo(search, images, labels, len(runner.labels))
+            settings = TriggerSettings()
+            search = TriggerSearch(runner.model, runner.spec, settings)
+            cache = None
+            if runner.cache is not None:
+                cache = TriggerCache(runner.cache, settings, images, labels)
+            memo = TriggerMemo(search, images, labels, len(runner.labels), cache)
         return memo.evidence(int(index), runner.audited_classes())
 
     return evidence
