@@ -54,8 +54,7 @@ class ClassAudit:
     curves: NDArray[np.float64]  # seeds × steps: target logit during optimization
     stopped_steps: list[int] = field(default_factory=list)  # per seed: the stop rule's step
     attribution: NDArray[np.float32] | None = None  # seeds × H × W, gradient × input
-    # seeds × D penultimate features minus those of a mid-grey image
-    features: NDArray[np.float64] | None = None
+    features: NDArray[np.float64] | None = None  # seeds × D, penultimate minus mid-grey's
     model_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     # given when the audit is made (the runner, or a test): the test's node id, the
