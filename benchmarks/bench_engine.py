@@ -69,9 +69,13 @@ TITLES = {
 
 
 def default_settings(**overrides: Any) -> Any:
-    """``EngineSettings`` as users get them, with ``overrides``."""
+    """``EngineSettings`` as users get them, with ``overrides``, and every step run: the
+    stop rule off (an engine that has it), so that the engine and the bare loop are timed
+    at equal steps."""
     from pytest_actaudit.engine.loop import EngineSettings
 
+    if "stop_change" in getattr(EngineSettings, "__dataclass_fields__", {}):
+        overrides = {"stop_change": 0.0, **overrides}
     return EngineSettings(**overrides)
 
 
@@ -471,6 +475,7 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
 
     from pytest_actaudit.engine import transforms
     from pytest_actaudit.engine.loop import Engine
+    from pytest_actaudit.engine.objective import class_objective
     from pytest_actaudit.engine.objective import penalty as engine_penalty
 
     tf.get_logger().setLevel("ERROR")  # "N retracings" notes: many functions on purpose
@@ -516,7 +521,10 @@ def ablate(job: dict[str, Any]) -> dict[str, Any]:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     moved = transforms.affine(x, params[:, t, :]) if affine else x
-                    score, objective = engine._objective(engine.scorer.to_input(moved), targets)
+                    outputs = engine.scorer.logits(engine.scorer.to_input(moved))
+                    score, objective = class_objective(
+                        outputs, targets, engine.scores.output_kind, engine.settings
+                    )
                     loss = -tf.reduce_sum(objective)
                     if reg == "autodiff":
                         loss += tf.reduce_sum(_tv(engine, x) + _norm(engine, 2.0 * x - 1.0))

@@ -10,6 +10,8 @@ the same classes and seeds are optimized with ``pytest_actaudit.maximize`` (3 se
 measured:
 
 - ``p``: the audited model's probability of the class on its own images (min, mean);
+- steps: the mean of the steps each image ran (its stop step under the stop rule,
+  ``stop_probability``/``stop_change``, docs/image-quality.md), and every image's;
 - transferability: the share of images a *second* model of the same task reads as the
   class, top-1 and top-5 (imagenet: EfficientNet-Lite1 judging Lite0's images; demo: a
   second CNN of another architecture trained here; fer: the CNN of the
@@ -109,6 +111,10 @@ def measure(
     probs = np.array([a.probabilities for a in audits])  # classes × seeds
     out: dict[str, Any] = {"p_min": float(probs.min()), "p_mean": float(probs.mean())}
     out["p_ge_0.9"] = float(np.mean(probs >= 0.9))
+    # the steps each image ran (the stop rule's stop step; the row's steps without it)
+    stops = np.array([a.stopped_steps or [a.steps] * len(a.seeds) for a in audits])
+    out["steps_mean"] = float(stops.mean())
+    out["stopped"] = stops.tolist()
     if judge is None:
         return out
     images = np.concatenate([a.images for a in audits])
@@ -120,6 +126,9 @@ def measure(
         out["top1"] = float(np.mean(rank == 0))
         out["top5"] = float(np.mean(rank < 5))
         out["judge_p_mean"] = float(jp[np.arange(len(jp)), target].mean())
+        out["top1_per_class"] = [
+            int(np.sum((rank == 0) & (owner == k))) for k in range(len(audits))
+        ]
     sim = cosine(feats, feats)
     same = owner[:, None] == owner[None, :]
     off = ~np.eye(len(owner), dtype=bool)

@@ -4,13 +4,16 @@ process, with the quality each run's images reach.
 
     python benchmarks/speed_224.py [--classes goldfish] [--jobs project:fourier:128,...]
 
-A job is ``contender:param:steps[:lr]``. Contenders, on the classes × 3 seeds:
+A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
+``EngineSettings`` field, e.g. ``stop_change=0``). Contenders, on the classes × 3 seeds:
 
 * ``bare``      the bare compiled loop (``bench_engine.Bare``: forward, backward, plain
                 update, nothing else), from the engine's pixel starts;
 * ``barexla``   the same loop compiled with XLA (``jit_compile=True``);
 * ``project``   ``pytest_actaudit.maximize`` as a user calls it (``param`` is its
                 parametrization, ``lr`` its learning rate when given);
+                ``:stop_change=0.3`` turns the stop rule on (``steps`` is then a cap,
+                not equal steps with the bare loop);
 * ``tkv``       tf-keras-vis ``ActivationMaximization``, one batched call
                 (``tfkv_reference.Reference``, pixel parametrization).
 
@@ -76,7 +79,11 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         targets = tf.constant(np.array([t for t, _ in plan], np.int32))
         images = _quantize(bare.run(init, targets, steps), spec.low, spec.high)
     elif name == "project":
-        extra = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
+        from pytest_actaudit.engine.loop import EngineSettings
+
+        extra: dict[str, Any] = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
+        for key, value in job.get("fields", {}).items():
+            extra[key] = type(getattr(EngineSettings(), key))(value)
         audits = pytest_actaudit.maximize(
             model, classes, seeds=SEEDS, steps=steps, parametrization=param, **extra
         )
@@ -100,6 +107,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         "cpu": round(cpu, 2),
         "p": [round(float(v), 4) for v in p[np.arange(len(p)), owner]],
         "top1": float(np.mean(jp.argmax(axis=1) == owner)),
+        "stopped": [a.stopped_steps for a in audits] if name == "project" else [],
     }
 
 
@@ -123,12 +131,15 @@ def main() -> None:
     results = []
     for r in range(args.rounds):
         for spec in args.jobs.split(","):
-            contender, param, steps, *lr = spec.split(":")
+            contender, param, steps, *rest = spec.split(":")
+            lr = [item for item in rest if "=" not in item]
+            fields = dict(item.split("=", 1) for item in rest if "=" in item)
             job = {
                 "contender": contender,
                 "param": param,
                 "steps": int(steps),
                 "lr": lr[0] if lr else "",
+                "fields": fields,
                 "classes": args.classes.split(","),
                 "round": r,
             }
@@ -148,7 +159,9 @@ def summary(results: list[dict[str, Any]]) -> str:
     for found in results:
         if "error" not in found:
             key = f"{found['contender']}:{found['param']}:{found['steps']}"
-            jobs.setdefault(key + (f":{found['lr']}" if found["lr"] else ""), []).append(found)
+            key += f":{found['lr']}" if found["lr"] else ""
+            key += "".join(f":{k}={v}" for k, v in sorted(found.get("fields", {}).items()))
+            jobs.setdefault(key, []).append(found)
     medians = {
         key: (
             float(np.median([f["cold"] for f in runs])),

@@ -28,6 +28,8 @@ def sample_audits() -> list[ClassAudit]:
             seeds=[0, 1, 2],
             steps=12,
             curves=np.cumsum(rng.uniform(0, 1, (3, 12)), axis=1),
+            # the circle's seeds 0 and 1 stopped early (the stop rule): 8/10/12 of 12
+            stopped_steps=[8, 10, 12] if index == 0 else [12, 12, 12],
             model_name="models/shapes.keras",
             nodeid=f"test_x.py::test_audit[{label}]",
             # a named suspect's references (a passing check, with a hostile description)
@@ -118,7 +120,7 @@ RUN = {
             "device": "CPU",
             "tensorflow": "2.x",
             "keras": "3.x",
-            "engine": {},
+            "engine": {"stop_probability": 0.9, "stop_change": 0.25, "stop_every": 16},
         }
     ],
     "optimized_images": 9,

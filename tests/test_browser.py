@@ -113,6 +113,29 @@ def test_report_loads_offline_and_filters(browser, report_dir):  # noqa: F811
     page.close()
 
 
+def test_a_reviewer_sees_where_each_seed_stopped(browser, report_dir):  # noqa: F811
+    """The stop rule in the page a person opens: the circle's card says its seeds stopped
+    at 8/10/12 of 12, its curve shows two dots (seeds 0 and 1) with their step on hover,
+    the header states the rule; a card whose seeds ran every step shows neither."""
+    page, errors, _ = open_page(browser, report_dir / "index.html")
+    assert errors == []
+    circle = page.locator('article.card[data-label="circle"]')
+    caption = circle.locator(".curvebox figcaption")
+    assert caption.is_visible() and "stopped at 8/10/12 of 12" in caption.inner_text()
+    dots = circle.locator("svg.curve circle.stop")
+    assert dots.count() == 2 and all(dots.nth(k).is_visible() for k in range(2))
+    assert dots.nth(0).locator("title").text_content() == "seed 0 stopped at step 8"
+    box = circle.locator("svg.curve").bounding_box()
+    first = dots.nth(0).bounding_box()
+    assert box and first and first["x"] < box["x"] + box["width"] * 0.8  # at 8 of 12 steps
+    square = page.locator('article.card[data-label="square"]')
+    assert square.locator("svg.curve circle.stop").count() == 0
+    assert "stopped" not in square.locator(".curvebox figcaption").inner_text()
+    assert page.locator("header .stoprule").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    circle.screenshot(path=str(ARTIFACTS / "report-stopped-card.png"))
+
+
 def test_self_contained_page_works_alone(browser, report_dir, tmp_path):  # noqa: F811
     from pytest_actaudit.cli import main as cli_main
 

@@ -441,7 +441,7 @@ def test_quantized_on_the_device_and_evaluated_aside_gives_the_same_images_and_s
             ]
         )
         targets = tf.constant([t for t, _ in plan], tf.int32)
-        unit, _, _ = tf.function(engine._optimize_graph, autograph=False)(
+        unit, _, _, _ = tf.function(engine._optimize_graph, autograph=False)(
             tf.constant(init), targets, tf.constant(params), tf.constant(steps)
         )
         host = np.round(np.nan_to_num(unit.numpy()) * 255.0).astype(np.uint8)

@@ -137,6 +137,26 @@ def test_curves_are_stored_to_four_significant_digits(report_dir):  # noqa: F811
     assert values and all(float(f"{v:.4g}") == v for v in values)
 
 
+def test_where_each_seed_stopped_is_in_results_the_curve_and_the_card(report_dir):  # noqa: F811
+    """The stop rule's stop steps: per seed in results.json, a dot on the curve where a
+    seed stopped early (its line ends there), and "stopped at 8/10/12 of 12" on the card;
+    a card whose seeds ran every step says nothing of it."""
+    from pytest_actaudit.report.render import stops_text, svg_curve
+
+    results = json.loads((report_dir / "results.json").read_text())
+    steps = {a["label"]: a["stopped_steps"] for a in results["audits"]}
+    assert steps["circle"] == [8, 10, 12] and steps["square"] == [12, 12, 12]
+    html = (report_dir / "index.html").read_text()
+    assert html.count("stopped at 8/10/12 of 12") == 1 and "stopped at 12/12/12" not in html
+    assert "each seed stops once p ≥ 0.9" in html
+    svg = str(svg_curve([[0.0, 1.0, 2.0, 2.0, 2.0], [0.0, 1.0, 2.0, 3.0, 4.0]], [2, 5]))
+    assert svg.count("<circle") == 1 and "seed 0 stopped at step 2" in svg
+    assert "seed 7 stopped" in str(svg_curve([[0.0, 1.0, 2.0]], [1], [7]))
+    first = svg.split('points="')[1].split('"')[0]
+    assert len(first.split()) == 3  # drawn to its stop, not along the held value
+    assert stops_text(None, 12) == stops_text([12, 12], 12) == ""
+
+
 def test_a_skipped_audit_is_neither_failed_nor_passed():
     from pytest_actaudit.report.summary import gate_failed
     from pytest_actaudit.report.writer import finalize

@@ -52,9 +52,9 @@ class ClassAudit:
     seeds: list[int]
     steps: int
     curves: NDArray[np.float64]  # seeds × steps: target logit during optimization
+    stopped_steps: list[int] = field(default_factory=list)  # per seed: the stop rule's step
     attribution: NDArray[np.float32] | None = None  # seeds × H × W, gradient × input
-    # seeds × D penultimate features minus those of a mid-grey image
-    features: NDArray[np.float64] | None = None
+    features: NDArray[np.float64] | None = None  # seeds × D, penultimate minus mid-grey's
     model_name: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     # given when the audit is made (the runner, or a test): the test's node id, the
@@ -333,6 +333,7 @@ class ClassAudit:
             ),
             # 4 significant digits draw the same curve: results.json half the size
             "curves": [[float(f"{v:.4g}") for v in curve] for curve in self.curves],
+            "stopped_steps": [int(v) for v in self.stopped_steps or [self.steps] * len(self.seeds)],
             "checks": [c.to_dict() for c in self.checks],
             "passed": self.passed,
             "settings": dict(self.settings),

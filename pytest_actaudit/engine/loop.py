@@ -25,7 +25,7 @@ import tensorflow as tf
 from numpy.typing import NDArray
 
 from ..model.inputs import InputSpec
-from . import transforms
+from . import lane, transforms
 from .device import (
     FLOAT16_LOSS_SCALE,
     Aside,
@@ -69,6 +69,14 @@ class EngineSettings:
     # so an image's numbers never depend on what else is audited; 0: see auto_lane_width
     lane_width: int = 0
     device: str = "auto"
+    # Steps to quality (engine/lane.py, docs/image-quality.md): every ``stop_every`` steps
+    # an image is done once its probability reached ``stop_probability`` and its last
+    # interval changed it less than ``stop_change`` of its change so far; the step count
+    # is then a cap. Off by default (stop_change=0): the measured 0.3 changed the demo's
+    # check outcomes (docs/image-quality.md, the stop rule).
+    stop_probability: float = 0.9
+    stop_change: float = 0.0
+    stop_every: int = 16
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +95,7 @@ class ImageResult:
     failed_step: int  # −1, or the first step whose score/gradient was NaN/Inf
     attribution: NDArray[np.float32]  # H×W, |gradient × (image − grey)| of the target logit
     features: NDArray[np.float64]  # penultimate activations (empty when the model has no head)
+    stopped_step: int  # the step it was done at (engine/lane.py); ``steps`` if it ran them all
 
 
 # Bumped whenever a change alters the images for the same settings (cache key).
@@ -190,7 +199,7 @@ class Engine:
             loop = self._compiled(init.shape)
             aside = self.inference.trace_aside()
             try:
-                quantized, curves, failed = loop(
+                quantized, curves, failed, stopped = loop(
                     tf.constant(init), tf.constant(targets), tf.constant(params), tf.constant(steps)
                 )
             except BaseException:
@@ -210,6 +219,7 @@ class Engine:
             np.concatenate([part[k].numpy() for part in evaluated]) for k in range(4)
         )
         images, curves_np, failed_np = quantized.numpy(), curves.numpy().T, failed.numpy()
+        stopped_np = stopped.numpy()
         return [
             ImageResult(
                 int(t),
@@ -221,6 +231,7 @@ class Engine:
                 int(failed_np[i]),
                 attribution[i].astype(np.float32),
                 features[i].astype(np.float64),
+                int(stopped_np[i]),
             )
             for i, (t, seed) in enumerate(chunk)
         ]
@@ -277,18 +288,18 @@ class Engine:
     # ----------------------------------------------------------------- device side
     def _optimize_and_quantize(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """The optimization and the quantization of its images (uint8): the image
         reported is the quantized one, and the evaluation (``Inference.evaluate``)
         measures its scores, attribution and features. The images stay on the device
         between the two calls; nothing goes to the host and back."""
-        unit, curves, failed = self._optimize_graph(init, targets, params, steps)
+        unit, curves, failed, stopped = self._optimize_graph(init, targets, params, steps)
         finite = tf.where(tf.math.is_finite(unit), unit, tf.zeros_like(unit))
-        return tf.cast(tf.round(finite * 255.0), tf.uint8), curves, failed
+        return tf.cast(tf.round(finite * 255.0), tf.uint8), curves, failed, stopped
 
     def _optimize_graph(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """The batch as independent loops of ``lane_width`` images each, in one graph.
         TensorFlow runs them at the same time, so on a CPU one lane's element-wise work
         and small ops fill the cores that the other lane's model ops leave idle
@@ -298,84 +309,83 @@ class Engine:
         batch = int(init.shape[0])
         sizes = [self.lane_width] * (batch // self.lane_width)
         if len(sizes) == 1:
-            final, curve, failed = self._lane_fn(init, targets, params, steps)
-            return final, curve, failed
+            final, curve, failed, stopped = self._lane_fn(init, targets, params, steps)
+            return final, curve, failed, stopped
         parts = zip(
             tf.split(init, sizes), tf.split(targets, sizes), tf.split(params, sizes), strict=True
         )
         lanes = [self._lane_fn(*part, steps) for part in parts]
         return (
-            tf.concat([lane[0] for lane in lanes], 0),
-            tf.concat([lane[1] for lane in lanes], 1),
-            tf.concat([lane[2] for lane in lanes], 0),
+            tf.concat([out[0] for out in lanes], 0),
+            tf.concat([out[1] for out in lanes], 1),
+            tf.concat([out[2] for out in lanes], 0),
+            tf.concat([out[3] for out in lanes], 0),
         )
 
     def _lane(
         self, init: tf.Tensor, targets: tf.Tensor, params: tf.Tensor, steps: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """One lane's loop: (final unit images, score per step × image, failed step)."""
-        s = self.settings
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One lane's loop: (final unit images, score per step × image, failed step,
+        stop step)."""
 
-        def step(
-            t: tf.Tensor,
-            x: tf.Tensor,
-            m: tf.Tensor,
-            v: tf.Tensor,
-            failed: tf.Tensor,
-            curve: tf.TensorArray,
-        ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.TensorArray]:
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                unit, moved = self.param.view(x, params[:, t, :], t, s)
-                score, raised = self._objective(self.scorer.to_input(moved), targets)
-                loss = tf.reduce_sum(penalty(unit, s, value=False)) - tf.reduce_sum(raised)
-                # float16 models: a static loss scale keeps small gradients from
-                # flushing to zero inside the model; Adam's update does not depend on
-                # the gradient's scale, so nothing is divided back.
-                loss *= self.loss_scale
-            # Seeding the backward pass explicitly keeps the loss's value (tf-keras-vis's
-            # regularizer values: float powers over every pixel) out of the step; only
-            # their written-out gradient is needed.
-            grad = tape.gradient(loss, x, output_gradients=tf.ones([]))
-            # Per image: a NaN/Inf score, or a NaN/Inf anywhere in the image (its sum);
-            # a NaN/Inf gradient shows in the next step's image. This is the whole-
-            # gradient check at a step's delay, for one reduction instead of two passes.
-            finite = tf.math.is_finite(score) & tf.math.is_finite(
-                tf.reduce_sum(unit, axis=[1, 2, 3])
+        def update(
+            t: tf.Tensor, x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, failed: tf.Tensor
+        ) -> tuple[tf.Tensor, ...]:
+            return self._update(t, x, m, v, failed, targets, params)
+
+        kind = self.scores.output_kind
+        if lane.stops(self.settings, kind):
+            x, curves, failed, stopped = lane.stopping_loop(
+                update, self.param.to_unit, init, targets, steps, self.settings, kind
             )
-            failed = tf.where((failed < 0) & ~finite, t, failed)
-            # Images are independent: a failed one goes on as NaN without touching the
-            # others, and is reported by its first failed step.
-            count = tf.cast(t + 1, tf.float32)
-            m = beta1 * m + (1.0 - beta1) * grad
-            v = beta2 * v + (1.0 - beta2) * tf.square(grad)
-            # Adam, bias corrections folded into scalars (the same update as
-            # (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes over the image)
-            root = tf.sqrt(1.0 - beta2**count)
-            rate = s.learning_rate * root / (1.0 - beta1**count)
-            x = self.param.after_step(x - rate * m / (tf.sqrt(v) + eps * root), t)
-            curve = curve.write(t, tf.where(failed < 0, score, np.nan))
-            return t + 1, x, m, v, failed, curve
-
-        # An explicit while loop, traced without AutoGraph: AutoGraph's conversion of
-        # this code and everything it calls was most of the first call's time.
-        failed = tf.fill([tf.shape(init)[0]], tf.constant(-1, tf.int32))
-        start = (
-            tf.constant(0),
-            init,
-            tf.zeros_like(init),
-            tf.zeros_like(init),
-            failed,
-            tf.TensorArray(tf.float32, size=steps),
-        )
-        _, x, _, _, failed, curve = tf.while_loop(lambda t, *_: t < steps, step, start)
+        else:
+            x, curves, failed, stopped = lane.plain_loop(update, init, steps)
         final = self.param.to_unit(x)
         finite = tf.reduce_all(tf.math.is_finite(final), axis=[1, 2, 3])
         failed = tf.where((failed < 0) & ~finite, steps, failed)
-        return final, curve.stack(), failed
+        return final, curves, failed, stopped
 
-    def _objective(self, inputs: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(target score, what the step raises) per image of model-input images."""
-        logits = self.scorer.logits(inputs)
-        return class_objective(logits, targets, self.scores.output_kind, self.settings)
+    def _update(
+        self,
+        t: tf.Tensor,
+        x: tf.Tensor,
+        m: tf.Tensor,
+        v: tf.Tensor,
+        failed: tf.Tensor,
+        targets: tf.Tensor,
+        params: tf.Tensor,
+    ) -> tuple[tf.Tensor, ...]:
+        """Step ``t`` of a lane: (x, m, v, failed step, target score, the score model's
+        outputs) after the forward and backward pass and Adam's update."""
+        s = self.settings
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            unit, moved = self.param.view(x, params[:, t, :], t, s)
+            outputs = self.scorer.logits(self.scorer.to_input(moved))
+            score, raised = class_objective(outputs, targets, self.scores.output_kind, s)
+            loss = tf.reduce_sum(penalty(unit, s, value=False)) - tf.reduce_sum(raised)
+            # float16 models: a static loss scale keeps small gradients from
+            # flushing to zero inside the model; Adam's update does not depend on
+            # the gradient's scale, so nothing is divided back.
+            loss *= self.loss_scale
+        # Seeding the backward pass explicitly keeps the loss's value (tf-keras-vis's
+        # regularizer values: float powers over every pixel) out of the step; only
+        # their written-out gradient is needed.
+        grad = tape.gradient(loss, x, output_gradients=tf.ones([]))
+        # Per image: a NaN/Inf score, or a NaN/Inf anywhere in the image (its sum);
+        # a NaN/Inf gradient shows in the next step's image. This is the whole-
+        # gradient check at a step's delay, for one reduction instead of two passes.
+        finite = tf.math.is_finite(score) & tf.math.is_finite(tf.reduce_sum(unit, axis=[1, 2, 3]))
+        failed = tf.where((failed < 0) & ~finite, t, failed)
+        # Images are independent: a failed one goes on as NaN without touching the
+        # others, and is reported by its first failed step.
+        count = tf.cast(t + 1, tf.float32)
+        m = beta1 * m + (1.0 - beta1) * grad
+        v = beta2 * v + (1.0 - beta2) * tf.square(grad)
+        # Adam, bias corrections folded into scalars (the same update as
+        # (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes over the image)
+        root = tf.sqrt(1.0 - beta2**count)
+        rate = s.learning_rate * root / (1.0 - beta1**count)
+        x = self.param.after_step(x - rate * m / (tf.sqrt(v) + eps * root), t)
+        return x, m, v, failed, score, outputs

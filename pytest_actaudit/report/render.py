@@ -21,27 +21,60 @@ def templates_dir() -> Path:
     raise FileNotFoundError(f"report_templates/ not found beside {here}; reinstall pytest-actaudit")
 
 
-def svg_curve(curves: Sequence[Sequence[float]], width: int = 240, height: int = 64) -> Markup:
-    """Inline SVG: one polyline per seed, the target score over the steps."""
+def svg_curve(
+    curves: Sequence[Sequence[float]],
+    stops: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    width: int = 240,
+    height: int = 64,
+) -> Markup:
+    """Inline SVG: one polyline per seed, the target score over the steps. A seed that
+    the stop rule ended early (``stops``: each seed's stop step) is drawn to its stop
+    and marked there with a dot (its title names the seed, from ``seeds``); the x axis
+    spans every step, so where it stopped shows."""
     finite = [v for c in curves for v in c if math.isfinite(v)]
     if not finite:
         return Markup("")
     low, high = min(finite), max(finite)
     span = (high - low) or 1.0
     lines = []
+    ended = []
     for k, curve in enumerate(curves):
         n = max(len(curve) - 1, 1)
+        stop = int(stops[k]) if stops and k < len(stops) else len(curve)
+
+        def xy(i: int, v: float, n: int = n) -> tuple[float, float]:
+            return i / n * (width - 2) + 1, height - 1 - (v - low) / span * (height - 2)
+
         points = " ".join(
-            f"{i / n * (width - 2) + 1:.1f},{height - 1 - (v - low) / span * (height - 2):.1f}"
+            "{:.1f},{:.1f}".format(*xy(i, v))
             for i, v in enumerate(curve)
-            if math.isfinite(v)
+            if math.isfinite(v) and i <= stop
         )
         lines.append(f'<polyline class="seed{k % 6}" points="{points}"/>')
+        if stop < len(curve) and math.isfinite(curve[stop]):
+            x, y = xy(stop, curve[stop])
+            lines.append(
+                f'<circle class="stop seed{k % 6}" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
+                f"<title>seed {seeds[k] if seeds and k < len(seeds) else k} stopped at step "
+                f"{stop}</title></circle>"
+            )
+            ended.append(stop)
+    label = f"target logit over steps, from {low:.3g} to {high:.3g}"
+    if ended:
+        label += f"; {len(ended)} of {len(curves)} seeds stopped early"
     return Markup(
         f'<svg class="curve" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="target logit over steps, from {low:.3g} to {high:.3g}">'
+        f'role="img" aria-label="{label}">'
         f"{''.join(lines)}</svg>"
     )
+
+
+def stops_text(stops: Sequence[int] | None, steps: int) -> str:
+    """ "stopped at 80/96/128 of 128" when the stop rule ended a seed early, else ""."""
+    if not stops or all(int(s) >= steps for s in stops):
+        return ""
+    return f"stopped at {'/'.join(str(int(s)) for s in stops)} of {steps}"
 
 
 def _fmt(value: Any) -> str:
@@ -86,7 +119,7 @@ def render_pages(
             return path
         return data_uri((folder / path).read_bytes())
 
-    env.filters.update(svg_curve=svg_curve, fmt=_fmt, img_src=img_src)
+    env.filters.update(svg_curve=svg_curve, stops_text=stops_text, fmt=_fmt, img_src=img_src)
     audits = sorted(
         results["audits"],
         key=lambda a: (

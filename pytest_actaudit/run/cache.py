@@ -23,7 +23,10 @@ import numpy as np
 
 from ..errors import ActauditWarning
 
-FIELDS = ("image", "logit", "probability", "curve", "failed_step", "attribution", "features")
+FIELDS = (
+    "image", "logit", "probability", "curve", "failed_step", "attribution", "features",
+    "stopped_step",
+)  # fmt: skip
 
 
 class ResultCache:
@@ -84,6 +87,7 @@ class ResultCache:
             "probability": (),
             "curve": (steps,),
             "failed_step": (),
+            "stopped_step": (),
             "attribution": self.image_shape[:2] if self.image_shape else None,
         }
         wrong = [

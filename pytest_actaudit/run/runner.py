@@ -276,6 +276,7 @@ class AuditRunner:
             seeds=list(seeds),
             steps=steps,
             curves=np.stack([r.curve for r in results]),
+            stopped_steps=[r.stopped_step for r in results],
             attribution=np.stack([r.attribution for r in results]),
             features=(np.stack([r.features for r in results]) - neutral)
             if neutral is not None
@@ -334,6 +335,7 @@ def _from_cache(target: int, seed: int, entry: dict[str, Any]) -> ImageResult:
         probability=float(entry["probability"]),
         curve=entry["curve"],
         failed_step=int(entry["failed_step"]),
+        stopped_step=int(entry["stopped_step"]),
         attribution=entry["attribution"],
         features=entry["features"],
     )
