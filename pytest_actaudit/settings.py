@@ -124,6 +124,24 @@ def input_size(value: str, name: str = "--actaudit-input-size") -> str:
     return f"{height},{width}"
 
 
+def stop_change(value: str | float, name: str = "value") -> float:
+    """The stop rule's change threshold: 0 (off) or a share in (0, 1) (docs/image-quality.md,
+    the stop rule)."""
+    text = str(value).strip().lower()
+    if text in {"off", "no", "false", ""}:
+        return 0.0
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number < 1.0:
+        raise ValueError(
+            f"{name} must be 0 (off) or a share of an image's change below 1, got {value!r} "
+            f"(for example {how_to_set(name, 0.3)})"
+        )
+    return number
+
+
 def boolean(value: str | bool, name: str = "value") -> bool:
     if isinstance(value, bool):
         return value
@@ -158,6 +176,7 @@ class Settings:
     preprocess: str | None = None  # caffe | tf | torch | mean=..,std=..[,bgr] | module:function
     output: str | None = None
     parametrization: str = "fourier"
+    stop: float = 0.0  # the stop rule's change threshold; 0: every seed runs every step
     max_batch: int = 0  # 0: auto
     lanes: int = 0  # 0: auto
     focus_exclude: str | None = None
@@ -208,6 +227,7 @@ PARSERS: dict[str, Any] = {
     "max_batch": auto_or_positive,
     "lanes": lambda v, n: auto_or_positive(v, n, example=2),
     "parametrization": parametrization,
+    "stop": stop_change,
     "device": lambda v, n: device(v),
     "classes": lambda v, n: class_list(v),
     "self_contained": boolean,

@@ -166,3 +166,32 @@ def test_the_measured_rules_images_differ_from_the_rule_off_only_by_the_stop(mon
             if r.stopped_step == cap:
                 np.testing.assert_array_equal(r.image, off[pair].image, err_msg=str(pair))
                 np.testing.assert_array_equal(r.curve[:cap], off[pair].curve)
+
+
+def test_the_stop_option_reaches_every_audit_and_a_bad_value_names_it(pytester, color_model_file):
+    import json
+
+    pytester.makeini(
+        f"""
+        [pytest]
+        actaudit_model = {color_model_file}
+        actaudit_classes = all
+        actaudit_seeds = 2
+        actaudit_steps = 64
+        actaudit_parametrization = pixel
+        actaudit_min_probability = 0.5
+        """
+    )
+    args = ("--actaudit", "-p", "no:cacheprovider", "--actaudit-no-cache")
+    pytester.runpytest_inprocess(*args, "--actaudit-stop", "0.5").assert_outcomes(passed=3)
+    audits = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())["audits"]
+    steps = [s for audit in audits for s in audit["stopped_steps"]]
+    assert len(steps) == 6 and max(steps) <= 64 and min(steps) < 64
+
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=3)  # off by default
+    audits = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())["audits"]
+    assert {s for audit in audits for s in audit["stopped_steps"]} == {64}
+
+    bad = pytester.runpytest_inprocess(*args, "--actaudit-stop", "2")
+    assert bad.ret != 0
+    assert "--actaudit-stop must be 0 (off) or a share" in str(bad.stderr) + str(bad.stdout)

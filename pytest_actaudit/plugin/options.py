@@ -189,6 +189,16 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "what the optimizer changes: a 1/f-scaled spectrum (default) or the pixels",
     ),
     (
+        "--actaudit-stop",
+        "actaudit_stop",
+        {
+            "metavar": "CHANGE",
+            "type": _argtype(lambda v: settings_mod.stop_change(v, "--actaudit-stop")),
+        },
+        "stop a seed once its probability is 0.9 or more and its last 16 steps changed its "
+        "image by less than CHANGE of its change so far (default 0: off; 0.3 measured)",
+    ),
+    (
         "--actaudit-max-batch",
         "actaudit_max_batch",
         {

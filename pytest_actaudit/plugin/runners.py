@@ -129,6 +129,7 @@ class ModelRunners:
                 engine_settings=EngineSettings(
                     device=xdist.worker_device(s.device, self.worker),
                     parametrization=s.parametrization,
+                    stop_change=s.stop,
                     max_batch=s.max_batch,
                     lanes=s.lanes,
                     # a lane holds the run's seeds of one class: none wasted
