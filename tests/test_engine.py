@@ -609,12 +609,11 @@ def test_lanes_give_the_same_images_as_one_loop(color_model):
             np.testing.assert_array_equal(laned.curve, one.curve)
 
 
-def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
+def darkening_nan_model():
+    """8×8 grey, 2 classes: raising class 0 darkens the image until its score is NaN
+    (a square root of a negative mean); class 1 brightens it and stays finite."""
     import keras
     import tensorflow as tf
-
-    from pytest_actaudit.engine.loop import Engine, EngineSettings
-    from pytest_actaudit.model.inputs import input_spec
 
     class Unstable(keras.layers.Layer):
         def call(self, x):
@@ -624,6 +623,14 @@ def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
     outputs = keras.layers.Dense(2, activation="softmax")(Unstable()(inputs))
     model = keras.Model(inputs, outputs)
     model.layers[-1].set_weights([np.array([[-5.0, 5.0]], "float32"), np.zeros(2, "float32")])
+    return model
+
+
+def test_a_failing_image_does_not_touch_its_lane_or_the_other_lane():
+    from pytest_actaudit.engine.loop import Engine, EngineSettings
+    from pytest_actaudit.model.inputs import input_spec
+
+    model = darkening_nan_model()
     engine = Engine(model, input_spec(model), EngineSettings(lanes=2, parametrization="pixel"))
     results = engine.run([(0, 0), (1, 0), (0, 1), (1, 1)], steps=40)  # lanes: 0,1 | 0,1
     assert [r.failed_step >= 0 for r in results] == [True, False, True, False]

@@ -9,7 +9,7 @@ import pytest
 
 import pytest_actaudit
 from tests.conftest import COLORS
-from tests.test_engine import untrained_cnn
+from tests.test_engine import darkening_nan_model, untrained_cnn
 
 # No jitter, rotation or zoom: a run's transforms are then the same for any step count,
 # so a run capped at step t is the first t steps of a longer one.
@@ -112,17 +112,7 @@ def test_the_probability_level_is_computed_from_the_outputs_each_kind_gives():
 
 
 def test_nan_is_reported_the_same_with_the_rule_on():
-    import keras
-    import tensorflow as tf
-
-    class Unstable(keras.layers.Layer):
-        def call(self, x):
-            return tf.sqrt(tf.reduce_mean(x, axis=[1, 2]) - 0.45)  # NaN once it darkens
-
-    inputs = keras.Input((8, 8, 1))
-    outputs = keras.layers.Dense(2, activation="softmax")(Unstable()(inputs))
-    model = keras.Model(inputs, outputs)
-    model.layers[-1].set_weights([np.array([[-5.0, 5.0]], "float32"), np.zeros(2, "float32")])
+    model = darkening_nan_model()
     plan = [(0, 0), (1, 0)]
     plain = run(model, plan, 40, lanes=2, lane_width=1, parametrization="pixel", **OFF)
     ruled = run(model, plan, 40, lanes=2, lane_width=1, parametrization="pixel", **RULE)
