@@ -45,20 +45,12 @@ class ResultCache:
         self.misses = 0
 
     def _path(self, target: int, seed: int, steps: int) -> Path:
-        key = f"{self.prefix}|{target}|{seed}|{steps}".encode()
-        digest = hashlib.sha256(key).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.npz"
+        return entry_path(self.folder, f"{self.prefix}|{target}|{seed}|{steps}")
 
     def get(self, target: int, seed: int, steps: int) -> dict[str, Any] | None:
         path = self._path(target, seed, steps)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                entry = {name: data[name] for name in FIELDS}
-        except FileNotFoundError:
-            self.misses += 1
-            return None
-        except Exception:  # truncated or corrupt: recompute, never trust
-            path.unlink(missing_ok=True)
+        entry = read_npz(path, FIELDS)
+        if entry is None:
             self.misses += 1
             return None
         wrong = self.mismatch(entry, steps)
@@ -103,10 +95,31 @@ class ResultCache:
 
     def put(self, target: int, seed: int, steps: int, entry: dict[str, Any]) -> None:
         arrays: dict[str, Any] = {name: np.asarray(entry[name]) for name in FIELDS}
-        _write_npz(self._path(target, seed, steps), arrays)
+        write_npz(self._path(target, seed, steps), arrays)
 
 
-def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+def entry_path(folder: Path, key: str) -> Path:
+    """Where the entry of ``key`` lives in a cache ``folder``: named by the key's sha256,
+    under a folder of its first two hex digits."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return folder / digest[:2] / f"{digest}.npz"
+
+
+def read_npz(path: Path, fields: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+    """The arrays of entry ``path`` (only ``fields``, all of them required, when given),
+    or None when there is none. An entry that cannot be read (truncated, corrupt, of
+    another layout) is deleted and None returned: it is recomputed, never trusted."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in (fields or data.files)}
+    except FileNotFoundError:
+        return None
+    except Exception:
+        path.unlink(missing_ok=True)
+        return None
+
+
+def write_npz(path: Path, arrays: dict[str, Any]) -> None:
     """``arrays`` as ``path`` (.npz), atomically: a reader never sees half a file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,25 +170,23 @@ class ProbeCache:
 
     def _path(self, references: str, index: int, images: Any, attribution: Any) -> Path:
         key = f"{self.prefix}|{references}|{index}|{array_digest(images, attribution)}"
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.npz"
+        return entry_path(self.folder, key)
 
     def remember(self, references: str, index: int, images: Any, attribution: Any, run: Any) -> Any:
         """The probe result for this key: from the cache, else ``run()``, stored."""
         path = self._path(references, index, images, attribution)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                found = _probe_from_arrays(dict(data))
-        except FileNotFoundError:
-            pass
-        except Exception:  # truncated, corrupt or of another layout: recompute
-            path.unlink(missing_ok=True)
-        else:
-            self.hits += 1
-            return found
+        data = read_npz(path)
+        if data is not None:
+            try:
+                found = _probe_from_arrays(data)
+            except Exception:  # of another layout: recompute
+                path.unlink(missing_ok=True)
+            else:
+                self.hits += 1
+                return found
         self.misses += 1
         result = run()
-        _write_npz(path, _probe_to_arrays(result))
+        write_npz(path, _probe_to_arrays(result))
         return result
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import trigger as judge
+from .cache import array_digest, entry_path, read_npz, write_npz
 
 EXAMPLES = 3  # real images shown with the trigger
 
@@ -35,7 +36,6 @@ class TriggerCache:
 
     def __init__(self, results: Any, settings: Any, images: Any, labels: Any) -> None:
         from ..engine import trigger as engine
-        from .cache import array_digest
 
         code = hashlib.sha256(Path(str(engine.__file__)).read_bytes()).hexdigest()
         self.folder = Path(results.folder) / "trigger"
@@ -45,20 +45,13 @@ class TriggerCache:
         )
 
     def _path(self, index: int) -> Path:
-        digest = hashlib.sha256(f"{self.prefix}|{index}".encode()).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.npz"
+        return entry_path(self.folder, f"{self.prefix}|{index}")
 
     def get(self, index: int) -> Any:
         from ..engine.trigger import Trigger
 
-        path = self._path(index)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                values = {name: data[name] for name in FIELDS}
-        except FileNotFoundError:
-            return None
-        except Exception:  # truncated, corrupt or of another layout: search again
-            path.unlink(missing_ok=True)
+        values = read_npz(self._path(index), FIELDS)  # one that cannot be read: search again
+        if values is None:
             return None
         scalars = {k: float(values[k]) for k in ("mask_size", "success", "held_out", "seconds")}
         return Trigger(
@@ -67,9 +60,7 @@ class TriggerCache:
         )  # fmt: skip
 
     def put(self, trigger: Any) -> None:
-        from .cache import _write_npz
-
-        _write_npz(self._path(trigger.target), {k: getattr(trigger, k) for k in FIELDS})
+        write_npz(self._path(trigger.target), {k: getattr(trigger, k) for k in FIELDS})
 
 
 class TriggerMemo:
