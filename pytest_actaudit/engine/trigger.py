@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..model.inputs import InputSpec
+from .objective import Scorer
 from .targets import score_models
 
 
@@ -105,10 +106,8 @@ class TriggerSearch:
         self.model = model
         self.spec = spec
         self.settings = settings
-        self.scores = score_models(model)
-        self._preprocess = (
-            spec.preprocess.tf_function(spec.channels) if spec.preprocess is not None else None
-        )
+        # the maximization's view of the model: its input range or preprocessing, its head
+        self.scorer = Scorer(model, spec, score_models(model))
         # The mask and pattern live on a coarse grid (bilinear up to the image): a
         # trigger of single pixels is an adversarial example, which every class of a
         # small model has; a learned artifact is larger than a pixel.
@@ -188,15 +187,10 @@ class TriggerSearch:
         )
 
     # ----------------------------------------------------------------- device side
-    def _to_input(self, unit: tf.Tensor) -> tf.Tensor:
-        if self._preprocess is not None:
-            return self._preprocess(255.0 * unit)
-        return self.spec.low + (self.spec.high - self.spec.low) * unit
-
     def _log_probabilities(self, unit: tf.Tensor) -> tf.Tensor:
         """log p(class | image) for unit images, whatever the model's head."""
-        z = tf.cast(self.scores.logits(self._to_input(unit), training=False), tf.float32)
-        if self.scores.output_kind == "log":  # an opaque model giving probabilities
+        z = self.scorer.logits(self.scorer.to_input(unit))
+        if self.scorer.models.output_kind == "log":  # an opaque model giving probabilities
             z = tf.math.log(z + 1e-12)
         return tf.nn.log_softmax(z, axis=-1)
 
