@@ -11,9 +11,9 @@ A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
                 update, nothing else), from the engine's pixel starts;
 * ``barexla``   the same loop compiled with XLA (``jit_compile=True``);
 * ``project``   ``pytest_actaudit.maximize`` as a user calls it (``param`` is its
-                parametrization, ``lr`` its learning rate when given);
-                ``:stop_change=0.3`` turns the stop rule on (``steps`` is then a cap,
-                not equal steps with the bare loop);
+                parametrization, ``lr`` its learning rate when given); the stop rule
+                is on by default (``steps`` is then a cap, not equal steps with the
+                bare loop): ``:stop_change=0`` runs every step;
 * ``tkv``       tf-keras-vis ``ActivationMaximization``, one batched call
                 (``tfkv_reference.Reference``, pixel parametrization).
 
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 SEEDS = 3
-JOBS = "bare:pixel:128,barexla:pixel:128,project:fourier:128,tkv:pixel:128"
+JOBS = "bare:pixel:128,barexla:pixel:128,project:fourier:128:stop_change=0,tkv:pixel:128"
 
 
 def _quantize(x: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 DEFAULT_SEEDS = 3
 DEFAULT_STEPS = 128
+# the stop rule's change threshold (EngineSettings.stop_change, which tests hold equal)
+DEFAULT_STOP = 0.25
 DEFAULT_REPORT = "actaudit-report"
 DEVICE_RE = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
 
@@ -176,7 +178,7 @@ class Settings:
     preprocess: str | None = None  # caffe | tf | torch | mean=..,std=..[,bgr] | module:function
     output: str | None = None
     parametrization: str = "fourier"
-    stop: float = 0.0  # the stop rule's change threshold; 0: every seed runs every step
+    stop: float = DEFAULT_STOP  # the stop rule's change threshold; 0: every step runs
     max_batch: int = 0  # 0: auto
     lanes: int = 0  # 0: auto
     focus_exclude: str | None = None

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from pytest_actaudit.report.images import encode_png
 from tests.conftest import saved_in_a_fresh_process
 
 AUDIT_TEST = """
@@ -255,6 +257,51 @@ def test_baseline_generate_then_compare_then_drift(project):
     results = json.loads((project.path / "actaudit-report" / "results.json").read_text())
     (audit,) = results["audits"]
     assert len(audit["baseline"]) == 2 and audit["baseline"][0]["diff"].endswith(".png")
+    # the failure says the baseline was made otherwise, and how to remake it
+    result.stdout.fnmatch_lines(["*made with other settings*steps 20 → 1*generate-baseline base*"])
+
+
+def test_a_baseline_of_other_engine_settings_is_named_as_such(project):
+    """A baseline written before baselines recorded their engine settings (then learning
+    rate 0.05, every step run) whose images differ fails with what changed and the command
+    that remakes it, not as unexplained drift; one of this run's settings fails as drift."""
+    project.makepyfile(BASELINE_TEST.format(steps=20))
+    project.runpytest_inprocess(
+        "--actaudit", "--actaudit-generate-baseline", "base"
+    ).assert_outcomes(passed=1)
+    (meta_path,) = (project.path / "base").rglob("meta.json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["engine"]["stop_change"] == 0.25 and meta["engine"]["stop_every"] == 16
+    for png in (project.path / "base").rglob("*.png"):  # other images than this run's
+        png.write_bytes(encode_png(np.zeros((16, 12, 3), np.uint8)))
+
+    drift = project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "base")
+    drift.assert_outcomes(failed=1)
+    assert "made with other settings" not in drift.stdout.str()
+
+    del meta["engine"]  # as an earlier version wrote it
+    meta_path.write_text(json.dumps(meta))
+    result = project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "base")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*predates recorded engine settings*stop_change 0.0 → 0.25;"
+            "*--actaudit-generate-baseline base*"
+        ]
+    )
+
+
+def test_a_baseline_image_of_another_size_fails_its_seed_with_a_note(project):
+    project.makepyfile(BASELINE_TEST.format(steps=5))
+    project.runpytest_inprocess(
+        "--actaudit", "--actaudit-generate-baseline", "base"
+    ).assert_outcomes(passed=1)
+    (seed0,) = (project.path / "base").rglob("seed0.png")
+    seed0.write_bytes(encode_png(np.zeros((8, 8, 3), np.uint8)))  # another model's size
+    result = project.runpytest_inprocess("--actaudit", "--actaudit-baseline", "base")
+    result.assert_outcomes(failed=1)  # not an internal error: the report is written
+    result.stdout.fnmatch_lines(["*seed 0: 0 ✗*baseline image of seed 0 is 8×8, not 16×12*"])
+    assert (project.path / "actaudit-report" / "index.html").is_file()
 
 
 def test_missing_baseline_names_the_command(project, tmp_path):

@@ -15,7 +15,7 @@ from tests.test_engine import darkening_nan_model, untrained_cnn
 # so a run capped at step t is the first t steps of a longer one.
 STILL = {"jitter": 0.0, "degrees": 0.0, "scale": 0.0}
 RULE = {"stop_probability": 0.9, "stop_change": 0.3, "stop_every": 4}
-OFF = {"stop_change": 0.0}  # the rule off (the default; said where it matters)
+OFF = {"stop_change": 0.0}  # the rule off: every step runs
 
 
 def run(model, plan, steps, **settings):
@@ -134,8 +134,8 @@ def test_the_stop_steps_reach_the_audit_and_its_record(color_model):
 
 
 def test_the_measured_rules_images_differ_from_the_rule_off_only_by_the_stop(monkeypatch):
-    """The rule as measured (stop_change=0.3, the rest default) on the demo model: each
-    seed's image is the image of the defaults (the rule off) run to the seed's stop step
+    """The default rule on the demo model: each seed's image is the image of the
+    defaults with the rule off run to the seed's stop step
     (every step's transform drawn as for the full run, so that the shorter run is the
     longer one's beginning)."""
     from pytest_actaudit import demo
@@ -147,7 +147,7 @@ def test_the_measured_rules_images_differ_from_the_rule_off_only_by_the_stop(mon
     )
     model = pytest_actaudit.load_model(demo.model_path("clean"))
     plan = [(1, s) for s in range(3)]
-    default = run(model, plan, 96, stop_change=0.3)
+    default = run(model, plan, 96)
     stops = sorted({r.stopped_step for r in default.values()})
     assert stops[0] < 96, stops  # the rule fired on this model
     for cap in stops:
@@ -173,15 +173,22 @@ def test_the_stop_option_reaches_every_audit_and_a_bad_value_names_it(pytester, 
         """
     )
     args = ("--actaudit", "-p", "no:cacheprovider", "--actaudit-no-cache")
-    pytester.runpytest_inprocess(*args, "--actaudit-stop", "0.5").assert_outcomes(passed=3)
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=3)  # on by default
     audits = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())["audits"]
     steps = [s for audit in audits for s in audit["stopped_steps"]]
     assert len(steps) == 6 and max(steps) <= 64 and min(steps) < 64
 
-    pytester.runpytest_inprocess(*args).assert_outcomes(passed=3)  # off by default
+    pytester.runpytest_inprocess(*args, "--actaudit-stop", "0").assert_outcomes(passed=3)
     audits = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())["audits"]
-    assert {s for audit in audits for s in audit["stopped_steps"]} == {64}
+    assert {s for audit in audits for s in audit["stopped_steps"]} == {64}  # every step
 
     bad = pytester.runpytest_inprocess(*args, "--actaudit-stop", "2")
     assert bad.ret != 0
     assert "--actaudit-stop must be 0 (off) or a share" in str(bad.stderr) + str(bad.stdout)
+
+
+def test_the_plugin_and_the_engine_share_the_stop_rules_default():
+    from pytest_actaudit.engine.loop import EngineSettings
+    from pytest_actaudit.settings import DEFAULT_STOP, Settings
+
+    assert Settings().stop == DEFAULT_STOP == EngineSettings().stop_change > 0

@@ -35,6 +35,8 @@ class Baselined(Protocol):
     def logits(self) -> NDArray[np.float64]: ...
     @property
     def probabilities(self) -> NDArray[np.float64]: ...
+    @property
+    def settings(self) -> dict[str, Any]: ...
 
 
 def read_png(path: Path) -> NDArray[np.uint8]:
@@ -74,6 +76,7 @@ class BaselineStore:
             "seeds": audit.seeds,
             "logits": [float(v) for v in audit.logits],
             "probabilities": [float(v) for v in audit.probabilities],
+            "engine": audit.settings.get("engine", {}),
         }
         atomic_write(where / "meta.json", json.dumps(meta, indent=1).encode())
         return where
@@ -100,16 +103,25 @@ def similarities(
     audit: Baselined, stored: dict[int, NDArray[np.uint8]]
 ) -> tuple[list[float], NDArray[np.uint8], str]:
     """Each seed's SSIM with its stored image (0 where none, or of another shape), the
-    stored images in seed order (black where missing) and a note naming missing seeds."""
+    stored images in seed order (black where missing or of another shape) and a note
+    naming those seeds."""
     from .metrics import ssim
 
-    values = []
-    for seed, image in zip(audit.seeds, audit.images, strict=True):
-        base = stored.get(seed)
-        values.append(ssim(image, base) if base is not None and base.shape == image.shape else 0.0)
-    images = np.stack([stored.get(s, np.zeros_like(audit.images[0])) for s in audit.seeds])
+    shape = audit.images.shape[1:]
+    fits = {seed: image for seed, image in stored.items() if image.shape == shape}
+    values = [
+        ssim(image, fits[seed]) if seed in fits else 0.0
+        for seed, image in zip(audit.seeds, audit.images, strict=True)
+    ]
+    images = np.stack([fits.get(s, np.zeros_like(audit.images[0])) for s in audit.seeds])
     missing = [s for s in audit.seeds if s not in stored]
-    return values, images, f"no baseline image for seeds {missing}" if missing else ""
+    other = {s: stored[s].shape for s in audit.seeds if s in stored and s not in fits}
+    notes = [f"no baseline image for seeds {missing}"] if missing else []
+    notes += [
+        f"baseline image of seed {s} is {h}×{w}, not {shape[0]}×{shape[1]}"
+        for s, (h, w, *_) in other.items()
+    ]
+    return values, images, "; ".join(notes)
 
 
 def compared(
@@ -129,8 +141,39 @@ def compared(
         where = store.write(audit)
         return f"written to {where}", [1.0] * len(audit.seeds), 0.0, None, ""
     try:
-        _, stored = store.read(audit)
+        meta, stored = store.read(audit)
     except FileNotFoundError as exc:
         return "ssim (baseline missing)", [0.0] * len(audit.seeds), min_similarity, None, str(exc)
     values, images, note = similarities(audit, stored)
+    if min(values, default=1.0) < min_similarity:
+        made = made_otherwise(meta, audit, store.folder)
+        note = "; ".join(part for part in (note, made) if part)
     return "ssim", values, min_similarity, images, note
+
+
+# What the engine's defaults were before baselines recorded their settings: the images of
+# such a baseline are those of these settings.
+UNRECORDED = {"learning_rate": 0.05, "stop_change": 0.0}
+
+
+def made_otherwise(meta: dict[str, Any], audit: Baselined, folder: Path) -> str:
+    """Why a failing comparison may not be drift: the baseline was made with other steps
+    or engine settings than this run's (``""`` when it was not), and the fix."""
+    made = dict(meta.get("engine") or UNRECORDED)
+    now = dict(audit.settings.get("engine") or {})
+    changed = [
+        f"{key} {made[key]!r} → {now[key]!r}"
+        for key in sorted(set(made) & set(now))
+        if made[key] != now[key]
+    ]
+    if meta.get("steps") not in (None, audit.steps):
+        changed.insert(0, f"steps {meta['steps']} → {audit.steps}")
+    if not changed:
+        return ""
+    when = "" if meta.get("engine") else " (it predates recorded engine settings)"
+    return (
+        f"the baseline was made with other settings than this run's{when}: "
+        f"{', '.join(changed)}; images of other settings differ without any drift, so "
+        f"regenerate it with this run's: `pytest --actaudit --actaudit-generate-baseline "
+        f"{folder}`"
+    )

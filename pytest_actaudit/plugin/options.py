@@ -196,7 +196,8 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
             "type": _argtype(lambda v: settings_mod.stop_change(v, "--actaudit-stop")),
         },
         "stop a seed once its probability is 0.9 or more and its last 16 steps changed its "
-        "image by less than CHANGE of its change so far (default 0: off; 0.3 measured)",
+        f"image by less than CHANGE of its change so far (default {settings_mod.DEFAULT_STOP}; "
+        "0: every seed runs every step)",
     ),
     (
         "--actaudit-max-batch",

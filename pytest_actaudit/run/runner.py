@@ -282,7 +282,11 @@ class AuditRunner:
             if neutral is not None
             else None,
             model_name=self.meta["name"],
-            settings={"seeds": len(seeds), "steps": steps},
+            settings={
+                "seeds": len(seeds),
+                "steps": steps,
+                "engine": self.settings.image_settings(),
+            },
             nodeid=links.nodeid if links else "",
             on_references=self.references_source(links.references)
             if links and links.references
