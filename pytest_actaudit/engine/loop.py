@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from ..model.inputs import InputSpec
 from . import lane, transforms
+from .adam import adam
 from .device import (
     FLOAT16_LOSS_SCALE,
     Aside,
@@ -366,7 +367,6 @@ class Engine:
         """Step ``t`` of a lane: (x, m, v, failed step, target score, the score model's
         outputs) after the forward and backward pass and Adam's update."""
         s = self.settings
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
         with tf.GradientTape() as tape:
             tape.watch(x)
             unit, moved = self.param.view(x, params[:, t, :], t, s)
@@ -388,12 +388,5 @@ class Engine:
         failed = tf.where((failed < 0) & ~finite, t, failed)
         # Images are independent: a failed one goes on as NaN without touching the
         # others, and is reported by its first failed step.
-        count = tf.cast(t + 1, tf.float32)
-        m = beta1 * m + (1.0 - beta1) * grad
-        v = beta2 * v + (1.0 - beta2) * tf.square(grad)
-        # Adam, bias corrections folded into scalars (the same update as
-        # (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes over the image)
-        root = tf.sqrt(1.0 - beta2**count)
-        rate = s.learning_rate * root / (1.0 - beta1**count)
-        x = self.param.after_step(x - rate * m / (tf.sqrt(v) + eps * root), t)
-        return x, m, v, failed, score, outputs
+        x, m, v = adam(x, grad, m, v, t, s.learning_rate)
+        return self.param.after_step(x, t), m, v, failed, score, outputs

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..model.inputs import InputSpec
+from .adam import adam
 from .objective import Scorer
 from .targets import score_models
 
@@ -247,7 +248,11 @@ class TriggerSearch:
                 tf.where(better, rate, kept[2]),
             ]
             cost = tf.where(ok, cost * s.cost_factor, cost / s.cost_factor)
-            params, m, v = _adam(params, grads, m, v, i, s.learning_rate)
+            stepped = [
+                adam(p, g, a, b, i, s.learning_rate)
+                for p, g, a, b in zip(params, grads, m, v, strict=True)
+            ]
+            params, m, v = ([part[k] for part in stepped] for k in range(3))
             return i + 1, params, m, v, cost, best, kept
 
         zeros = [tf.zeros_like(p) for p in params]
@@ -263,26 +268,6 @@ class TriggerSearch:
             kept[2],
             held,
         )
-
-
-def _adam(
-    params: Sequence[tf.Tensor],
-    grads: Sequence[tf.Tensor],
-    m: Sequence[tf.Tensor],
-    v: Sequence[tf.Tensor],
-    i: tf.Tensor,
-    rate: float,
-) -> tuple[list[tf.Tensor], list[tf.Tensor], list[tf.Tensor]]:
-    """One Adam step on every tensor (each element its own: targets never interact)."""
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    count = tf.cast(i + 1, tf.float32)
-    scale = rate * tf.sqrt(1.0 - beta2**count) / (1.0 - beta1**count)
-    new_m = [beta1 * a + (1.0 - beta1) * g for a, g in zip(m, grads, strict=True)]
-    new_v = [beta2 * a + (1.0 - beta2) * tf.square(g) for a, g in zip(v, grads, strict=True)]
-    new_p = [
-        p - scale * a / (tf.sqrt(b) + eps) for p, a, b in zip(params, new_m, new_v, strict=True)
-    ]
-    return new_p, new_m, new_v
 
 
 def search(

@@ -1,0 +1,24 @@
+"""Adam's update, in the graph: the one the maximization loop and the trigger search share.
+
+Each element is its own (images and classes never interact). The bias corrections are
+folded into scalars: the same update as (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes
+over the tensor.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
+
+
+def adam(
+    x: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, t: tf.Tensor, rate: float
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Step ``t`` (from 0) of Adam at learning rate ``rate``: (x, m, v) after it."""
+    count = tf.cast(t + 1, tf.float32)
+    m = BETA1 * m + (1.0 - BETA1) * grad
+    v = BETA2 * v + (1.0 - BETA2) * tf.square(grad)
+    root = tf.sqrt(1.0 - BETA2**count)
+    scale = rate * root / (1.0 - BETA1**count)
+    return x - scale * m / (tf.sqrt(v) + EPSILON * root), m, v
