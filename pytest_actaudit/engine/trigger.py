@@ -249,7 +249,7 @@ class TriggerSearch:
             ]
             cost = tf.where(ok, cost * s.cost_factor, cost / s.cost_factor)
             stepped = [
-                adam(p, g, a, b, i, s.learning_rate)
+                adam(p, g, a, b, i, s.learning_rate, corrected_epsilon=False)
                 for p, g, a, b in zip(params, grads, m, v, strict=True)
             ]
             params, m, v = ([part[k] for part in stepped] for k in range(3))
