@@ -169,3 +169,22 @@ def test_a_skipped_audit_is_neither_failed_nor_passed():
     final = finalize(records, {"t::a": "passed", "t::b": "skipped", "t::c": "failed"})
     assert [r["status"] for r in final] == ["passed", "skipped", "failed"]
     assert [gate_failed(r) for r in final] == [False, False, True]
+
+
+def test_the_header_says_how_the_steps_ended_with_the_rule_and_without(tmp_path):
+    import copy
+
+    from pytest_actaudit.report.writer import ImageSink, audit_record, write_report
+    from tests.reportdata import RUN, sample_audits
+
+    for change, said in (
+        (0.25, "and a 16-step interval changes"),
+        (0.0, "every seed runs every step"),
+    ):
+        run = copy.deepcopy(RUN)
+        run["models"][0]["engine"]["stop_change"] = change
+        folder = tmp_path / f"stop{change}"
+        records = [audit_record(audit, ImageSink(folder)) for audit in sample_audits()]
+        write_report(folder, run=run, records=records, outcomes={})
+        header = (folder / "index.html").read_text().split("</header>")[0]
+        assert said in header
