@@ -1,8 +1,8 @@
 """Adam's update, in the graph: the one the maximization loop and the trigger search share.
 
 Each element is its own (images and classes never interact). The bias corrections are
-folded into scalars: the same update as (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε), in fewer passes
-over the tensor.
+folded into scalars, in fewer passes over the tensor than (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε),
+the update they give.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def adam(
 
     ``corrected_epsilon``: ε is added to √v̂ (the bias-corrected second moment), as in
     Kingma and Ba; False adds it to √v itself, the form the trigger search's tables were
-    measured with. Its scores move with that detail (a mask's logits in a saturated
-    sigmoid have gradients near ε): docs/trigger-search.md gives both."""
+    measured with. The search's scores move with that detail (a mask's logits in a
+    saturated sigmoid have gradients near ε): docs/trigger-search.md gives both."""
     count = tf.cast(t + 1, tf.float32)
     m = BETA1 * m + (1.0 - BETA1) * grad
     v = BETA2 * v + (1.0 - BETA2) * tf.square(grad)
