@@ -179,7 +179,9 @@ def test_the_header_says_how_the_steps_ended_with_the_rule_and_without(tmp_path)
 
     for change, said in (
         (0.25, "and a 16-step interval changes"),
+        (0.25, "3 seeds · at most 12 steps"),  # the step count is a cap
         (0.0, "every seed runs every step"),
+        (0.0, "3 seeds · 12 steps"),
     ):
         run = copy.deepcopy(RUN)
         run["models"][0]["engine"]["stop_change"] = change
