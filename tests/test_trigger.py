@@ -199,37 +199,44 @@ def test_assert_no_trigger_needs_references():
         audit.assert_no_trigger()
 
 
+class RecordingSearch:
+    """A trigger search that records the classes each call asks for and gives class k's
+    trigger the held-out success ``held(k)`` (its mask 0.1 × k everywhere)."""
+
+    def __init__(self, held):
+        self.held = held
+        self.searched: list[list[int]] = []
+
+    def run(self, images, labels, classes):
+        from pytest_actaudit.engine.trigger import Trigger
+
+        self.searched.append(list(classes))
+        return [
+            Trigger(
+                target=k,
+                mask=np.full((4, 4), 0.1 * k, np.float32),
+                pattern=np.zeros((4, 4, 3), np.uint8),
+                mask_size=0.05,
+                success=0.9,
+                held_out=self.held(k),
+                images=np.zeros((2, 4, 4, 3), np.uint8),
+                seconds=0.1,
+            )
+            for k in classes
+        ]
+
+
 def test_a_class_asked_later_is_searched_alone_and_judged_against_the_same_null():
-    from types import SimpleNamespace
-
     from pytest_actaudit.run.triggers import TriggerMemo
-
-    searched: list[list[int]] = []
 
     general: set[int] = set()  # classes whose trigger generalizes, chosen below
 
     def held(k: int) -> float:  # every class's trigger turns about 30% of held-out images
         return 0.95 if k in general else 0.3 + 0.001 * k
 
-    class Search:
-        def run(self, images, labels, classes):
-            searched.append(list(classes))
-            return [
-                SimpleNamespace(
-                    target=k,
-                    mask_size=0.05,
-                    held_out=held(k),
-                    mask=np.zeros((4, 4)),
-                    pattern=np.zeros((4, 4, 3), np.uint8),
-                    success=0.9,
-                    seconds=0.1,
-                    images=np.zeros((2, 4, 4, 3), np.uint8),
-                    stamped=lambda x: x,
-                )
-                for k in classes
-            ]
-
-    memo = TriggerMemo(Search(), np.zeros((8, 4, 4, 3)), np.repeat(np.arange(4), 2), 40)
+    search = RecordingSearch(held)
+    searched = search.searched
+    memo = TriggerMemo(search, np.zeros((8, 4, 4, 3)), np.repeat(np.arange(4), 2), 40)
     first = memo.evidence(0, audited=[1])
     # one batch: the class, the audited one and a sample of 20 of the 38 others
     assert searched[0][:2] == [0, 1] and len(searched[0]) == 2 + judge.NULL_CLASSES
@@ -246,35 +253,18 @@ def test_a_class_asked_later_is_searched_alone_and_judged_against_the_same_null(
 def test_a_rerun_with_the_cache_searches_nothing(tmp_path):
     from types import SimpleNamespace
 
-    from pytest_actaudit.engine.trigger import Trigger, TriggerSettings
+    from pytest_actaudit.engine.trigger import TriggerSettings
     from pytest_actaudit.run.triggers import TriggerCache, TriggerMemo
 
-    searched: list[list[int]] = []
-
-    class Search:
-        def run(self, images, labels, classes):
-            searched.append(list(classes))
-            return [
-                Trigger(
-                    target=k,
-                    mask=np.full((4, 4), 0.1 * k, np.float32),
-                    pattern=np.zeros((4, 4, 3), np.uint8),
-                    mask_size=0.05,
-                    success=0.9,
-                    held_out=0.9 if k == 2 else 0.2,
-                    images=np.zeros((2, 4, 4, 3), np.uint8),
-                    seconds=0.1,
-                )
-                for k in classes
-            ]
-
+    search = RecordingSearch(lambda k: 0.9 if k == 2 else 0.2)
+    searched = search.searched
     images, labels = np.zeros((8, 4, 4, 3), np.uint8), np.repeat(np.arange(4), 2)
     results = SimpleNamespace(folder=tmp_path, prefix="model-a")
 
     def memo(prefix: str = "model-a", settings=None):
         results.prefix = prefix
         cache = TriggerCache(results, settings or TriggerSettings(), images, labels)
-        return TriggerMemo(Search(), images, labels, 4, cache)
+        return TriggerMemo(search, images, labels, 4, cache)
 
     first = memo().evidence(2, audited=[])
     again = memo().evidence(2, audited=[])
