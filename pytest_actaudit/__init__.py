@@ -24,8 +24,6 @@ __all__ = [
     "References",
     "__version__",
     "artifacts",
-    "__version__",
-    "artifacts",
     "load_model",
     "maximize",
 ]

@@ -210,6 +210,15 @@ def test_importing_the_plugin_does_not_import_tensorflow():
     assert out.stdout.strip() == "False"
 
 
+def test_the_public_names_are_listed_once_and_all_import():
+    import pytest_actaudit
+
+    names = pytest_actaudit.__all__
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    for name in names:
+        assert getattr(pytest_actaudit, name) is not None, name
+
+
 def test_unwritable_report_folder_falls_back_to_a_temporary_one(project):
     project.makepyfile(AUDIT_TEST.format(threshold=0.9))
     blocker = project.path / "blocked"
