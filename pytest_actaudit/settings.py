@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 
 DEFAULT_SEEDS = 3
 DEFAULT_STEPS = 128
-# the stop rule's change threshold (EngineSettings.stop_change, which tests hold equal)
-DEFAULT_STOP = 0.25
+# Adam's step, the stop rule's change threshold and its interval (EngineSettings's
+# learning_rate, stop_change and stop_every, which a test holds equal): chosen together by
+# the quality tables (docs/image-quality.md, the stop rule)
+DEFAULT_LEARNING_RATE = 0.1
+DEFAULT_STOP = 0.2
+DEFAULT_STOP_EVERY = 8
 DEFAULT_REPORT = "actaudit-report"
 DEVICE_RE = re.compile(r"^(auto|cpu|gpu|gpu:\d+)$")
 
@@ -144,6 +148,20 @@ def stop_change(value: str | float, name: str = "value") -> float:
     return number
 
 
+def learning_rate(value: str | float, name: str = "value") -> float:
+    """Adam's step on the image's parameters: a number above 0 and at most 1."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = -1.0
+    if not 0.0 < number <= 1.0:
+        raise ValueError(
+            f"{name} must be a number above 0 and at most 1, got {value!r} "
+            f"(for example {how_to_set(name, 0.05)})"
+        )
+    return number
+
+
 def boolean(value: str | bool, name: str = "value") -> bool:
     if isinstance(value, bool):
         return value
@@ -179,6 +197,7 @@ class Settings:
     output: str | None = None
     parametrization: str = "fourier"
     stop: float = DEFAULT_STOP  # the stop rule's change threshold; 0: every step runs
+    learning_rate: float = DEFAULT_LEARNING_RATE
     max_batch: int = 0  # 0: auto
     lanes: int = 0  # 0: auto
     focus_exclude: str | None = None
@@ -230,6 +249,7 @@ PARSERS: dict[str, Any] = {
     "lanes": lambda v, n: auto_or_positive(v, n, example=2),
     "parametrization": parametrization,
     "stop": stop_change,
+    "learning_rate": learning_rate,
     "device": lambda v, n: device(v),
     "classes": lambda v, n: class_list(v),
     "self_contained": boolean,

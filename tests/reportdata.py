@@ -120,7 +120,7 @@ RUN = {
             "device": "CPU",
             "tensorflow": "2.x",
             "keras": "3.x",
-            "engine": {"stop_probability": 0.9, "stop_change": 0.25, "stop_every": 16},
+            "engine": {"stop_probability": 0.9, "stop_change": 0.2, "stop_every": 8},
         }
     ],
     "optimized_images": 9,

@@ -280,7 +280,8 @@ def test_a_baseline_of_other_engine_settings_is_named_as_such(project):
     ).assert_outcomes(passed=1)
     (meta_path,) = (project.path / "base").rglob("meta.json")
     meta = json.loads(meta_path.read_text())
-    assert meta["engine"]["stop_change"] == 0.25 and meta["engine"]["stop_every"] == 16
+    engine = meta["engine"]
+    assert (engine["learning_rate"], engine["stop_change"], engine["stop_every"]) == (0.1, 0.2, 8)
     for png in (project.path / "base").rglob("*.png"):  # other images than this run's
         png.write_bytes(encode_png(np.zeros((16, 12, 3), np.uint8)))
 
@@ -294,7 +295,7 @@ def test_a_baseline_of_other_engine_settings_is_named_as_such(project):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*predates recorded engine settings*stop_change 0.0 → 0.25;"
+            "*predates recorded engine settings*learning_rate 0.05 → 0.1, stop_change 0.0 → 0.2;"
             "*--actaudit-generate-baseline base*"
         ]
     )

@@ -178,8 +178,8 @@ def test_the_header_says_how_the_steps_ended_with_the_rule_and_without(tmp_path)
     from tests.reportdata import RUN, sample_audits
 
     for change, said in (
-        (0.25, "and a 16-step interval changes"),
-        (0.25, "3 seeds · at most 12 steps"),  # the step count is a cap
+        (0.2, "and its last 8 steps changed its image by less than 0.2"),
+        (0.2, "3 seeds · at most 12 steps"),  # the step count is a cap
         (0.0, "every seed runs every step"),
         (0.0, "3 seeds · 12 steps"),
     ):

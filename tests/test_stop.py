@@ -189,6 +189,48 @@ def test_the_stop_option_reaches_every_audit_and_a_bad_value_names_it(pytester, 
 
 def test_the_plugin_and_the_engine_share_the_stop_rules_default():
     from pytest_actaudit.engine.loop import EngineSettings
-    from pytest_actaudit.settings import DEFAULT_STOP, Settings
+    from pytest_actaudit.settings import (
+        DEFAULT_LEARNING_RATE,
+        DEFAULT_STOP,
+        DEFAULT_STOP_EVERY,
+        Settings,
+    )
 
-    assert Settings().stop == DEFAULT_STOP == EngineSettings().stop_change > 0
+    engine = EngineSettings()
+    assert Settings().stop == DEFAULT_STOP == engine.stop_change > 0
+    assert Settings().learning_rate == DEFAULT_LEARNING_RATE == engine.learning_rate
+    assert engine.stop_every == DEFAULT_STOP_EVERY
+
+
+def test_the_learning_rate_option_reaches_the_engine_and_a_bad_value_names_it(
+    pytester, color_model_file
+):
+    import json
+
+    pytester.makeini(
+        f"""
+        [pytest]
+        actaudit_model = {color_model_file}
+        actaudit_classes = red
+        actaudit_seeds = 1
+        actaudit_steps = 8
+        actaudit_learning_rate = 0.07
+        actaudit_min_probability = 0
+        """
+    )
+    args = ("--actaudit", "-p", "no:cacheprovider", "--actaudit-no-cache")
+
+    def engine() -> dict:
+        results = json.loads((pytester.path / "actaudit-report" / "results.json").read_text())
+        return results["run"]["models"][0]["engine"]
+
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=1)
+    assert engine()["learning_rate"] == 0.07  # the ini's
+    result = pytester.runpytest_inprocess(*args, "--actaudit-learning-rate", "0.03")
+    result.assert_outcomes(passed=1)
+    assert engine()["learning_rate"] == 0.03  # the command line over the ini
+    bad = pytester.runpytest_inprocess(*args, "--actaudit-learning-rate", "fast")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--actaudit-learning-rate must be a number above 0 and at most 1, got 'fast'" in str(
+        bad.stderr
+    )

@@ -195,9 +195,20 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
             "metavar": "CHANGE",
             "type": _argtype(lambda v: settings_mod.stop_change(v, "--actaudit-stop")),
         },
-        "stop a seed once its probability is 0.9 or more and its last 16 steps changed its "
-        f"image by less than CHANGE of its change so far (default {settings_mod.DEFAULT_STOP}; "
-        "0: every seed runs every step)",
+        f"stop a seed once its probability is 0.9 or more and its last "
+        f"{settings_mod.DEFAULT_STOP_EVERY} steps changed its image by less than CHANGE of its "
+        f"change so far (default {settings_mod.DEFAULT_STOP}; 0: every seed runs every step)",
+    ),
+    (
+        "--actaudit-learning-rate",
+        "actaudit_learning_rate",
+        {
+            "metavar": "LR",
+            "type": _argtype(lambda v: settings_mod.learning_rate(v, "--actaudit-learning-rate")),
+        },
+        f"Adam's step on the image's parameters (default {settings_mod.DEFAULT_LEARNING_RATE}, "
+        "chosen with the stop rule; 0.05 with --actaudit-stop 0: every step at the earlier "
+        "default, the images of releases before the stop rule)",
     ),
     (
         "--actaudit-max-batch",

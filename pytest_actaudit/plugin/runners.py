@@ -130,6 +130,7 @@ class ModelRunners:
                     device=xdist.worker_device(s.device, self.worker),
                     parametrization=s.parametrization,
                     stop_change=s.stop,
+                    learning_rate=s.learning_rate,
                     max_batch=s.max_batch,
                     lanes=s.lanes,
                     # a lane holds the run's seeds of one class: none wasted
