@@ -11,7 +11,7 @@ measured:
 
 - ``p``: the audited model's probability of the class on its own images (min, mean);
 - steps: the mean of the steps each image ran (its stop step under the stop rule,
-  ``stop_probability``/``stop_change``, docs/image-quality.md), and every image's;
+  ``stop_probability``/``stop_change``, docs/steps-to-quality.md), and every image's;
 - transferability: the share of images a *second* model of the same task reads as the
   class, top-1 and top-5 (imagenet: EfficientNet-Lite1 judging Lite0's images; demo: a
   second CNN of another architecture trained here; fer: the CNN of the

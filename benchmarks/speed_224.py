@@ -4,8 +4,10 @@ process, with the quality each run's images reach.
 
     python benchmarks/speed_224.py [--classes goldfish] [--jobs project:fourier:128,...]
 
-A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
-``EngineSettings`` field, e.g. ``stop_change=0``). Contenders, on the classes × 3 seeds:
+A job is ``contender:param:steps[:lr][:field=value...]`` (``project`` and ``tkv``: the
+learning rate and any ``EngineSettings`` field, e.g. ``stop_change=0``; the engine's
+defaults otherwise). The default jobs run every step at lr 0.05, the images before the
+stop rule. Contenders, on the classes × 3 seeds:
 
 * ``bare``      the bare compiled loop (``bench_engine.Bare``: forward, backward, plain
                 update, nothing else), from the engine's pixel starts;
@@ -15,7 +17,8 @@ A job is ``contender:param:steps[:lr][:field=value...]`` (``project``: any
                 is on by default (``steps`` is then a cap, not equal steps with the
                 bare loop): ``:stop_change=0`` runs every step;
 * ``tkv``       tf-keras-vis ``ActivationMaximization``, one batched call
-                (``tfkv_reference.Reference``, pixel parametrization).
+                (``tfkv_reference.Reference``, pixel parametrization, the engine's
+                regularizers and learning rate).
 
 Cold = the first call (building, tracing, first execution, every step, reading back);
 TensorFlow's import and the model's loading are not timed (every contender pays them).
@@ -41,12 +44,22 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 SEEDS = 3
-JOBS = "bare:pixel:128,barexla:pixel:128,project:fourier:128:stop_change=0,tkv:pixel:128"
+JOBS = "bare:pixel:128,barexla:pixel:128,project:fourier:128:0.05:stop_change=0,tkv:pixel:128:0.05"
 
 
 def _quantize(x: np.ndarray, low: float, high: float) -> np.ndarray:
     unit = np.clip((np.asarray(x, np.float64) - low) / (high - low), 0.0, 1.0)
     return np.round(unit * 255.0).astype(np.uint8)
+
+
+def _extra(job: dict[str, Any]) -> dict[str, Any]:
+    """The job's ``lr`` and ``field=value`` parts as ``EngineSettings`` fields."""
+    from pytest_actaudit.engine.loop import EngineSettings
+
+    extra: dict[str, Any] = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
+    for key, value in job.get("fields", {}).items():
+        extra[key] = type(getattr(EngineSettings(), key))(value)
+    return extra
 
 
 def worker(job: dict[str, Any]) -> dict[str, Any]:
@@ -79,19 +92,15 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         targets = tf.constant(np.array([t for t, _ in plan], np.int32))
         images = _quantize(bare.run(init, targets, steps), spec.low, spec.high)
     elif name == "project":
-        from pytest_actaudit.engine.loop import EngineSettings
-
-        extra: dict[str, Any] = {"learning_rate": float(job["lr"])} if job.get("lr") else {}
-        for key, value in job.get("fields", {}).items():
-            extra[key] = type(getattr(EngineSettings(), key))(value)
         audits = pytest_actaudit.maximize(
-            model, classes, seeds=SEEDS, steps=steps, parametrization=param, **extra
+            model, classes, seeds=SEEDS, steps=steps, parametrization=param, **_extra(job)
         )
         images = np.concatenate([a.images for a in audits])
     elif name == "tkv":
         from benchmarks.tfkv_reference import Reference
 
-        reference = Reference(model, spec, bench.pixel_settings(bench.default_settings()))
+        settings = bench.pixel_settings(bench.default_settings(**_extra(job)))
+        reference = Reference(model, spec, settings)
         images = np.stack([img for img, _ in reference.run(plan, steps, "batched")])
     else:
         raise SystemExit(f"unknown contender {name!r}")

@@ -20,7 +20,7 @@ DEFAULT_SEEDS = 3
 DEFAULT_STEPS = 128
 # Adam's step, the stop rule's change threshold and its interval (EngineSettings's
 # learning_rate, stop_change and stop_every, which a test holds equal): chosen together by
-# the quality tables (docs/image-quality.md, the stop rule)
+# the quality tables (docs/steps-to-quality.md)
 DEFAULT_LEARNING_RATE = 0.1
 DEFAULT_STOP = 0.2
 DEFAULT_STOP_EVERY = 8
@@ -131,8 +131,8 @@ def input_size(value: str, name: str = "--actaudit-input-size") -> str:
 
 
 def stop_change(value: str | float, name: str = "value") -> float:
-    """The stop rule's change threshold: 0 (off) or a share in (0, 1) (docs/image-quality.md,
-    the stop rule)."""
+    """The stop rule's change threshold: 0 (off) or a share in (0, 1)
+    (docs/steps-to-quality.md)."""
     text = str(value).strip().lower()
     if text in {"off", "no", "false", ""}:
         return 0.0

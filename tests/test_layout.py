@@ -63,7 +63,7 @@ from pytest_actaudit import demo
 assert pytest_actaudit.__file__.startswith(sys.argv[2]), pytest_actaudit.__file__
 model = pytest_actaudit.load_model(demo.model_path("clean"))
 settings = dict(parametrization="fourier", device="cpu", learning_rate=0.05)
-try:  # the stop rule off: the default since (docs/image-quality.md) turns it on
+try:  # the stop rule off: the default since (docs/steps-to-quality.md) turns it on
     audits = pytest_actaudit.maximize(model, "all", seeds=2, steps=16, stop_change=0.0, **settings)
 except TypeError:  # the code before the stop rule: no such setting
     audits = pytest_actaudit.maximize(model, "all", seeds=2, steps=16, **settings)

@@ -71,6 +71,8 @@ def _pixel(**settings):
 
     if "parametrization" in EngineSettings.__dataclass_fields__:
         settings.setdefault("parametrization", "pixel")
+    if "stop_change" in EngineSettings.__dataclass_fields__:
+        settings.setdefault("stop_change", 0.0)  # tf-keras-vis runs every step
     return EngineSettings(**settings)
 
 

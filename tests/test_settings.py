@@ -175,3 +175,22 @@ def test_the_rise_threshold_is_in_nats_not_a_probability():
     assert resolved.thresholds == {"max_rise": 3.0}
     with pytest.raises(ValueError, match="actaudit_max_rise is in nats, ≥ 0; got '-1'"):
         s.resolve({}, {"max_rise": "-1"}, enabled=True)
+
+
+@pytest.mark.parametrize("bad", ["0", "-0.1", "1.5", "nan", "inf", "fast", ""])
+def test_a_bad_learning_rate_in_the_ini_names_the_key_and_an_example(bad):
+    if bad == "":  # empty: not given, the default
+        assert s.resolve({}, {"learning_rate": bad}, True).learning_rate == 0.1
+        return
+    with pytest.raises(ValueError, match="actaudit_learning_rate must be a number above 0") as info:
+        s.resolve({}, {"learning_rate": bad}, True)
+    assert repr(bad) in str(info.value) and "actaudit_learning_rate = 0.05" in str(info.value)
+
+
+def test_the_learning_rate_is_per_session_the_command_line_over_the_ini():
+    assert s.resolve({"learning_rate": "0.03"}, {"learning_rate": "0.07"}, True).learning_rate == (
+        0.03
+    )
+    session_wide = r"\['learning_rate'\] apply to the whole session.*--actaudit-learning-rate"
+    with pytest.raises(ValueError, match=session_wide):
+        s.Settings().with_overrides(learning_rate=0.05)

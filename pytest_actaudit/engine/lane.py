@@ -1,7 +1,7 @@
 """A lane's step loop, plain or with the stop rule (steps to quality), in the graph.
 
 A lane is one class's seeds, one image per row (``Engine._lane``); ``update`` is one
-step of every row. The stop rule (docs/image-quality.md): every ``stop_every`` steps an
+step of every row. The stop rule (docs/steps-to-quality.md): every ``stop_every`` steps an
 image is checked; it is done when its target probability has reached
 ``stop_probability`` **and** its image has stopped changing: the mean absolute change of
 its unit image since the previous check, over its mean absolute change since the start,

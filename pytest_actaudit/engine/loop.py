@@ -70,11 +70,11 @@ class EngineSettings:
     # so an image's numbers never depend on what else is audited; 0: see auto_lane_width
     lane_width: int = 0
     device: str = "auto"
-    # Steps to quality (engine/lane.py, docs/image-quality.md): every ``stop_every`` steps
+    # Steps to quality (engine/lane.py, docs/steps-to-quality.md): every ``stop_every`` steps
     # an image is done once its probability reached ``stop_probability`` and its last
     # interval changed it less than ``stop_change`` of its change so far; the step count
     # is then a cap; stop_change=0 runs every step. Chosen with the learning rate by the
-    # quality tables and the shortcut zoo (docs/image-quality.md): the change over a
+    # quality tables and the shortcut zoo (docs/steps-to-quality.md): the change over a
     # shorter interval is smaller, so ``stop_change`` means something only with its
     # ``stop_every``.
     stop_probability: float = 0.9
