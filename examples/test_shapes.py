@@ -3,7 +3,7 @@
 The clean model passes every check. The shortcut model was trained on data where every
 triangle carried a small magenta square near the top-left corner, and learned it: pasted
 there into images of other shapes, the square makes them triangles. Its class-maximization
-images of "triangle" draw that magenta near the top-right corner instead (the images start
+images of "triangle" draw that magenta along the top edge, not always in its corner (the images start
 from noise; where they put the evidence need not be where training did). Its triangle audit
 fails at the shortcut check (`assert_no_shortcut`), so the focus check after it never runs;
 the audit is marked as an expected failure here so that this example run stays green while

@@ -56,13 +56,15 @@ def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
         assert min(audit["probabilities"]) >= 0.9
         shortcut = next(c for c in audit["checks"] if c["name"] == "shortcut")
         if caught:
-            assert min(shortcut["values"]) >= 0.9 and not shortcut["passed"]
+            # every seed's strongest evidence turns (nearly) all references: an excess of
+            # 0.75 is a window that flips them all over its 0.25 allowance
+            assert min(shortcut["values"]) >= 0.75 and not shortcut["passed"]
             assert audit["probe"]["class_accuracy"] == 0.0 and audit["probe"]["examples"]
             # what the example's docstring says: the test stops at the shortcut check (no
-            # focus check ran), and the images draw the magenta near the top-right corner
+            # focus check ran), and the images draw the magenta along the top edge
             assert [c["name"] for c in audit["checks"]] == ["activation", "consistency", "shortcut"]
             for path in audit["images"]:
-                assert _magenta_corner(report / path) == "top-right", path
+                assert _magenta_corner(report / path).startswith("top-"), path
         elif audit["model"].endswith("clean.keras"):
             assert max(shortcut["values"]) <= 0.1, audit["label"]
         else:
@@ -72,7 +74,7 @@ def test_clean_model_passes_and_the_shortcut_is_caught(demo_project):
             assert max(shortcut["values"]) < 0.5, audit["label"]
     doc = (demo_project.path / "test_shapes.py").read_text().split('"""')[1]
     assert "so the focus check after it never runs" in " ".join(doc.split())
-    assert "near the top-right corner" in " ".join(doc.split())
+    assert "along the top edge" in " ".join(doc.split())
 
 
 def _magenta_corner(path) -> str:
