@@ -127,6 +127,20 @@ def test_the_search_finds_the_band_and_tests_it_on_held_out_images():
     assert all(len(t.images) == 8 for t in found)
 
 
+def test_the_held_out_rise_is_the_mean_change_of_log_p_on_the_held_out_images():
+    from pytest_actaudit.engine.trigger import TriggerSettings, images_for_targets
+
+    found, images, labels = search(20.0)
+    s = TriggerSettings()
+    chosen = images_for_targets(labels, range(5), s.images_per_class + s.held_out, s.seed)
+    model = band_model(20.0)
+    for t in (found[2], found[0]):
+        held = images[chosen[t.target, s.images_per_class :]]
+        log_p = [np.log(model.predict(x, verbose=0)[:, t.target]) for x in (t.stamped(held), held)]
+        assert t.held_out_rise == pytest.approx(np.mean(log_p[0] - log_p[1]), abs=0.05)
+    assert found[2].held_out_rise > 1.0  # the band raises blue on images it never saw
+
+
 def read_all(found, index):
     return judge.read({t.target: judge.Edit(t.mask_size, t.held_out) for t in found}, index)
 
@@ -219,6 +233,7 @@ class RecordingSearch:
                 mask_size=0.05,
                 success=0.9,
                 held_out=self.held(k),
+                held_out_rise=0.5,
                 images=np.zeros((2, 4, 4, 3), np.uint8),
                 seconds=0.1,
             )

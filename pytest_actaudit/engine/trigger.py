@@ -63,6 +63,7 @@ class Trigger:
     mask_size: float  # mean of the mask; 1.0 when no mask reached ``success``
     success: float  # share of the images it was fitted to that the kept mask turns
     held_out: float  # share of the held-out images the kept mask turns
+    held_out_rise: float  # mean rise of log p(target) it gives the held-out images, nats
     images: np.ndarray  # the target's own images (K × H × W × C uint8), others' classes
     seconds: float  # this target's share of its chunk's time
 
@@ -175,7 +176,7 @@ class TriggerSearch:
     def _trigger(
         self, target: int, i: int, found: list[np.ndarray], images: np.ndarray, seconds: float
     ) -> Trigger:
-        mask, pattern, mask_size, mask_ok, held = found
+        mask, pattern, mask_size, mask_ok, held, rise = found
         return Trigger(
             target=target,
             mask=mask[i, :, :, 0].astype(np.float32),
@@ -183,6 +184,7 @@ class TriggerSearch:
             mask_size=float(mask_size[i]),
             success=float(mask_ok[i]),
             held_out=float(held[i]),
+            held_out_rise=float(rise[i]),
             images=images,
             seconds=seconds,
         )
@@ -259,7 +261,9 @@ class TriggerSearch:
         start = (tf.constant(0), params, zeros, zeros, cost, best, kept)
         _, _, _, _, _, best, kept = tf.while_loop(lambda i, *_: i < steps, step, start)
         # the kept trigger on the held-out images: nothing was fitted to them
-        held = tf.reduce_mean(self._hits(self._stamped(test, kept[:2])[0], targets)[1], -1)
+        logp, hits = self._hits(self._stamped(test, kept[:2])[0], targets)
+        rise = tf.reduce_mean(logp - self._hits(test, targets)[0], -1)
+        held = tf.reduce_mean(hits, -1)
         size = [self.spec.height, self.spec.width]
         return (
             tf.image.resize(tf.sigmoid(kept[0]), size),
@@ -267,6 +271,7 @@ class TriggerSearch:
             best,
             kept[2],
             held,
+            rise,
         )
 
 

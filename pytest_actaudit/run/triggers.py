@@ -27,7 +27,8 @@ from .cache import array_digest, entry_path, read_npz, write_npz
 EXAMPLES = 3  # real images shown with the trigger
 
 
-FIELDS = ("mask", "pattern", "mask_size", "success", "held_out", "images", "seconds")
+SCALARS = ("mask_size", "success", "held_out", "held_out_rise", "seconds")
+FIELDS = ("mask", "pattern", "images", *SCALARS)
 
 
 class TriggerCache:
@@ -53,7 +54,7 @@ class TriggerCache:
         values = read_npz(self._path(index), FIELDS)  # one that cannot be read: search again
         if values is None:
             return None
-        scalars = {k: float(values[k]) for k in ("mask_size", "success", "held_out", "seconds")}
+        scalars = {k: float(values[k]) for k in SCALARS}
         return Trigger(
             target=index, mask=values["mask"], pattern=values["pattern"],
             images=values["images"], **scalars,
