@@ -7,7 +7,8 @@ Each target's trigger is fitted to its own images (``images_per_class`` trusted
 references of other classes), with cross-entropy towards the target plus ``λ · size``.
 ``λ`` is adapted per target inside the loop, as Neural Cleanse does: raised while the
 trigger turns at least ``success`` of the images, lowered while it does not; the
-smallest trigger seen while it succeeded is kept. The kept trigger is then pasted into
+smallest trigger seen while it succeeded is kept (a target never turned keeps its last).
+The kept trigger is then pasted into
 ``held_out`` further references of other classes, never fitted to: the share it turns
 is its test (a learned artifact works on them; an adversarial patch fitted to a few
 images mostly does not). Every target of a chunk is one batch, the whole loop and the
@@ -259,7 +260,17 @@ class TriggerSearch:
 
         zeros = [tf.zeros_like(p) for p in params]
         start = (tf.constant(0), params, zeros, zeros, cost, best, kept)
-        _, _, _, _, _, best, kept = tf.while_loop(lambda i, *_: i < steps, step, start)
+        _, last, _, _, _, best, kept = tf.while_loop(lambda i, *_: i < steps, step, start)
+        # a target never turned enough of its images keeps its last trigger (the largest
+        # it was pushed to), with that trigger's share of its images, not its random start
+        reached = best < 1.0
+        last_rate = tf.reduce_mean(self._hits(self._stamped(x, last)[0], targets)[1], -1)
+        flag = reached[:, None, None, None]
+        kept = [
+            tf.where(flag, kept[0], last[0]),
+            tf.where(flag, kept[1], last[1]),
+            tf.where(reached, kept[2], last_rate),
+        ]
         # the kept trigger on the held-out images: nothing was fitted to them
         logp, hits = self._hits(self._stamped(test, kept[:2])[0], targets)
         rise = tf.reduce_mean(logp - self._hits(test, targets)[0], -1)
