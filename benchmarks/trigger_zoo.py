@@ -104,14 +104,21 @@ def zoo_model(
     model = keras.models.load_model(path)
     for number, one in enumerate(settings):
         readings, found, seconds = triggers_of(model, references, list(range(4)), one)
+        if number == 0:
+            row["trigger_seconds"] = seconds
         for c, reading, t in zip(row["classes"], readings, found, strict=True):
             record = {**reading.to_dict(), "success": t.success, "seed": one.seed}
             c.setdefault("by_seed", []).append(record)
             if number == 0:
                 c["trigger"] = record
-                row["trigger_seconds"] = seconds
     keras.backend.clear_session()
     return row
+
+
+def runs_of(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """A class's readings, one per search seed (a row from before the seeds: its one)."""
+    runs: list[dict[str, Any]] = c.get("by_seed", [c["trigger"]])
+    return runs
 
 
 def rejudge(rows: list[dict[str, Any]]) -> None:
@@ -121,7 +128,7 @@ def rejudge(rows: list[dict[str, Any]]) -> None:
 
     for row in rows:
         classes = [c for c in row["classes"] if "trigger" in c]
-        runs = [c.get("by_seed", [c["trigger"]]) for c in classes]
+        runs = [runs_of(c) for c in classes]
         for n in range(min(map(len, runs), default=0)):
             edits = {k: Edit(r[n]["size"], r[n]["held_out"]) for k, r in enumerate(runs)}
             for k, r in enumerate(runs):
@@ -145,7 +152,7 @@ def mean_lifts(row: dict[str, Any]) -> list[float]:
     from pytest_actaudit.checks.trigger import lift
 
     held = {
-        k: float(np.mean([r["held_out"] for r in c.get("by_seed", [c["trigger"]])]))
+        k: float(np.mean([r["held_out"] for r in runs_of(c)]))
         for k, c in enumerate(row["classes"])
     }
     return [lift(held, k) for k in held]
@@ -156,12 +163,9 @@ def seed_aucs(rows: list[dict[str, Any]]) -> str:
     from pytest_actaudit.checks.trigger import roc_auc
 
     pos, neg = _groups(rows)
-    runs = min(len(c.get("by_seed", [c["trigger"]])) for c in pos + neg) if pos + neg else 0
+    runs = min((len(runs_of(c)) for c in pos + neg), default=0)
     aucs = [
-        roc_auc(
-            [c.get("by_seed", [c["trigger"]])[n]["lift"] for c in pos],
-            [c.get("by_seed", [c["trigger"]])[n]["lift"] for c in neg],
-        )
+        roc_auc([runs_of(c)[n]["lift"] for c in pos], [runs_of(c)[n]["lift"] for c in neg])
         for n in range(runs)
     ]
     return ", ".join(f"{a:.2f}" for a in aucs)
@@ -226,7 +230,7 @@ def per_kind(rows: list[dict[str, Any]], threshold: float) -> str:
         out.append(
             f"| {row['model']} | {row['pull']:.2f} | {t['lift']:+.2f} ({t['held_out']:.2f}, "
             f"{t['rank']} of {t['compared']}) | "
-            f"{', '.join(format(r['lift'], '+.2f') for r in c.get('by_seed', [t]))} | "
+            f"{', '.join(format(r['lift'], '+.2f') for r in runs_of(c))} | "
             f"{c['mean_lift']:+.2f} | {'yes' if c['mean_lift'] > threshold else 'no'} | "
             f"{'–' if c['flagged'] is None else 'yes' if c['flagged'] else 'no'} |"
         )

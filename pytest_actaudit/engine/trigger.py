@@ -7,12 +7,12 @@ Each target's trigger is fitted to its own images (``images_per_class`` trusted
 references of other classes), with cross-entropy towards the target plus ``λ · size``.
 ``λ`` is adapted per target inside the loop, as Neural Cleanse does: raised while the
 trigger turns at least ``success`` of the images, lowered while it does not; the
-smallest trigger seen while it succeeded is kept (a target never turned keeps its last).
-The kept trigger is then pasted into
-``held_out`` further references of other classes, never fitted to: the share it turns
-is its test (a learned artifact works on them; an adversarial patch fitted to a few
-images mostly does not). Every target of a chunk is one batch, the whole loop and the
-test one ``tf.function``: nothing leaves the device between steps.
+smallest trigger seen while it succeeded is kept (a target never turned keeps its
+last). The kept trigger is then pasted into ``held_out`` further references of other
+classes, never fitted to: the share it turns is its test (a learned artifact works on
+them; an adversarial patch fitted to a few images mostly does not). Every target of a
+chunk is one batch, the whole loop and the test one ``tf.function``: nothing leaves the
+device between steps.
 
 The judging (the score among the model's classes) is numpy, in
 :mod:`pytest_actaudit.checks.trigger`; this module only optimizes.
