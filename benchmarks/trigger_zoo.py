@@ -122,8 +122,9 @@ def runs_of(c: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def rejudge(rows: list[dict[str, Any]]) -> None:
-    """Each class's reading again (every search seed's) from the stored sizes and
-    held-out shares, with today's judge: a change of the score needs no model run."""
+    """Each class's reading again (every search seed's, and its ``mean_lift`` over them)
+    from the stored sizes and held-out shares, with today's judge: a change of the score
+    needs no model run. The tables read what this derives."""
     from pytest_actaudit.checks.trigger import Edit, read
 
     for row in rows:
@@ -133,6 +134,8 @@ def rejudge(rows: list[dict[str, Any]]) -> None:
             edits = {k: Edit(r[n]["size"], r[n]["held_out"]) for k, r in enumerate(runs)}
             for k, r in enumerate(runs):
                 r[n].update(read(edits, k).to_dict())
+        for c, value in zip(row["classes"], mean_lifts(row), strict=True):
+            c["mean_lift"] = value
 
 
 def _groups(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -184,9 +187,6 @@ def table(rows: list[dict[str, Any]], threshold: float) -> str:
         "trigger s/class | maximization s/class |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        for c, value in zip(r["classes"], mean_lifts(r), strict=True):
-            c["mean_lift"] = value
     for arch in dict.fromkeys(r.get("arch", "cnn") for r in rows):
         group = [r for r in rows if r.get("arch", "cnn") == arch]
         pos, neg = _groups(group)

@@ -2,27 +2,9 @@
 search seed's ROC-AUC and the lift of the held-out success averaged over the seeds, as
 docs/trigger-search.md quotes them."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tables():
-    sys.path.insert(0, str(ROOT))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "trigger_zoo", ROOT / "benchmarks" / "trigger_zoo.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT))
-    return module
+from benchmarks import trigger_zoo as tables
 
 
 def _record(held, seed):
@@ -41,7 +23,7 @@ def _row(name, arch, kind, pull, planted, held_by_seed):
             "classes": classes, "trigger_seconds": 1.0}  # fmt: skip
 
 
-def test_every_seed_is_judged_and_the_mean_lift_averages_held_out_success(tables):
+def test_every_seed_is_judged_and_the_mean_lift_averages_held_out_success():
     rows = [
         # seed 0 catches the tag, seed 1 does not: the mean is between
         _row("tag", "cnn", "tag", 0.9, 1, [[0.1, 0.9, 0.2, 0.3], [0.3, 0.3, 0.2, 0.4]]),
@@ -64,7 +46,7 @@ def test_every_seed_is_judged_and_the_mean_lift_averages_held_out_success(tables
     assert "+0.70, +0.00" in per_kind and "| +0.40 | yes |" in per_kind
 
 
-def test_rows_of_one_search_from_before_the_seeds_still_make_the_table(tables):
+def test_rows_of_one_search_from_before_the_seeds_still_make_the_table():
     row = _row("tag", "bn", "tag", 0.9, 0, [[0.9, 0.1, 0.2, 0.3]])
     for c in row["classes"]:
         del c["by_seed"]
